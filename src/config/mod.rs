@@ -1,0 +1,628 @@
+//! The app definition: `wsgate.toml`, mirroring the arguments of SST's
+//! `ApiGatewayWebSocket` component. Parsing keeps spans so that every
+//! error names the file, the line and the key.
+
+mod units;
+
+pub use units::{Retention, parse_duration, parse_retention, parse_size};
+
+use crate::gateway::limits::Limits;
+use crate::gateway::router::RouteSelector;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+/// One problem found in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub line: Option<usize>,
+    pub key: Option<String>,
+    pub message: String,
+}
+
+/// Every problem found in one config file.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}", self.file.display())?;
+            if let Some(line) = p.line {
+                write!(f, ":{line}")?;
+            }
+            if let Some(key) = &p.key {
+                write!(f, ": `{key}`")?;
+            }
+            write!(f, ": {}", p.message)?;
+        }
+        Ok(())
+    }
+}
+
+/// What a binary WebSocket frame does: API Gateway closes the connection
+/// with 1003 unless the API passes binary payloads through as base64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BinaryMode {
+    #[default]
+    Reject,
+    Base64,
+}
+
+/// Who runs a route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandlerSpec {
+    /// HTTP integration: the event is POSTed to this URL.
+    Url(String),
+    /// SST handler string such as `src/connect.handler`.
+    Handler(String),
+    /// Any Lambda runtime program.
+    Command(Vec<String>),
+}
+
+/// Route authorization as SST's `auth` argument.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteAuth {
+    Iam,
+    Lambda(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    pub key: String,
+    pub line: usize,
+    pub handler: HandlerSpec,
+    pub timeout: Option<Duration>,
+    pub memory: Option<u64>,
+    pub environment: BTreeMap<String, String>,
+    pub link: Vec<String>,
+    pub auth: Option<RouteAuth>,
+    pub return_response: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub file: PathBuf,
+    pub name: String,
+    pub stage: String,
+    pub route_selection_expression: String,
+    pub listen: Option<SocketAddr>,
+    pub binary: BinaryMode,
+    pub access_log_retention: Retention,
+    pub limits: Limits,
+    pub routes: Vec<RouteConfig>,
+}
+
+impl Config {
+    /// The folder handler paths are resolved against, as SST does.
+    pub fn dir(&self) -> &Path {
+        self.file.parent().unwrap_or(Path::new("."))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    name: Spanned<String>,
+    stage: Option<Spanned<String>>,
+    route_selection_expression: Option<Spanned<String>>,
+    listen: Option<Spanned<String>>,
+    binary: Option<Spanned<String>>,
+    access_log: Option<RawAccessLog>,
+    domain: Option<Spanned<toml::Value>>,
+    transform: Option<RawTransform>,
+    credentials: Option<Spanned<toml::Value>>,
+    authorizers: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    routes: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccessLog {
+    retention: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTransform {
+    stage: Option<Spanned<RawStage>>,
+    api: Option<Spanned<toml::Value>>,
+    route: Option<Spanned<toml::Value>>,
+    access_log: Option<Spanned<toml::Value>>,
+}
+
+/// `[transform.stage]`: the stage settings that are the gateway's limits.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStage {
+    max_message_size: Option<String>,
+    max_frame_size: Option<String>,
+    idle_timeout: Option<String>,
+    max_duration: Option<String>,
+    integration_timeout: Option<String>,
+    throttling_burst_limit: Option<toml::Value>,
+    throttling_rate_limit: Option<toml::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    handler: Option<String>,
+    url: Option<String>,
+    command: Option<Vec<String>>,
+    timeout: Option<String>,
+    memory: Option<String>,
+    #[serde(default)]
+    environment: BTreeMap<String, String>,
+    #[serde(default)]
+    link: Vec<String>,
+    auth: Option<RawAuth>,
+    #[serde(default)]
+    return_response: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    iam: Option<bool>,
+    lambda: Option<String>,
+}
+
+/// Collects problems while a config is checked.
+struct Checker<'a> {
+    source: &'a str,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn line(&self, span: std::ops::Range<usize>) -> usize {
+        let end = span.start.min(self.source.len());
+        self.source[..end].bytes().filter(|&b| b == b'\n').count() + 1
+    }
+
+    fn at(&mut self, span: std::ops::Range<usize>, key: &str, message: impl Into<String>) {
+        let line = self.line(span);
+        self.problems.push(Problem {
+            line: Some(line),
+            key: Some(key.to_string()),
+            message: message.into(),
+        });
+    }
+
+    fn not_supported_yet(&mut self, span: std::ops::Range<usize>, key: &str, what: &str) {
+        self.at(
+            span,
+            key,
+            format!("{what} is not supported yet by this version of wsgate"),
+        );
+    }
+}
+
+/// Reads and checks a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let source = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.to_path_buf(),
+        problems: vec![Problem {
+            line: None,
+            key: None,
+            message: format!("cannot read config: {e}"),
+        }],
+    })?;
+    parse(path, &source)
+}
+
+/// Parses and checks config text; `file` is used for error messages and
+/// as the base folder of handler paths.
+pub fn parse(file: &Path, source: &str) -> Result<Config, ConfigError> {
+    let fail = |problems| ConfigError {
+        file: file.to_path_buf(),
+        problems,
+    };
+    let mut checker = Checker {
+        source,
+        problems: Vec::new(),
+    };
+    let raw: RawConfig = match toml::from_str(source) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let line = e.span().map(|s| checker.line(s));
+            return Err(fail(vec![Problem {
+                line,
+                key: None,
+                message: e.message().trim().to_string(),
+            }]));
+        }
+    };
+    let config = check(file, raw, &mut checker);
+    if checker.problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(fail(checker.problems))
+    }
+}
+
+fn check(file: &Path, raw: RawConfig, c: &mut Checker) -> Config {
+    let name = raw.name.get_ref().clone();
+    if !is_valid_name(&name) {
+        c.at(
+            raw.name.span(),
+            "name",
+            format!("\"{name}\" is not a valid name: start with a letter, then letters and digits only (e.g. \"MyApi\")"),
+        );
+    }
+
+    let stage = match &raw.stage {
+        Some(s) => {
+            if !is_valid_stage(s.get_ref()) {
+                c.at(
+                    s.span(),
+                    "stage",
+                    format!(
+                        "\"{}\" is not a valid stage name: use \"$default\" or 1-128 of A-Z a-z 0-9 - _",
+                        s.get_ref()
+                    ),
+                );
+            }
+            s.get_ref().clone()
+        }
+        None => "$default".to_string(),
+    };
+
+    let route_selection_expression = match &raw.route_selection_expression {
+        Some(e) => {
+            if let Err(msg) = RouteSelector::parse(e.get_ref()) {
+                c.at(e.span(), "route_selection_expression", msg);
+            }
+            e.get_ref().clone()
+        }
+        None => crate::gateway::router::DEFAULT_EXPRESSION.to_string(),
+    };
+
+    let listen = raw.listen.as_ref().and_then(|l| match l.get_ref().parse() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            c.at(
+                l.span(),
+                "listen",
+                format!("\"{}\" is not an address such as \"127.0.0.1:8080\"", l.get_ref()),
+            );
+            None
+        }
+    });
+
+    let binary = match raw.binary.as_ref().map(|b| (b.get_ref().as_str(), b.span())) {
+        None | Some(("reject", _)) => BinaryMode::Reject,
+        Some(("base64", _)) => BinaryMode::Base64,
+        Some((other, span)) => {
+            c.at(
+                span,
+                "binary",
+                format!("\"{other}\" is not a binary mode; use \"reject\" (API Gateway's default: close 1003) or \"base64\""),
+            );
+            BinaryMode::Reject
+        }
+    };
+
+    let access_log_retention = match raw.access_log.and_then(|a| a.retention) {
+        Some(r) => parse_retention(r.get_ref()).unwrap_or_else(|msg| {
+            c.at(r.span(), "access_log.retention", msg);
+            Retention::Days(30)
+        }),
+        None => Retention::Days(30),
+    };
+
+    if let Some(domain) = &raw.domain {
+        c.not_supported_yet(domain.span(), "domain", "a custom domain");
+    }
+    if let Some(creds) = &raw.credentials {
+        c.not_supported_yet(creds.span(), "credentials", "SigV4 credentials");
+    }
+    if let Some(authorizers) = &raw.authorizers {
+        c.not_supported_yet(authorizers.span(), "authorizers", "Lambda authorizers");
+    }
+
+    let mut limits = Limits::default();
+    if let Some(transform) = raw.transform {
+        for (key, value) in [
+            ("transform.api", &transform.api),
+            ("transform.route", &transform.route),
+            ("transform.access_log", &transform.access_log),
+        ] {
+            if let Some(v) = value {
+                c.not_supported_yet(v.span(), key, &format!("`[{key}]`"));
+            }
+        }
+        if let Some(stage) = transform.stage {
+            apply_stage(&stage, &mut limits, c);
+        }
+    }
+
+    let mut routes = Vec::new();
+    for (key, value) in &raw.routes {
+        if let Some(route) = check_route(key, value, c) {
+            routes.push(route);
+        }
+    }
+
+    Config {
+        file: file.to_path_buf(),
+        name,
+        stage,
+        route_selection_expression,
+        listen,
+        binary,
+        access_log_retention,
+        limits,
+        routes,
+    }
+}
+
+fn apply_stage(stage: &Spanned<RawStage>, limits: &mut Limits, c: &mut Checker) {
+    let span = stage.span();
+    let s = stage.get_ref();
+    let mut size = |value: &Option<String>, key: &str, target: &mut usize| {
+        if let Some(text) = value {
+            match parse_size(text) {
+                Ok(n) if n > 0 => *target = n as usize,
+                Ok(_) => c.at(span.clone(), key, "must be greater than zero"),
+                Err(msg) => c.at(span.clone(), key, msg),
+            }
+        }
+    };
+    size(&s.max_message_size, "transform.stage.max_message_size", &mut limits.max_message_size);
+    size(&s.max_frame_size, "transform.stage.max_frame_size", &mut limits.max_frame_size);
+    let mut duration = |value: &Option<String>, key: &str, target: &mut Duration| {
+        if let Some(text) = value {
+            match parse_duration(text) {
+                Ok(d) if !d.is_zero() => *target = d,
+                Ok(_) => c.at(span.clone(), key, "must be greater than zero"),
+                Err(msg) => c.at(span.clone(), key, msg),
+            }
+        }
+    };
+    duration(&s.idle_timeout, "transform.stage.idle_timeout", &mut limits.idle_timeout);
+    duration(&s.max_duration, "transform.stage.max_duration", &mut limits.max_duration);
+    duration(
+        &s.integration_timeout,
+        "transform.stage.integration_timeout",
+        &mut limits.integration_timeout,
+    );
+    if s.throttling_burst_limit.is_some() || s.throttling_rate_limit.is_some() {
+        c.not_supported_yet(span.clone(), "transform.stage", "throttling");
+    }
+    if limits.max_frame_size > limits.max_message_size {
+        c.at(
+            span,
+            "transform.stage.max_frame_size",
+            "must not be larger than max_message_size",
+        );
+    }
+}
+
+fn check_route(
+    key: &Spanned<String>,
+    value: &Spanned<toml::Value>,
+    c: &mut Checker,
+) -> Option<RouteConfig> {
+    let name = key.get_ref();
+    let path = format!("routes.{name}");
+    let span = key.span();
+    if name.is_empty() {
+        c.at(span, "routes", "a route key must not be empty");
+        return None;
+    }
+    if name.len() > 128 {
+        c.at(span, &path, "a route key must be at most 128 characters");
+        return None;
+    }
+    if name.starts_with('$') && !matches!(name.as_str(), "$connect" | "$disconnect" | "$default") {
+        c.at(
+            span,
+            &path,
+            "route keys starting with `$` are reserved; use $connect, $disconnect or $default",
+        );
+        return None;
+    }
+    let raw = match value.get_ref() {
+        toml::Value::String(handler) => RawRoute {
+            handler: Some(handler.clone()),
+            url: None,
+            command: None,
+            timeout: None,
+            memory: None,
+            environment: BTreeMap::new(),
+            link: Vec::new(),
+            auth: None,
+            return_response: false,
+        },
+        toml::Value::Table(table) => match RawRoute::deserialize(table.clone()) {
+            Ok(route) => route,
+            Err(e) => {
+                c.at(span, &path, e.message().trim().to_string());
+                return None;
+            }
+        },
+        other => {
+            c.at(
+                span,
+                &path,
+                format!(
+                    "a route is a handler string (\"src/handler.main\") or a table with `handler` or `url`, not a {}",
+                    other.type_str()
+                ),
+            );
+            return None;
+        }
+    };
+
+    let handler = match (raw.handler, raw.url, raw.command) {
+        (Some(h), None, None) => {
+            if !is_handler_string(&h) {
+                c.at(
+                    span.clone(),
+                    &path,
+                    format!("\"{h}\" is not a handler string: expected \"<file path>.<export>\", e.g. \"src/connect.handler\""),
+                );
+            }
+            HandlerSpec::Handler(h)
+        }
+        (None, Some(url), None) => {
+            check_url(&url, &path, span.clone(), c);
+            HandlerSpec::Url(url)
+        }
+        (None, None, Some(command)) => {
+            if command.is_empty() {
+                c.at(span.clone(), &path, "`command` must name a program");
+            }
+            HandlerSpec::Command(command)
+        }
+        (None, None, None) => {
+            c.at(
+                span,
+                &path,
+                "a route needs a handler: a `handler` string (\"src/handler.main\"), a `url`, or a `command`",
+            );
+            return None;
+        }
+        _ => {
+            c.at(
+                span,
+                &path,
+                "give only one of `handler`, `url` and `command`",
+            );
+            return None;
+        }
+    };
+
+    let timeout = raw.timeout.and_then(|t| match parse_duration(&t) {
+        Ok(d) if d >= Duration::from_millis(50) => Some(d),
+        Ok(_) => {
+            c.at(span.clone(), &format!("{path}.timeout"), "must be at least 50 ms");
+            None
+        }
+        Err(msg) => {
+            c.at(span.clone(), &format!("{path}.timeout"), msg);
+            None
+        }
+    });
+    let memory = raw.memory.and_then(|m| {
+        parse_size(&m)
+            .map_err(|msg| c.at(span.clone(), &format!("{path}.memory"), msg))
+            .ok()
+    });
+    let auth = raw.auth.and_then(|a| match (a.iam, a.lambda) {
+        (Some(true), None) => Some(RouteAuth::Iam),
+        (None | Some(false), Some(name)) => Some(RouteAuth::Lambda(name)),
+        (Some(false) | None, None) => None,
+        (Some(true), Some(_)) => {
+            c.at(span.clone(), &format!("{path}.auth"), "choose `iam` or `lambda`, not both");
+            None
+        }
+    });
+
+    if matches!(handler, HandlerSpec::Url(_)) {
+        for (set, field) in [
+            (memory.is_some(), "memory"),
+            (!raw.environment.is_empty(), "environment"),
+            (!raw.link.is_empty(), "link"),
+        ] {
+            if set {
+                c.at(
+                    span.clone(),
+                    &format!("{path}.{field}"),
+                    "applies to function handlers (`handler` or `command`), not to `url` routes",
+                );
+            }
+        }
+    }
+    if auth.is_some() && name != "$connect" {
+        c.at(
+            span.clone(),
+            &format!("{path}.auth"),
+            "API Gateway authorizes only at $connect; move `auth` to the $connect route",
+        );
+    }
+    match &handler {
+        HandlerSpec::Handler(_) => {
+            c.not_supported_yet(span.clone(), &path, "a function handler string")
+        }
+        HandlerSpec::Command(_) => {
+            c.not_supported_yet(span.clone(), &path, "a Lambda runtime `command`")
+        }
+        HandlerSpec::Url(_) => {}
+    }
+    if auth.is_some() {
+        c.not_supported_yet(span.clone(), &format!("{path}.auth"), "route `auth`");
+    }
+
+    Some(RouteConfig {
+        key: name.clone(),
+        line: c.line(span),
+        handler,
+        timeout,
+        memory,
+        environment: raw.environment,
+        link: raw.link,
+        auth,
+        return_response: raw.return_response,
+    })
+}
+
+fn check_url(url: &str, path: &str, span: std::ops::Range<usize>, c: &mut Checker) {
+    match reqwest::Url::parse(url) {
+        Ok(u) if u.scheme() == "http" && u.host().is_some() => {}
+        Ok(u) if u.scheme() == "https" => c.not_supported_yet(
+            span,
+            &format!("{path}.url"),
+            "an https:// integration URL",
+        ),
+        Ok(_) => c.at(span, &format!("{path}.url"), format!("\"{url}\" must be an http:// URL")),
+        Err(e) => c.at(span, &format!("{path}.url"), format!("\"{url}\" is not a URL: {e}")),
+    }
+}
+
+/// `<file path>.<export>`: the export after the last dot is an identifier
+/// and the path before it is not empty.
+fn is_handler_string(handler: &str) -> bool {
+    match handler.rsplit_once('.') {
+        Some((path, export)) => {
+            !path.is_empty()
+                && !path.ends_with('/')
+                && export
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_alphabetic() || c == '_' || c == '$')
+                && export.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '$')
+        }
+        None => false,
+    }
+}
+
+fn is_valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric())
+}
+
+fn is_valid_stage(stage: &str) -> bool {
+    stage == "$default"
+        || (!stage.is_empty()
+            && stage.len() <= 128
+            && stage
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+}
+
+#[cfg(test)]
+mod tests;

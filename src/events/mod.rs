@@ -1,0 +1,262 @@
+//! The Lambda proxy events API Gateway sends for WebSocket routes, built to
+//! be byte-compatible with AWS's: same keys, same order, same optional keys
+//! left out. Rust handlers receive them as `aws_lambda_events`'
+//! `ApiGatewayWebsocketProxyRequest`.
+
+use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+use chrono::{DateTime, Utc};
+use indexmap::IndexMap;
+use serde::Serialize;
+
+/// What every event of one API carries.
+#[derive(Debug, Clone)]
+pub struct ApiInfo {
+    pub api_id: String,
+    pub stage: String,
+}
+
+/// What every event of one connection carries; fixed at connect time.
+#[derive(Debug, Clone)]
+pub struct ConnectionMeta {
+    pub connection_id: String,
+    /// Epoch milliseconds.
+    pub connected_at: i64,
+    pub source_ip: String,
+    pub user_agent: Option<String>,
+    /// The Host the client connected to (with its port: handlers build
+    /// management endpoints from it).
+    pub domain_name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum EventType {
+    Connect,
+    Message,
+    Disconnect,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub headers: Option<IndexMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub multi_value_headers: Option<IndexMap<String, Vec<String>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query_string_parameters: Option<IndexMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub multi_value_query_string_parameters: Option<IndexMap<String, Vec<String>>>,
+    pub request_context: RequestContext,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    pub is_base64_encoded: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestContext {
+    pub route_key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disconnect_status_code: Option<u16>,
+    pub event_type: EventType,
+    pub extended_request_id: String,
+    pub request_time: String,
+    pub message_direction: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disconnect_reason: Option<String>,
+    pub stage: String,
+    pub connected_at: i64,
+    pub request_time_epoch: i64,
+    pub identity: Identity,
+    pub request_id: String,
+    pub domain_name: String,
+    pub connection_id: String,
+    pub api_id: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Identity {
+    pub source_ip: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+}
+
+/// The client's handshake request as the CONNECT event shows it.
+#[derive(Debug, Clone, Default)]
+pub struct HandshakeRequest {
+    /// Header names in the client's spelling, in the client's order.
+    pub headers: Vec<(String, String)>,
+    /// The raw query string, without `?`; `None` when the URL had none.
+    pub query: Option<String>,
+}
+
+impl Event {
+    fn new(
+        api: &ApiInfo,
+        conn: &ConnectionMeta,
+        route_key: &str,
+        event_type: EventType,
+        request_id: String,
+    ) -> Event {
+        let now = Utc::now();
+        Event {
+            headers: None,
+            multi_value_headers: None,
+            query_string_parameters: None,
+            multi_value_query_string_parameters: None,
+            request_context: RequestContext {
+                route_key: route_key.to_string(),
+                message_id: None,
+                disconnect_status_code: None,
+                event_type,
+                extended_request_id: request_id.clone(),
+                request_time: clf_time(now),
+                message_direction: "IN",
+                disconnect_reason: None,
+                stage: api.stage.clone(),
+                connected_at: conn.connected_at,
+                request_time_epoch: now.timestamp_millis(),
+                identity: Identity {
+                    source_ip: conn.source_ip.clone(),
+                    user_agent: conn.user_agent.clone(),
+                },
+                request_id,
+                domain_name: conn.domain_name.clone(),
+                connection_id: conn.connection_id.clone(),
+                api_id: api.api_id.clone(),
+            },
+            body: None,
+            is_base64_encoded: false,
+        }
+    }
+
+    /// The `$connect` event: the client's headers (less the hop-by-hop
+    /// `Connection` and `Upgrade`) and, when the URL had a query, its
+    /// parameters.
+    pub fn connect(
+        api: &ApiInfo,
+        conn: &ConnectionMeta,
+        request_id: String,
+        request: &HandshakeRequest,
+    ) -> Event {
+        let mut event = Event::new(api, conn, "$connect", EventType::Connect, request_id);
+        let mut headers = IndexMap::new();
+        let mut multi: IndexMap<String, Vec<String>> = IndexMap::new();
+        for (name, value) in &request.headers {
+            if name.eq_ignore_ascii_case("connection") || name.eq_ignore_ascii_case("upgrade") {
+                continue;
+            }
+            headers.insert(name.clone(), value.clone());
+            multi.entry(name.clone()).or_default().push(value.clone());
+        }
+        event.headers = Some(headers);
+        event.multi_value_headers = Some(multi);
+        if let Some(query) = &request.query {
+            let mut single = IndexMap::new();
+            let mut multi: IndexMap<String, Vec<String>> = IndexMap::new();
+            for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+                single.insert(key.to_string(), value.to_string());
+                multi.entry(key.to_string()).or_default().push(value.to_string());
+            }
+            event.query_string_parameters = Some(single);
+            event.multi_value_query_string_parameters = Some(multi);
+        }
+        event
+    }
+
+    /// A message event; binary payloads arrive base64-encoded.
+    pub fn message(
+        api: &ApiInfo,
+        conn: &ConnectionMeta,
+        route_key: &str,
+        request_id: String,
+        message_id: String,
+        body: String,
+        is_base64_encoded: bool,
+    ) -> Event {
+        let mut event = Event::new(api, conn, route_key, EventType::Message, request_id);
+        event.request_context.message_id = Some(message_id);
+        event.body = Some(body);
+        event.is_base64_encoded = is_base64_encoded;
+        event
+    }
+
+    /// The `$disconnect` event. API Gateway sends the same four headers on
+    /// every disconnect, whatever the client sent.
+    pub fn disconnect(
+        api: &ApiInfo,
+        conn: &ConnectionMeta,
+        request_id: String,
+        status_code: u16,
+        reason: &str,
+    ) -> Event {
+        let mut event = Event::new(api, conn, "$disconnect", EventType::Disconnect, request_id);
+        let headers: IndexMap<String, String> = [
+            ("Host", conn.domain_name.as_str()),
+            ("x-api-key", ""),
+            ("X-Forwarded-For", ""),
+            ("x-restapi", ""),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        event.multi_value_headers = Some(
+            headers
+                .iter()
+                .map(|(k, v)| (k.clone(), vec![v.clone()]))
+                .collect(),
+        );
+        event.headers = Some(headers);
+        event.request_context.disconnect_status_code = Some(status_code);
+        event.request_context.disconnect_reason = Some(reason.to_string());
+        event
+    }
+
+    pub fn request_id(&self) -> &str {
+        &self.request_context.request_id
+    }
+
+    pub fn route_key(&self) -> &str {
+        &self.request_context.route_key
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("events serialize: every field is a plain value")
+    }
+
+    /// The event as `aws_lambda_events` types it, for in-process Rust
+    /// handlers; it goes through the same JSON a Lambda would receive.
+    pub fn to_lambda_request(&self) -> ApiGatewayWebsocketProxyRequest {
+        serde_json::from_slice(&self.to_json())
+            .expect("wsgate events deserialize into aws_lambda_events' type (tested)")
+    }
+}
+
+/// API Gateway's `requestTime`: Common Log Format, always UTC.
+pub fn clf_time(time: DateTime<Utc>) -> String {
+    time.format("%d/%b/%Y:%H:%M:%S +0000").to_string()
+}
+
+/// The reason API Gateway gives for each close code in `$disconnect`.
+pub fn disconnect_reason(code: u16) -> &'static str {
+    match code {
+        1000 => "Normal closure",
+        1001 => "Going away",
+        1002 => "Protocol error",
+        1003 => "Unsupported data",
+        1005 => "Client-side close frame status not set",
+        1006 => "Connection closed abnormally",
+        1007 => "Invalid frame payload data",
+        1008 => "Policy violation",
+        1009 => "Message too big",
+        1011 => "Internal server error",
+        _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests;

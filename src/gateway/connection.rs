@@ -1,0 +1,258 @@
+//! One task per WebSocket connection: reads frames, hands messages to
+//! their routes, writes pushes, enforces the idle and duration limits, and
+//! runs `$disconnect` once the socket is gone.
+
+use super::registry::{ConnectionEntry, Outbound};
+use super::{Gateway, InvokeError, error_message};
+use crate::config::BinaryMode;
+use crate::events::{ConnectionMeta, Event, disconnect_reason};
+use crate::ids::new_id;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use futures_util::{SinkExt, StreamExt};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::time::{Instant, sleep};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+/// How long to wait for the client's answer to our close frame.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// How a connection ended, as `$disconnect` reports it.
+struct Ending {
+    code: u16,
+    reason: String,
+}
+
+impl Ending {
+    fn new(code: u16, reason: &str) -> Ending {
+        let reason = if reason.is_empty() {
+            disconnect_reason(code)
+        } else {
+            reason
+        };
+        Ending {
+            code,
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// Serves an upgraded connection until it ends, then runs `$disconnect`.
+pub async fn run<S>(
+    gateway: Arc<Gateway>,
+    entry: Arc<ConnectionEntry>,
+    socket: WebSocketStream<S>,
+    outbound: mpsc::Receiver<Outbound>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let meta = Arc::clone(&entry.meta);
+    let ending = serve(&gateway, &entry, socket, outbound).await;
+    finish(&gateway, &meta, ending.code, &ending.reason).await;
+}
+
+/// Unregisters a connection whose socket is gone and runs `$disconnect`
+/// (best effort: its reply goes nowhere).
+pub async fn finish(gateway: &Gateway, meta: &ConnectionMeta, code: u16, reason: &str) {
+    gateway.registry.unregister(&meta.connection_id);
+    let ending = Ending::new(code, reason);
+    tracing::debug!(connection_id = %meta.connection_id, code, reason = %ending.reason, "disconnected");
+    if let Some(route) = gateway.route("$disconnect") {
+        let event = Event::disconnect(&gateway.api, meta, new_id(), ending.code, &ending.reason);
+        let _ = gateway.invoke(route, &event).await;
+    }
+}
+
+async fn serve<S>(
+    gateway: &Arc<Gateway>,
+    entry: &Arc<ConnectionEntry>,
+    mut socket: WebSocketStream<S>,
+    mut outbound: mpsc::Receiver<Outbound>,
+) -> Ending
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let limits = &gateway.limits;
+    let idle = sleep(limits.idle_timeout);
+    let max_duration = sleep(limits.max_duration);
+    tokio::pin!(idle, max_duration);
+    // A message being handled holds a permit; with none left, reading
+    // pauses (backpressure) while pushes keep flowing.
+    let in_flight = Arc::new(Semaphore::new(limits.max_in_flight_per_connection));
+    let mut permit: Option<OwnedSemaphorePermit> = None;
+
+    let ending = loop {
+        if permit.is_none() {
+            permit = Arc::clone(&in_flight).try_acquire_owned().ok();
+        }
+        tokio::select! {
+            _ = gateway.shutdown.cancelled() => {
+                break close(&mut socket, CloseCode::Away, "Going away").await;
+            }
+            _ = &mut max_duration => {
+                break close(&mut socket, CloseCode::Away, "Going away").await;
+            }
+            _ = &mut idle => {
+                break close(&mut socket, CloseCode::Away, "Going away").await;
+            }
+            Some(push) = outbound.recv() => match push {
+                Outbound::Message(message) => {
+                    if socket.send(message).await.is_err() {
+                        break Ending::new(1006, "");
+                    }
+                }
+                Outbound::Close(frame) => {
+                    let reason = frame.reason.to_string();
+                    break close(&mut socket, frame.code, &reason).await;
+                }
+            },
+            acquired = Arc::clone(&in_flight).acquire_owned(), if permit.is_none() => {
+                permit = acquired.ok();
+            }
+            frame = socket.next(), if permit.is_some() => {
+                let now = Instant::now();
+                match frame {
+                    Some(Ok(Message::Text(text))) => {
+                        idle.as_mut().reset(now + limits.idle_timeout);
+                        entry.touch(chrono::Utc::now().timestamp_millis());
+                        spawn_message(gateway, entry, permit.take(), text.to_string(), false);
+                    }
+                    Some(Ok(Message::Binary(data))) => match gateway.binary {
+                        BinaryMode::Reject => {
+                            break close(&mut socket, CloseCode::Unsupported, "Binary frames are not supported").await;
+                        }
+                        BinaryMode::Base64 => {
+                            idle.as_mut().reset(now + limits.idle_timeout);
+                            entry.touch(chrono::Utc::now().timestamp_millis());
+                            spawn_message(gateway, entry, permit.take(), BASE64.encode(&data), true);
+                        }
+                    },
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
+                        // tungstenite answers pings itself.
+                    }
+                    Some(Ok(Message::Close(frame))) => {
+                        let ending = match frame {
+                            Some(f) => Ending::new(u16::from(f.code), &f.reason),
+                            None => Ending::new(1005, ""),
+                        };
+                        // tungstenite has queued the close reply; drive it out.
+                        drain(&mut socket).await;
+                        break ending;
+                    }
+                    Some(Err(error)) => break close_on_error(&mut socket, error).await,
+                    None => break Ending::new(1006, ""),
+                }
+            }
+        }
+    };
+    gateway.registry.unregister(&entry.meta.connection_id);
+    ending
+}
+
+/// Hands one message to its route on a task of its own: API Gateway
+/// handles a connection's messages concurrently.
+fn spawn_message(
+    gateway: &Arc<Gateway>,
+    entry: &Arc<ConnectionEntry>,
+    permit: Option<OwnedSemaphorePermit>,
+    body: String,
+    is_base64_encoded: bool,
+) {
+    let gateway = Arc::clone(gateway);
+    let entry = Arc::clone(entry);
+    gateway.tasks.clone().spawn(async move {
+        handle_message(&gateway, &entry, body, is_base64_encoded).await;
+        drop(permit);
+    });
+}
+
+async fn handle_message(gateway: &Gateway, entry: &ConnectionEntry, body: String, is_base64_encoded: bool) {
+    let meta = &entry.meta;
+    let request_id = new_id();
+    let selection_input = (!is_base64_encoded).then_some(body.as_str());
+    let Some(route) = gateway.select_route(selection_input) else {
+        let reply = error_message("Forbidden", &meta.connection_id, &request_id);
+        entry.reply(Message::text(reply)).await;
+        return;
+    };
+    let event = Event::message(
+        &gateway.api,
+        meta,
+        &route.key,
+        request_id.clone(),
+        new_id(),
+        body,
+        is_base64_encoded,
+    );
+    let failure = match gateway.invoke(route, &event).await {
+        Ok(response) => {
+            if route.return_response {
+                if let Some(message) = reply_message(response.body, response.is_base64_encoded) {
+                    entry.reply(message).await;
+                }
+            }
+            return;
+        }
+        Err(InvokeError::Failed(_)) => "Internal server error",
+        Err(InvokeError::TimedOut(_)) => "Endpoint request timed out",
+    };
+    let reply = error_message(failure, &meta.connection_id, &request_id);
+    entry.reply(Message::text(reply)).await;
+}
+
+/// A two-way route's reply body as a frame; empty bodies send nothing.
+fn reply_message(body: Option<String>, is_base64_encoded: bool) -> Option<Message> {
+    let body = body.filter(|b| !b.is_empty())?;
+    if is_base64_encoded {
+        if let Ok(bytes) = BASE64.decode(&body) {
+            return Some(Message::Binary(bytes.into()));
+        }
+    }
+    Some(Message::text(body))
+}
+
+/// Sends a close frame and waits briefly for the client's reply.
+async fn close<S>(socket: &mut WebSocketStream<S>, code: CloseCode, reason: &str) -> Ending
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let frame = CloseFrame {
+        code,
+        reason: reason.to_string().into(),
+    };
+    if socket.send(Message::Close(Some(frame))).await.is_ok() {
+        drain(socket).await;
+    }
+    Ending::new(u16::from(code), reason)
+}
+
+/// Reads (and drops) frames until the close handshake ends or times out.
+async fn drain<S>(socket: &mut WebSocketStream<S>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+        while let Some(Ok(_)) = socket.next().await {}
+    })
+    .await;
+}
+
+/// Maps a read error to the close code RFC 6455 and API Gateway use.
+async fn close_on_error<S>(socket: &mut WebSocketStream<S>, error: WsError) -> Ending
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    tracing::debug!(%error, "closing connection after a read error");
+    match error {
+        WsError::Capacity(_) => close(socket, CloseCode::Size, "Message too big").await,
+        WsError::Utf8(_) => close(socket, CloseCode::Invalid, "Invalid frame payload data").await,
+        WsError::Protocol(_) => close(socket, CloseCode::Protocol, "Protocol error").await,
+        _ => Ending::new(1006, ""),
+    }
+}

@@ -1,0 +1,34 @@
+//! API Gateway's WebSocket quotas, each configurable.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest message (all frames together); larger closes with 1009.
+    /// Also the largest management API payload (413 above it).
+    pub max_message_size: usize,
+    /// Largest single frame payload; larger closes with 1009.
+    pub max_frame_size: usize,
+    /// A connection with no client message for this long is closed with 1001.
+    pub idle_timeout: Duration,
+    /// A connection is closed with 1001 after this long, whatever it does.
+    pub max_duration: Duration,
+    /// Integration timeout for routes that set none.
+    pub integration_timeout: Duration,
+    /// Messages of one connection being handled at once; past this the
+    /// gateway stops reading that socket until one finishes (backpressure).
+    pub max_in_flight_per_connection: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_size: 128 * 1024,
+            max_frame_size: 32 * 1024,
+            idle_timeout: Duration::from_secs(10 * 60),
+            max_duration: Duration::from_secs(2 * 60 * 60),
+            integration_timeout: Duration::from_secs(29),
+            max_in_flight_per_connection: 64,
+        }
+    }
+}

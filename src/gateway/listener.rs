@@ -1,0 +1,143 @@
+//! Accepts sockets and sends each to the WebSocket upgrade or to the
+//! HTTP side (management API and plain requests).
+
+use super::Gateway;
+use super::handshake::{self, HEAD_TIMEOUT, HeadError, read_head, write_response};
+use super::paths::{self, Target};
+use crate::management;
+use bytes::{Buf, Bytes, BytesMut};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Accepts connections until the gateway shuts down.
+pub async fn accept_loop(gateway: Arc<Gateway>, listener: TcpListener) {
+    loop {
+        tokio::select! {
+            _ = gateway.shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let connection_gateway = Arc::clone(&gateway);
+                    gateway.tasks.spawn(handle_socket(connection_gateway, stream, peer));
+                }
+                Err(error) => {
+                    // Typically out of file descriptors: back off, keep serving.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+    }
+}
+
+async fn handle_socket(gateway: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr) {
+    let Ok(local) = stream.local_addr() else {
+        return;
+    };
+    let mut buf = BytesMut::with_capacity(1024);
+    let head = tokio::select! {
+        _ = gateway.shutdown.cancelled() => return,
+        head = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream, &mut buf)) => head,
+    };
+    let (head, head_len) = match head {
+        Ok(Ok(parsed)) => parsed,
+        Ok(Err(HeadError::Closed)) => return,
+        Ok(Err(error @ HeadError::TooLarge)) => {
+            tracing::debug!(%peer, %error, "bad request");
+            write_response(&mut stream, 431, &[], r#"{"message":"Request Header Fields Too Large"}"#).await;
+            return;
+        }
+        Ok(Err(error)) => {
+            tracing::debug!(%peer, %error, "bad request");
+            write_response(&mut stream, 400, &[], r#"{"message":"Bad Request"}"#).await;
+            return;
+        }
+        Err(_) => {
+            write_response(&mut stream, 408, &[], r#"{"message":"Request Timeout"}"#).await;
+            return;
+        }
+    };
+    if head.wants_websocket() && paths::classify(head.path(), &gateway.api.stage) == Target::Endpoint {
+        let leftover = buf.split_off(head_len);
+        handshake::upgrade(gateway, stream, head, leftover, peer, local).await;
+    } else {
+        serve_http(gateway, Prefixed::new(buf.freeze(), stream)).await;
+    }
+}
+
+/// Serves plain HTTP/1.1 (keep-alive) on a socket whose first bytes were
+/// already read.
+async fn serve_http(gateway: Arc<Gateway>, io: Prefixed<TcpStream>) {
+    let service_gateway = Arc::clone(&gateway);
+    let service = service_fn(move |request| {
+        let gateway = Arc::clone(&service_gateway);
+        async move { Ok::<_, Infallible>(management::handle(&gateway, request).await) }
+    });
+    let connection = http1::Builder::new()
+        .header_read_timeout(HEAD_TIMEOUT)
+        .serve_connection(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(error) = result {
+                tracing::debug!(%error, "http connection ended with an error");
+            }
+        }
+        _ = gateway.shutdown.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
+}
+
+/// A stream whose first bytes come from a buffer already read off it.
+pub struct Prefixed<S> {
+    prefix: Bytes,
+    inner: S,
+}
+
+impl<S> Prefixed<S> {
+    pub fn new(prefix: Bytes, inner: S) -> Prefixed<S> {
+        Prefixed { prefix, inner }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.prefix.has_remaining() {
+            let n = self.prefix.len().min(buf.remaining());
+            buf.put_slice(&self.prefix[..n]);
+            self.prefix.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,115 @@
+//! The data plane: accept sockets, upgrade them, run connections, route
+//! messages to integrations.
+
+pub mod connection;
+pub mod handshake;
+pub mod limits;
+pub mod paths;
+pub mod listener;
+pub mod registry;
+pub mod router;
+
+use crate::config::BinaryMode;
+use crate::events::{ApiInfo, Event};
+use crate::integrations::{Context, Integration, IntegrationError, Response};
+use limits::Limits;
+use registry::{Connections, Registry};
+use router::RouteSelector;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// One route: its integration and how the gateway treats its replies.
+#[derive(Clone)]
+pub struct Route {
+    pub key: String,
+    pub integration: Arc<dyn Integration>,
+    /// `None`: the API's integration timeout (29 s, as API Gateway).
+    pub timeout: Option<Duration>,
+    /// Two-way route: a non-empty reply body is sent back to the client.
+    pub return_response: bool,
+}
+
+/// Why an invocation gave no usable reply; each maps to one message the
+/// client sees.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    #[error(transparent)]
+    Failed(#[from] IntegrationError),
+    #[error("integration timed out after {0:?}")]
+    TimedOut(Duration),
+}
+
+/// Everything the data plane shares: one per served API, behind an `Arc`.
+pub struct Gateway {
+    pub name: String,
+    pub api: ApiInfo,
+    pub routes: HashMap<String, Route>,
+    pub selector: RouteSelector,
+    pub limits: Limits,
+    pub binary: BinaryMode,
+    pub registry: Arc<dyn Registry>,
+    pub connections: Connections,
+    pub context: Context,
+    /// Cancelled when the gateway shuts down.
+    pub shutdown: CancellationToken,
+    /// Every connection task, so shutdown can wait for their `$disconnect`.
+    pub tasks: TaskTracker,
+}
+
+impl Gateway {
+    pub fn route(&self, key: &str) -> Option<&Route> {
+        self.routes.get(key)
+    }
+
+    /// The route a message goes to: the selected key if a route has it,
+    /// else `$default`; `None` when neither exists.
+    pub fn select_route(&self, body: Option<&str>) -> Option<&Route> {
+        body.and_then(|b| self.selector.evaluate(b))
+            .and_then(|key| self.routes.get(&key))
+            .or_else(|| self.routes.get("$default"))
+    }
+
+    /// Runs a route's integration under its timeout.
+    pub async fn invoke(&self, route: &Route, event: &Event) -> Result<Response, InvokeError> {
+        let timeout = route.timeout.unwrap_or(self.limits.integration_timeout);
+        let started = std::time::Instant::now();
+        let result = match tokio::time::timeout(
+            timeout,
+            route.integration.invoke(event, &self.context),
+        )
+        .await
+        {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(e)) => Err(InvokeError::Failed(e)),
+            Err(_) => Err(InvokeError::TimedOut(timeout)),
+        };
+        match &result {
+            Ok(response) => tracing::debug!(
+                route = %route.key,
+                request_id = %event.request_id(),
+                status = response.status_code,
+                latency_ms = started.elapsed().as_millis() as u64,
+                "integration replied"
+            ),
+            Err(error) => tracing::warn!(
+                route = %route.key,
+                request_id = %event.request_id(),
+                connection_id = %event.request_context.connection_id,
+                %error,
+                "integration failed"
+            ),
+        }
+        result
+    }
+}
+
+/// The message API Gateway sends a client when its message could not be
+/// handled, with API Gateway's exact spacing.
+pub fn error_message(message: &str, connection_id: &str, request_id: &str) -> String {
+    format!(
+        r#"{{"message": "{message}", "connectionId":"{connection_id}", "requestId":"{request_id}"}}"#
+    )
+}

@@ -1,0 +1,19 @@
+//! wsgate: a self-hosted WebSocket API gateway that behaves like Amazon API
+//! Gateway WebSocket APIs and takes the app definition of SST's
+//! `ApiGatewayWebSocket` component.
+
+pub mod api;
+pub mod config;
+pub mod events;
+pub mod gateway;
+pub mod ids;
+pub mod integrations;
+pub mod management;
+
+pub use api::{BuildError, Outputs, RouteOptions, Server, WebSocketApi};
+pub use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+pub use config::BinaryMode;
+pub use gateway::limits::Limits;
+pub use gateway::registry::{ConnectionInfo, Connections, PushError};
+pub use integrations::native::{BoxError, handler_fn};
+pub use integrations::{Context, Integration, IntegrationError, Response};

@@ -1,0 +1,129 @@
+//! The `@connections` management API, served on the gateway's own
+//! listener at `managementEndpoint`. Errors carry `x-amzn-ErrorType` so the
+//! AWS SDKs type them (GoneException, PayloadTooLargeException, ...).
+
+use crate::gateway::Gateway;
+use crate::gateway::paths::{self, Target};
+use crate::gateway::registry::PushError;
+use crate::ids::new_id;
+use bytes::Bytes;
+use chrono::{DateTime, SecondsFormat, Utc};
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use serde_json::json;
+
+type Reply = Response<Full<Bytes>>;
+
+/// Answers one plain HTTP request.
+pub async fn handle(gateway: &Gateway, request: Request<Incoming>) -> Reply {
+    match paths::classify(request.uri().path(), &gateway.api.stage) {
+        Target::Endpoint => respond(
+            StatusCode::UPGRADE_REQUIRED,
+            None,
+            json!({ "message": "Upgrade Required" }),
+        ),
+        Target::Forbidden => forbidden(),
+        Target::Connection(id) => connection(gateway, request, &id).await,
+    }
+}
+
+async fn connection(gateway: &Gateway, request: Request<Incoming>, id: &str) -> Reply {
+    let connections = &gateway.connections;
+    let result = match *request.method() {
+        Method::POST => {
+            let body = match read_body(request, gateway.limits.max_message_size).await {
+                Ok(body) => body,
+                Err(reply) => return reply,
+            };
+            connections.post(id, body).await.map(|()| empty(StatusCode::OK))
+        }
+        Method::GET => connections.get(id).await.map(|info| {
+            respond(
+                StatusCode::OK,
+                None,
+                json!({
+                    "connectedAt": iso8601(info.connected_at),
+                    "identity": { "sourceIp": info.source_ip, "userAgent": info.user_agent },
+                    "lastActiveAt": iso8601(info.last_active_at),
+                }),
+            )
+        }),
+        Method::DELETE => connections
+            .delete(id)
+            .await
+            .map(|()| empty(StatusCode::NO_CONTENT)),
+        _ => return forbidden(),
+    };
+    result.unwrap_or_else(push_error)
+}
+
+async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, Reply> {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(push_error(PushError::PayloadTooLarge {
+            size: declared.unwrap_or_default() as usize,
+            limit,
+        }));
+    }
+    match Limited::new(request.into_body(), limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(push_error(PushError::PayloadTooLarge { size: limit + 1, limit }))
+        }
+        Err(e) => Err(respond(
+            StatusCode::BAD_REQUEST,
+            Some("BadRequestException"),
+            json!({ "message": format!("could not read the request body: {e}") }),
+        )),
+    }
+}
+
+fn push_error(error: PushError) -> Reply {
+    let (status, error_type) = match error {
+        PushError::Gone => (StatusCode::GONE, "GoneException"),
+        PushError::PayloadTooLarge { .. } => {
+            (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLargeException")
+        }
+        PushError::Stalled(_) => (StatusCode::TOO_MANY_REQUESTS, "LimitExceededException"),
+    };
+    respond(status, Some(error_type), json!({ "message": error.to_string() }))
+}
+
+fn forbidden() -> Reply {
+    respond(
+        StatusCode::FORBIDDEN,
+        Some("ForbiddenException"),
+        json!({ "message": "Forbidden" }),
+    )
+}
+
+fn empty(status: StatusCode) -> Reply {
+    base(status).body(Full::new(Bytes::new())).expect("static response parts are valid")
+}
+
+fn respond(status: StatusCode, error_type: Option<&str>, body: serde_json::Value) -> Reply {
+    let mut builder = base(status).header(header::CONTENT_TYPE, "application/json");
+    if let Some(error_type) = error_type {
+        builder = builder.header("x-amzn-ErrorType", error_type);
+    }
+    builder
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("static response parts are valid")
+}
+
+fn base(status: StatusCode) -> http::response::Builder {
+    Response::builder()
+        .status(status)
+        .header("x-amzn-RequestId", new_id())
+}
+
+fn iso8601(epoch_ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(epoch_ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Millis, true)
+}
