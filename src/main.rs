@@ -1,3 +1,120 @@
-fn main() {
-    println!("Hello, world!");
+//! The `wsgate` command line: argument parsing and wiring only.
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use wsgate::{Outputs, WebSocketApi, config};
+
+#[derive(Parser)]
+#[command(name = "wsgate", version, about = "A self-hosted WebSocket API gateway compatible with Amazon API Gateway")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the WebSocket API a config file describes.
+    Serve {
+        /// The app definition.
+        #[arg(long, default_value = "wsgate.toml")]
+        config: PathBuf,
+        /// Address to listen on (overrides `listen` in the config).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Check a config file without serving it.
+    Validate {
+        #[arg(long, default_value = "wsgate.toml")]
+        config: PathBuf,
+    },
+}
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WSGATE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { config, listen } => tokio::runtime::Runtime::new()
+            .context("cannot start the async runtime")
+            .and_then(|rt| rt.block_on(serve(&config, listen))),
+        Command::Validate { config } => validate(&config),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(path: &Path) -> anyhow::Result<(config::Config, WebSocketApi)> {
+    let config = config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let api = WebSocketApi::from_config(&config)?;
+    Ok((config, api))
+}
+
+fn validate(path: &Path) -> anyhow::Result<()> {
+    let (config, _) = load(path)?;
+    println!(
+        "{} is valid: API {} with {} route(s)",
+        path.display(),
+        config.name,
+        config.routes.len()
+    );
+    Ok(())
+}
+
+async fn serve(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()> {
+    let (config, api) = load(path)?;
+    let routes = api.describe_routes();
+    let addr = listen
+        .or(config.listen)
+        .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default address"));
+    let server = api.bind(addr).await?;
+    println!("wsgate: {} listening on {}", config.name, server.local_addr());
+    for (key, handler) in routes {
+        println!("  route {key:<14} {handler}");
+    }
+    let outputs = server.outputs();
+    println!("  url:                {}", outputs.url);
+    println!("  managementEndpoint: {}", outputs.management_endpoint);
+    let outputs_file = write_outputs(config.dir(), &outputs)?;
+    println!("  outputs written to  {}", outputs_file.display());
+
+    wait_for_signal().await?;
+    tracing::info!("shutting down: closing connections with 1001 and running $disconnect");
+    server.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn write_outputs(dir: &Path, outputs: &Outputs) -> anyhow::Result<PathBuf> {
+    let folder = dir.join(".wsgate");
+    std::fs::create_dir_all(&folder)
+        .with_context(|| format!("cannot create {}", folder.display()))?;
+    let file = folder.join("outputs.json");
+    let json = serde_json::to_string_pretty(outputs)?;
+    std::fs::write(&file, json + "\n").with_context(|| format!("cannot write {}", file.display()))?;
+    Ok(file)
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.context("cannot listen for SIGINT")?,
+        _ = terminate.recv() => {}
+    }
+    Ok(())
 }

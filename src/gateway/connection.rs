@@ -18,6 +18,7 @@ use tokio::time::{Instant, sleep};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 /// How long to wait for the client's answer to our close frame.
@@ -250,6 +251,7 @@ where
 {
     tracing::debug!(%error, "closing connection after a read error");
     match error {
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => Ending::new(1006, ""),
         WsError::Capacity(_) => close(socket, CloseCode::Size, "Message too big").await,
         WsError::Utf8(_) => close(socket, CloseCode::Invalid, "Invalid frame payload data").await,
         WsError::Protocol(_) => close(socket, CloseCode::Protocol, "Protocol error").await,

@@ -8,7 +8,7 @@ use crate::management;
 use bytes::{Buf, Bytes, BytesMut};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
@@ -84,6 +84,7 @@ async fn serve_http(gateway: Arc<Gateway>, io: Prefixed<TcpStream>) {
         async move { Ok::<_, Infallible>(management::handle(&gateway, request).await) }
     });
     let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
         .header_read_timeout(HEAD_TIMEOUT)
         .serve_connection(TokioIo::new(io), service);
     tokio::pin!(connection);

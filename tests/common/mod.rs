@@ -1,0 +1,201 @@
+//! Helpers for integration tests: real servers on port 0, real sockets.
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+pub type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Generous bound for anything a test waits for.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub fn any_port() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+pub async fn connect(url: &str) -> Client {
+    let (client, response) = tokio::time::timeout(WAIT, connect_async(url))
+        .await
+        .expect("connect timed out")
+        .expect("connect failed");
+    assert_eq!(response.status(), 101);
+    client
+}
+
+/// Connects with extra request headers; returns the handshake error status
+/// when the server refuses.
+pub async fn try_connect(url: &str, headers: &[(&str, &str)]) -> Result<(Client, http::Response<Option<Vec<u8>>>), u16> {
+    let mut request = url.into_client_request().unwrap();
+    for (name, value) in headers {
+        request.headers_mut().insert(
+            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
+    }
+    match tokio::time::timeout(WAIT, connect_async(request)).await.expect("connect timed out") {
+        Ok(ok) => Ok(ok),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
+        Err(other) => panic!("unexpected connect error: {other}"),
+    }
+}
+
+/// The next text message, failing the test after `WAIT`.
+pub async fn next_text(client: &mut Client) -> String {
+    loop {
+        match tokio::time::timeout(WAIT, client.next()).await.expect("no message in time") {
+            Some(Ok(Message::Text(text))) => return text.to_string(),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            other => panic!("expected a text message, got {other:?}"),
+        }
+    }
+}
+
+/// Asserts nothing arrives for a while.
+pub async fn assert_silent(client: &mut Client, how_long: Duration) {
+    if let Ok(message) = tokio::time::timeout(how_long, client.next()).await {
+        panic!("expected silence, got {message:?}");
+    }
+}
+
+/// Waits for the close frame and returns its code and reason.
+pub async fn next_close(client: &mut Client) -> (u16, String) {
+    loop {
+        match tokio::time::timeout(WAIT, client.next()).await.expect("no close in time") {
+            Some(Ok(Message::Close(Some(frame)))) => return (u16::from(frame.code), frame.reason.to_string()),
+            Some(Ok(Message::Close(None))) => return (1005, String::new()),
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
+
+pub async fn send_text(client: &mut Client, text: &str) {
+    client.send(Message::text(text)).await.expect("send failed");
+}
+
+/// What the test backend answers.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    pub delay: Duration,
+}
+
+impl Reply {
+    pub fn json(body: Value) -> Reply {
+        Reply {
+            status: 200,
+            body: body.to_string(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    pub fn ok() -> Reply {
+        Reply::json(serde_json::json!({ "statusCode": 200 }))
+    }
+}
+
+type ReplyFn = dyn Fn(&str, &Value) -> Reply + Send + Sync;
+
+/// An HTTP integration backend on a real socket: records every event it
+/// receives (path and JSON) and answers with `reply`.
+pub struct Backend {
+    pub addr: SocketAddr,
+    events: mpsc::UnboundedReceiver<(String, Value)>,
+    pub seen: Arc<Mutex<Vec<(String, Value)>>>,
+}
+
+impl Backend {
+    pub async fn start(reply: impl Fn(&str, &Value) -> Reply + Send + Sync + 'static) -> Backend {
+        let listener = TcpListener::bind(any_port()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, events) = mpsc::unbounded_channel();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let reply: Arc<ReplyFn> = Arc::new(reply);
+        let seen_by_server = Arc::clone(&seen);
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { return };
+                let reply = Arc::clone(&reply);
+                let tx = tx.clone();
+                let seen = Arc::clone(&seen_by_server);
+                tokio::spawn(async move {
+                    let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                        let reply = Arc::clone(&reply);
+                        let tx = tx.clone();
+                        let seen = Arc::clone(&seen);
+                        async move {
+                            let path = request.uri().path().to_string();
+                            let body = request.into_body().collect().await.unwrap().to_bytes();
+                            let event: Value = serde_json::from_slice(&body).expect("gateway sent JSON");
+                            let answer = reply(&path, &event);
+                            seen.lock().unwrap().push((path.clone(), event.clone()));
+                            let _ = tx.send((path, event));
+                            tokio::time::sleep(answer.delay).await;
+                            Ok::<_, Infallible>(
+                                http::Response::builder()
+                                    .status(answer.status)
+                                    .header("content-type", "application/json")
+                                    .body(Full::new(Bytes::from(answer.body)))
+                                    .unwrap(),
+                            )
+                        }
+                    });
+                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                });
+            }
+        });
+        Backend { addr, events, seen }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// The next event the backend received.
+    pub async fn next_event(&mut self) -> (String, Value) {
+        tokio::time::timeout(WAIT, self.events.recv())
+            .await
+            .expect("backend got no event in time")
+            .expect("backend stopped")
+    }
+
+    /// The next event for `route_key`, skipping others.
+    pub async fn event_for(&mut self, route_key: &str) -> Value {
+        loop {
+            let (_, event) = self.next_event().await;
+            if event["requestContext"]["routeKey"] == route_key {
+                return event;
+            }
+        }
+    }
+}
+
+/// A raw management API call; returns status, headers and body.
+pub async fn management(method: &str, url: &str, body: impl Into<Bytes>) -> (u16, http::HeaderMap, String) {
+    let client = reqwest::Client::new();
+    let response = client
+        .request(method.parse().unwrap(), url)
+        .body(body.into())
+        .send()
+        .await
+        .expect("management call failed");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.text().await.unwrap();
+    (status, headers, body)
+}
