@@ -182,7 +182,10 @@ impl WebSocketApi {
         let selector =
             RouteSelector::parse(&self.route_selection_expression).map_err(BuildError::Selector)?;
         if let Some(empty) = self.routes.iter().find(|r| r.key.is_empty()) {
-            return Err(BuildError::Route(empty.key.clone(), "a route key must not be empty".into()));
+            return Err(BuildError::Route(
+                empty.key.clone(),
+                "a route key must not be empty".into(),
+            ));
         }
         let local_addr = listener.local_addr().map_err(|source| BuildError::Bind {
             addr: SocketAddr::from(([0, 0, 0, 0], 0)),

@@ -63,6 +63,9 @@ mod tests {
         assert_eq!(id, api_id_for("MyApi"));
         assert_ne!(id, api_id_for("OtherApi"));
         assert_eq!(id.len(), 10);
-        assert!(id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+        assert!(
+            id.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        );
     }
 }

@@ -8,7 +8,11 @@ use std::process::ExitCode;
 use wsgate::{Outputs, WebSocketApi, config};
 
 #[derive(Parser)]
-#[command(name = "wsgate", version, about = "A self-hosted WebSocket API gateway compatible with Amazon API Gateway")]
+#[command(
+    name = "wsgate",
+    version,
+    about = "A self-hosted WebSocket API gateway compatible with Amazon API Gateway"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -82,7 +86,11 @@ async fn serve(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()> {
         .or(config.listen)
         .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default address"));
     let server = api.bind(addr).await?;
-    println!("wsgate: {} listening on {}", config.name, server.local_addr());
+    println!(
+        "wsgate: {} listening on {}",
+        config.name,
+        server.local_addr()
+    );
     for (key, handler) in routes {
         println!("  route {key:<14} {handler}");
     }
@@ -105,7 +113,8 @@ fn write_outputs(dir: &Path, outputs: &Outputs) -> anyhow::Result<PathBuf> {
         .with_context(|| format!("cannot create {}", folder.display()))?;
     let file = folder.join("outputs.json");
     let json = serde_json::to_string_pretty(outputs)?;
-    std::fs::write(&file, json + "\n").with_context(|| format!("cannot write {}", file.display()))?;
+    std::fs::write(&file, json + "\n")
+        .with_context(|| format!("cannot write {}", file.display()))?;
     Ok(file)
 }
 

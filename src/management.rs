@@ -36,7 +36,10 @@ async fn connection(gateway: &Gateway, request: Request<Incoming>, id: &str) -> 
                 Ok(body) => body,
                 Err(reply) => return reply,
             };
-            connections.post(id, body).await.map(|()| empty(StatusCode::OK))
+            connections
+                .post(id, body)
+                .await
+                .map(|()| empty(StatusCode::OK))
         }
         Method::GET => connections.get(id).await.map(|info| {
             respond(
@@ -73,7 +76,10 @@ async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, Re
     match Limited::new(request.into_body(), limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(push_error(PushError::PayloadTooLarge { size: limit + 1, limit }))
+            Err(push_error(PushError::PayloadTooLarge {
+                size: limit + 1,
+                limit,
+            }))
         }
         Err(e) => Err(respond(
             StatusCode::BAD_REQUEST,
@@ -91,7 +97,11 @@ fn push_error(error: PushError) -> Reply {
         }
         PushError::Stalled(_) => (StatusCode::TOO_MANY_REQUESTS, "LimitExceededException"),
     };
-    respond(status, Some(error_type), json!({ "message": error.to_string() }))
+    respond(
+        status,
+        Some(error_type),
+        json!({ "message": error.to_string() }),
+    )
 }
 
 fn forbidden() -> Reply {
@@ -103,7 +113,9 @@ fn forbidden() -> Reply {
 }
 
 fn empty(status: StatusCode) -> Reply {
-    base(status).body(Full::new(Bytes::new())).expect("static response parts are valid")
+    base(status)
+        .body(Full::new(Bytes::new()))
+        .expect("static response parts are valid")
 }
 
 fn respond(status: StatusCode, error_type: Option<&str>, body: serde_json::Value) -> Reply {

@@ -14,20 +14,35 @@ use wsgate::WebSocketApi;
 async fn api_with(backend: &Backend, routes: &[&str], extra: &str) -> wsgate::Server {
     let mut config = format!("name = \"Events\"\n{extra}\n[routes]\n");
     for key in routes {
-        config.push_str(&format!("\"{key}\" = {{ url = \"{}\" }}\n", backend.url(&format!("/{key}"))));
+        config.push_str(&format!(
+            "\"{key}\" = {{ url = \"{}\" }}\n",
+            backend.url(&format!("/{key}"))
+        ));
     }
     let config = wsgate::config::parse(std::path::Path::new("t.toml"), &config).unwrap();
-    WebSocketApi::from_config(&config).unwrap().bind(any_port()).await.unwrap()
+    WebSocketApi::from_config(&config)
+        .unwrap()
+        .bind(any_port())
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
 async fn every_event_field_is_as_api_gateway_sends_it() {
     let mut backend = Backend::start(|_, _| Reply::ok()).await;
-    let server = api_with(&backend, &["$connect", "$disconnect", "$default"], "stage = \"prod\"").await;
+    let server = api_with(
+        &backend,
+        &["$connect", "$disconnect", "$default"],
+        "stage = \"prod\"",
+    )
+    .await;
     let url = format!("{}?token=abc&room=1&room=2", server.url());
-    let (mut client, _) = try_connect(&url, &[("User-Agent", "wsgate-test/1"), ("X-Custom-Header", "v")])
-        .await
-        .unwrap();
+    let (mut client, _) = try_connect(
+        &url,
+        &[("User-Agent", "wsgate-test/1"), ("X-Custom-Header", "v")],
+    )
+    .await
+    .unwrap();
 
     let connect = backend.event_for("$connect").await;
     let ctx = &connect["requestContext"];
@@ -41,7 +56,10 @@ async fn every_event_field_is_as_api_gateway_sends_it() {
     assert_eq!(ctx["domainName"], server.local_addr().to_string());
     assert!(ctx.get("messageId").is_none());
     let time = ctx["requestTime"].as_str().unwrap();
-    assert!(chrono::NaiveDateTime::parse_from_str(time, "%d/%b/%Y:%H:%M:%S +0000").is_ok(), "{time}");
+    assert!(
+        chrono::NaiveDateTime::parse_from_str(time, "%d/%b/%Y:%H:%M:%S +0000").is_ok(),
+        "{time}"
+    );
     let connected_at = ctx["connectedAt"].as_i64().unwrap();
     assert!(ctx["requestTimeEpoch"].as_i64().unwrap() >= connected_at);
     let connection_id = ctx["connectionId"].as_str().unwrap().to_string();
@@ -55,13 +73,29 @@ async fn every_event_field_is_as_api_gateway_sends_it() {
     assert_eq!(headers["Sec-WebSocket-Version"], "13");
     assert!(headers.contains_key("Sec-WebSocket-Key"));
     assert_eq!(headers["X-Forwarded-For"], "127.0.0.1");
-    assert!(!headers.keys().any(|k| k.eq_ignore_ascii_case("connection") || k.eq_ignore_ascii_case("upgrade")));
-    assert_eq!(connect["multiValueHeaders"]["x-custom-header"], json!(["v"]));
-    assert_eq!(connect["queryStringParameters"], json!({ "token": "abc", "room": "2" }));
-    assert_eq!(connect["multiValueQueryStringParameters"]["room"], json!(["1", "2"]));
+    assert!(
+        !headers
+            .keys()
+            .any(|k| k.eq_ignore_ascii_case("connection") || k.eq_ignore_ascii_case("upgrade"))
+    );
+    assert_eq!(
+        connect["multiValueHeaders"]["x-custom-header"],
+        json!(["v"])
+    );
+    assert_eq!(
+        connect["queryStringParameters"],
+        json!({ "token": "abc", "room": "2" })
+    );
+    assert_eq!(
+        connect["multiValueQueryStringParameters"]["room"],
+        json!(["1", "2"])
+    );
     assert_eq!(connect["isBase64Encoded"], false);
 
-    client.send(Message::text(r#"{"action":"hi"}"#)).await.unwrap();
+    client
+        .send(Message::text(r#"{"action":"hi"}"#))
+        .await
+        .unwrap();
     let message = backend.event_for("$default").await;
     let ctx = &message["requestContext"];
     assert_eq!(ctx["eventType"], "MESSAGE");
@@ -75,7 +109,10 @@ async fn every_event_field_is_as_api_gateway_sends_it() {
     assert!(message.get("headers").is_none());
 
     client
-        .send(Message::Close(Some(CloseFrame { code: 4001.into(), reason: "bye now".into() })))
+        .send(Message::Close(Some(CloseFrame {
+            code: 4001.into(),
+            reason: "bye now".into(),
+        })))
         .await
         .unwrap();
     let disconnect = backend.event_for("$disconnect").await;
@@ -84,7 +121,10 @@ async fn every_event_field_is_as_api_gateway_sends_it() {
     assert_eq!(ctx["disconnectStatusCode"], 4001);
     assert_eq!(ctx["disconnectReason"], "bye now");
     assert_eq!(ctx["connectionId"], connection_id.as_str());
-    assert_eq!(disconnect["headers"]["Host"], server.local_addr().to_string());
+    assert_eq!(
+        disconnect["headers"]["Host"],
+        server.local_addr().to_string()
+    );
     server.shutdown().await;
 }
 
@@ -97,7 +137,10 @@ async fn close_without_code_reports_1005_and_dropped_socket_1006() {
     client.send(Message::Close(None)).await.unwrap();
     let event = backend.event_for("$disconnect").await;
     assert_eq!(event["requestContext"]["disconnectStatusCode"], 1005);
-    assert_eq!(event["requestContext"]["disconnectReason"], "Client-side close frame status not set");
+    assert_eq!(
+        event["requestContext"]["disconnectReason"],
+        "Client-side close frame status not set"
+    );
 
     let client = connect(&server.url()).await;
     drop(client);
@@ -126,15 +169,31 @@ async fn connect_handler_decides_the_handshake() {
         backend.url("/connect")
     );
     let config = wsgate::config::parse(std::path::Path::new("t.toml"), &config).unwrap();
-    let server = WebSocketApi::from_config(&config).unwrap().bind(any_port()).await.unwrap();
-    let url = server.url();
-
-    assert_eq!(try_connect(&format!("{url}?mode=deny"), &[]).await.err(), Some(401));
-    assert_eq!(try_connect(&format!("{url}?mode=crash"), &[]).await.err(), Some(502));
-    assert_eq!(try_connect(&format!("{url}?mode=slow"), &[]).await.err(), Some(504));
-    let (_client, response) = try_connect(&format!("{url}?mode=protocol"), &[("Sec-WebSocket-Protocol", "chat")])
+    let server = WebSocketApi::from_config(&config)
+        .unwrap()
+        .bind(any_port())
         .await
         .unwrap();
+    let url = server.url();
+
+    assert_eq!(
+        try_connect(&format!("{url}?mode=deny"), &[]).await.err(),
+        Some(401)
+    );
+    assert_eq!(
+        try_connect(&format!("{url}?mode=crash"), &[]).await.err(),
+        Some(502)
+    );
+    assert_eq!(
+        try_connect(&format!("{url}?mode=slow"), &[]).await.err(),
+        Some(504)
+    );
+    let (_client, response) = try_connect(
+        &format!("{url}?mode=protocol"),
+        &[("Sec-WebSocket-Protocol", "chat")],
+    )
+    .await
+    .unwrap();
     assert_eq!(response.headers()["sec-websocket-protocol"], "chat");
     assert!(connect(&url).await.close(None).await.is_ok());
     server.shutdown().await;
@@ -142,12 +201,20 @@ async fn connect_handler_decides_the_handshake() {
 
 #[tokio::test]
 async fn push_while_connect_runs_is_gone() {
-    let mut backend = Backend::start(|_, _| Reply { status: 200, body: "{}".into(), delay: Duration::from_millis(800) }).await;
+    let mut backend = Backend::start(|_, _| Reply {
+        status: 200,
+        body: "{}".into(),
+        delay: Duration::from_millis(800),
+    })
+    .await;
     let server = api_with(&backend, &["$connect"], "").await;
     let url = server.url();
     let connecting = tokio::spawn(async move { connect(&url).await });
     let event = backend.event_for("$connect").await;
-    let id = event["requestContext"]["connectionId"].as_str().unwrap().to_string();
+    let id = event["requestContext"]["connectionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let endpoint = format!("{}/@connections/{id}", server.management_endpoint());
     let (status, headers, _) = management("POST", &endpoint, "early").await;
     assert_eq!(status, 410);
@@ -160,7 +227,9 @@ async fn push_while_connect_runs_is_gone() {
 }
 
 async fn raw_request(server: &wsgate::Server, request: &str) -> String {
-    let mut stream = tokio::net::TcpStream::connect(server.local_addr()).await.unwrap();
+    let mut stream = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .unwrap();
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut response = Vec::new();
     let _ = tokio::time::timeout(WAIT, stream.read_to_end(&mut response)).await;
@@ -169,30 +238,57 @@ async fn raw_request(server: &wsgate::Server, request: &str) -> String {
 
 #[tokio::test]
 async fn plain_http_and_malformed_upgrades_are_refused_clearly() {
-    let server = WebSocketApi::new("T").stage("prod").bind(any_port()).await.unwrap();
-    let plain = raw_request(&server, "GET /prod HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    let server = WebSocketApi::new("T")
+        .stage("prod")
+        .bind(any_port())
+        .await
+        .unwrap();
+    let plain = raw_request(
+        &server,
+        "GET /prod HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     assert!(plain.starts_with("HTTP/1.1 426"), "{plain}");
-    let wrong_stage = raw_request(&server, "GET /dev HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    let wrong_stage = raw_request(
+        &server,
+        "GET /dev HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     assert!(wrong_stage.starts_with("HTTP/1.1 403"), "{wrong_stage}");
-    assert!(wrong_stage.contains(r#"{"message":"Forbidden"}"#), "{wrong_stage}");
+    assert!(
+        wrong_stage.contains(r#"{"message":"Forbidden"}"#),
+        "{wrong_stage}"
+    );
 
     let upgrade = "GET /prod HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
     for (request, status) in [
         (upgrade.replace("Version: 13", "Version: 7"), "426"),
         (upgrade.replace("dGhlIHNhbXBsZSBub25jZQ==", "!!"), "400"),
-        (upgrade.replace("Connection: Upgrade", "Connection: close"), "400"),
+        (
+            upgrade.replace("Connection: Upgrade", "Connection: close"),
+            "400",
+        ),
         (upgrade.replace("GET", "PUT"), "400"),
         ("GET /prod HTTP/1.1\r\nHost x\r\n\r\n".to_string(), "400"),
-        (format!("GET /prod HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(20_000)), "431"),
+        (
+            format!("GET /prod HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(20_000)),
+            "431",
+        ),
         ("\u{0}\u{1}garbage\r\n\r\n".to_string(), "400"),
     ] {
         let response = raw_request(&server, &request).await;
-        assert!(response.starts_with(&format!("HTTP/1.1 {status}")), "{request:.60}: {response}");
+        assert!(
+            response.starts_with(&format!("HTTP/1.1 {status}")),
+            "{request:.60}: {response}"
+        );
     }
     // A valid upgrade still works afterwards.
-    let ok = raw_request(&server, &format!("{}", upgrade)).await;
+    let ok = raw_request(&server, upgrade).await;
     assert!(ok.starts_with("HTTP/1.1 101"), "{ok}");
-    assert!(ok.contains("sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{ok}");
+    assert!(
+        ok.contains("sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+        "{ok}"
+    );
     server.shutdown().await;
 }
 
@@ -238,7 +334,12 @@ async fn stage_endpoint_and_root_for_default_stage() {
     connect(&server.url()).await;
     connect(&format!("ws://{}/", server.local_addr())).await;
     connect(&format!("ws://{}/%24default", server.local_addr())).await;
-    assert_eq!(try_connect(&format!("ws://{}/other", server.local_addr()), &[]).await.err(), Some(403));
+    assert_eq!(
+        try_connect(&format!("ws://{}/other", server.local_addr()), &[])
+            .await
+            .err(),
+        Some(403)
+    );
     let _ = Value::Null;
     server.shutdown().await;
 }

@@ -23,14 +23,21 @@ async fn echo_server() -> wsgate::Server {
     WebSocketApi::new("Echo")
         .route_with(
             "echo",
-            handler_fn(|event, _| async move { Ok(Response::ok().with_body(format!("echo:{}", event.body.unwrap_or_default()))) }),
-            RouteOptions { return_response: true, ..Default::default() },
+            handler_fn(|event, _| async move {
+                Ok(Response::ok().with_body(format!("echo:{}", event.body.unwrap_or_default())))
+            }),
+            RouteOptions {
+                return_response: true,
+                ..Default::default()
+            },
         )
         .route(
             "$default",
             handler_fn(|event, ctx| async move {
                 let id = event.request_context.connection_id.unwrap_or_default();
-                ctx.connections.post(&id, format!("default:{}", event.body.unwrap_or_default())).await?;
+                ctx.connections
+                    .post(&id, format!("default:{}", event.body.unwrap_or_default()))
+                    .await?;
                 Ok(Response::ok().with_body("not sent: one-way route"))
             }),
         )
@@ -45,9 +52,17 @@ async fn messages_go_to_the_selected_route_else_default() {
     let mut client = connect(&server.url()).await;
 
     send_text(&mut client, r#"{"action":"echo","x":1}"#).await;
-    assert_eq!(next_text(&mut client).await, r#"echo:{"action":"echo","x":1}"#);
+    assert_eq!(
+        next_text(&mut client).await,
+        r#"echo:{"action":"echo","x":1}"#
+    );
 
-    for body in [r#"{"action":"nope"}"#, "not json", r#"{"other":1}"#, "[1,2]"] {
+    for body in [
+        r#"{"action":"nope"}"#,
+        "not json",
+        r#"{"other":1}"#,
+        "[1,2]",
+    ] {
         send_text(&mut client, body).await;
         assert_eq!(next_text(&mut client).await, format!("default:{body}"));
     }
@@ -62,7 +77,10 @@ async fn no_route_and_no_default_is_forbidden_and_the_connection_stays() {
         .route_with(
             "ping",
             handler_fn(|_, _| async { Ok(Response::ok().with_body("pong")) }),
-            RouteOptions { return_response: true, ..Default::default() },
+            RouteOptions {
+                return_response: true,
+                ..Default::default()
+            },
         )
         .bind(any_port())
         .await
@@ -75,7 +93,9 @@ async fn no_route_and_no_default_is_forbidden_and_the_connection_stays() {
     let request_id = parsed["requestId"].as_str().unwrap();
     assert_eq!(
         reply,
-        format!(r#"{{"message": "Forbidden", "connectionId":"{connection_id}", "requestId":"{request_id}"}}"#)
+        format!(
+            r#"{{"message": "Forbidden", "connectionId":"{connection_id}", "requestId":"{request_id}"}}"#
+        )
     );
     assert_eq!(connection_id.len(), 16);
     assert_eq!(request_id.len(), 16);
@@ -91,7 +111,10 @@ async fn template_selection_expression() {
         .route_with(
             "chat/send",
             handler_fn(|_, _| async { Ok(Response::ok().with_body("chat-send")) }),
-            RouteOptions { return_response: true, ..Default::default() },
+            RouteOptions {
+                return_response: true,
+                ..Default::default()
+            },
         )
         .bind(any_port())
         .await
@@ -105,9 +128,21 @@ async fn template_selection_expression() {
 #[tokio::test]
 async fn handler_failures_send_api_gateway_messages_and_the_connection_survives() {
     let backend = Backend::start(|path, event| match path {
-        "/fail" => Reply { status: 500, body: "boom".into(), delay: Duration::ZERO },
-        "/garbage" => Reply { status: 200, body: "<html>".into(), delay: Duration::ZERO },
-        "/slow" => Reply { status: 200, body: "{}".into(), delay: Duration::from_secs(3) },
+        "/fail" => Reply {
+            status: 500,
+            body: "boom".into(),
+            delay: Duration::ZERO,
+        },
+        "/garbage" => Reply {
+            status: 200,
+            body: "<html>".into(),
+            delay: Duration::ZERO,
+        },
+        "/slow" => Reply {
+            status: 200,
+            body: "{}".into(),
+            delay: Duration::from_secs(3),
+        },
         _ => Reply::json(json!({ "statusCode": 200, "body": event["body"] })),
     })
     .await;
@@ -127,7 +162,11 @@ echo = {{ url = "{echo}", return_response = true }}
         echo = backend.url("/echo"),
     );
     let config = wsgate::config::parse(std::path::Path::new("t.toml"), &config).unwrap();
-    let server = WebSocketApi::from_config(&config).unwrap().bind(any_port()).await.unwrap();
+    let server = WebSocketApi::from_config(&config)
+        .unwrap()
+        .bind(any_port())
+        .await
+        .unwrap();
     let mut client = connect(&server.url()).await;
 
     for (action, expected) in [
@@ -152,8 +191,12 @@ async fn two_way_route_sends_body_whatever_the_status_and_skips_empty_bodies() {
     let backend = Backend::start(|_, event| {
         let body = event["body"].as_str().unwrap_or_default().to_string();
         match body.as_str() {
-            r#"{"action":"echo","kind":"error"}"# => Reply::json(json!({ "statusCode": 500, "body": "still sent" })),
-            r#"{"action":"echo","kind":"empty"}"# => Reply::json(json!({ "statusCode": 200, "body": "" })),
+            r#"{"action":"echo","kind":"error"}"# => {
+                Reply::json(json!({ "statusCode": 500, "body": "still sent" }))
+            }
+            r#"{"action":"echo","kind":"empty"}"# => {
+                Reply::json(json!({ "statusCode": 200, "body": "" }))
+            }
             _ => Reply::json(json!({ "statusCode": 200, "body": "ok" })),
         }
     })
@@ -187,7 +230,10 @@ async fn messages_of_one_connection_are_handled_concurrently() {
                     Ok(Response::ok().with_body(event.body.unwrap_or_default()))
                 }
             }),
-            RouteOptions { return_response: true, timeout: Some(Duration::from_secs(5)) },
+            RouteOptions {
+                return_response: true,
+                timeout: Some(Duration::from_secs(5)),
+            },
         )
         .bind(any_port())
         .await
@@ -209,7 +255,10 @@ async fn panicking_or_failing_native_handlers_are_internal_errors() {
         .route_with(
             "ok",
             handler_fn(|_, _| async { Ok(Response::ok().with_body("fine")) }),
-            RouteOptions { return_response: true, ..Default::default() },
+            RouteOptions {
+                return_response: true,
+                ..Default::default()
+            },
         )
         .bind(any_port())
         .await

@@ -295,13 +295,20 @@ fn check(file: &Path, raw: RawConfig, c: &mut Checker) -> Config {
             c.at(
                 l.span(),
                 "listen",
-                format!("\"{}\" is not an address such as \"127.0.0.1:8080\"", l.get_ref()),
+                format!(
+                    "\"{}\" is not an address such as \"127.0.0.1:8080\"",
+                    l.get_ref()
+                ),
             );
             None
         }
     });
 
-    let binary = match raw.binary.as_ref().map(|b| (b.get_ref().as_str(), b.span())) {
+    let binary = match raw
+        .binary
+        .as_ref()
+        .map(|b| (b.get_ref().as_str(), b.span()))
+    {
         None | Some(("reject", _)) => BinaryMode::Reject,
         Some(("base64", _)) => BinaryMode::Base64,
         Some((other, span)) => {
@@ -380,8 +387,16 @@ fn apply_stage(stage: &Spanned<RawStage>, limits: &mut Limits, c: &mut Checker) 
             }
         }
     };
-    size(&s.max_message_size, "transform.stage.max_message_size", &mut limits.max_message_size);
-    size(&s.max_frame_size, "transform.stage.max_frame_size", &mut limits.max_frame_size);
+    size(
+        &s.max_message_size,
+        "transform.stage.max_message_size",
+        &mut limits.max_message_size,
+    );
+    size(
+        &s.max_frame_size,
+        "transform.stage.max_frame_size",
+        &mut limits.max_frame_size,
+    );
     let mut duration = |value: &Option<String>, key: &str, target: &mut Duration| {
         if let Some(text) = value {
             match parse_duration(text) {
@@ -391,8 +406,16 @@ fn apply_stage(stage: &Spanned<RawStage>, limits: &mut Limits, c: &mut Checker) 
             }
         }
     };
-    duration(&s.idle_timeout, "transform.stage.idle_timeout", &mut limits.idle_timeout);
-    duration(&s.max_duration, "transform.stage.max_duration", &mut limits.max_duration);
+    duration(
+        &s.idle_timeout,
+        "transform.stage.idle_timeout",
+        &mut limits.idle_timeout,
+    );
+    duration(
+        &s.max_duration,
+        "transform.stage.max_duration",
+        &mut limits.max_duration,
+    );
     duration(
         &s.integration_timeout,
         "transform.stage.integration_timeout",
@@ -508,7 +531,11 @@ fn check_route(
     let timeout = raw.timeout.and_then(|t| match parse_duration(&t) {
         Ok(d) if d >= Duration::from_millis(50) => Some(d),
         Ok(_) => {
-            c.at(span.clone(), &format!("{path}.timeout"), "must be at least 50 ms");
+            c.at(
+                span.clone(),
+                &format!("{path}.timeout"),
+                "must be at least 50 ms",
+            );
             None
         }
         Err(msg) => {
@@ -526,7 +553,11 @@ fn check_route(
         (None | Some(false), Some(name)) => Some(RouteAuth::Lambda(name)),
         (Some(false) | None, None) => None,
         (Some(true), Some(_)) => {
-            c.at(span.clone(), &format!("{path}.auth"), "choose `iam` or `lambda`, not both");
+            c.at(
+                span.clone(),
+                &format!("{path}.auth"),
+                "choose `iam` or `lambda`, not both",
+            );
             None
         }
     });
@@ -582,13 +613,19 @@ fn check_route(
 fn check_url(url: &str, path: &str, span: std::ops::Range<usize>, c: &mut Checker) {
     match reqwest::Url::parse(url) {
         Ok(u) if u.scheme() == "http" && u.host().is_some() => {}
-        Ok(u) if u.scheme() == "https" => c.not_supported_yet(
+        Ok(u) if u.scheme() == "https" => {
+            c.not_supported_yet(span, &format!("{path}.url"), "an https:// integration URL")
+        }
+        Ok(_) => c.at(
             span,
             &format!("{path}.url"),
-            "an https:// integration URL",
+            format!("\"{url}\" must be an http:// URL"),
         ),
-        Ok(_) => c.at(span, &format!("{path}.url"), format!("\"{url}\" must be an http:// URL")),
-        Err(e) => c.at(span, &format!("{path}.url"), format!("\"{url}\" is not a URL: {e}")),
+        Err(e) => c.at(
+            span,
+            &format!("{path}.url"),
+            format!("\"{url}\" is not a URL: {e}"),
+        ),
     }
 }
 
@@ -603,7 +640,9 @@ fn is_handler_string(handler: &str) -> bool {
                     .chars()
                     .next()
                     .is_some_and(|c| c.is_alphabetic() || c == '_' || c == '$')
-                && export.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '$')
+                && export
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '$')
         }
         None => false,
     }

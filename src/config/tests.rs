@@ -51,7 +51,10 @@ echo = { url = "http://127.0.0.1:9000/echo", return_response = true, timeout = "
     assert!(echo.return_response);
     assert_eq!(echo.timeout, Some(Duration::from_secs(10)));
     assert_eq!(echo.line, 16);
-    assert_eq!(echo.handler, HandlerSpec::Url("http://127.0.0.1:9000/echo".into()));
+    assert_eq!(
+        echo.handler,
+        HandlerSpec::Url("http://127.0.0.1:9000/echo".into())
+    );
 }
 
 #[test]
@@ -72,18 +75,36 @@ fn bad_values_are_clear_errors() {
     let cases = [
         ("name = \"1Api\"", "wsgate.toml:1: `name`"),
         ("name = \"A\"\nstage = \"a b\"", "wsgate.toml:2: `stage`"),
-        ("name = \"A\"\n[routes]\n\"\" = \"src/a.handler\"", "must not be empty"),
+        (
+            "name = \"A\"\n[routes]\n\"\" = \"src/a.handler\"",
+            "must not be empty",
+        ),
         (
             "name = \"A\"\n[routes]\necho = { url = \"http://127.0.0.1:1/\", timeout = \"soon\" }",
             "`routes.echo.timeout`",
         ),
-        ("name = \"A\"\n[routes]\necho = { timeout = \"1 second\" }", "needs a handler"),
+        (
+            "name = \"A\"\n[routes]\necho = { timeout = \"1 second\" }",
+            "needs a handler",
+        ),
         ("name = \"A\"\n[routes]\necho = 42", "not a integer"),
-        ("name = \"A\"\n[routes]\necho = \"nodot\"", "not a handler string"),
-        ("name = \"A\"\n[routes]\n\"$weird\" = { url = \"http://127.0.0.1:1/\" }", "reserved"),
-        ("name = \"A\"\n[access_log]\nretention = \"4 days\"", "\"forever\""),
+        (
+            "name = \"A\"\n[routes]\necho = \"nodot\"",
+            "not a handler string",
+        ),
+        (
+            "name = \"A\"\n[routes]\n\"$weird\" = { url = \"http://127.0.0.1:1/\" }",
+            "reserved",
+        ),
+        (
+            "name = \"A\"\n[access_log]\nretention = \"4 days\"",
+            "\"forever\"",
+        ),
         ("name = \"A\"\nlisten = \"nowhere\"", "`listen`"),
-        ("name = \"A\"\nroute_selection_expression = \"$request.header.x\"", "route_selection_expression"),
+        (
+            "name = \"A\"\nroute_selection_expression = \"$request.header.x\"",
+            "route_selection_expression",
+        ),
         (
             "name = \"A\"\n[routes]\necho = { url = \"http://127.0.0.1:1/\", memory = \"1 GB\" }",
             "not to `url` routes",
@@ -92,7 +113,10 @@ fn bad_values_are_clear_errors() {
             "name = \"A\"\n[routes]\necho = { url = \"http://127.0.0.1:1/\", auth = { iam = true } }",
             "authorizes only at $connect",
         ),
-        ("name = \"A\"\n[transform.stage]\nidle_timeout = \"0 seconds\"", "greater than zero"),
+        (
+            "name = \"A\"\n[transform.stage]\nidle_timeout = \"0 seconds\"",
+            "greater than zero",
+        ),
     ];
     for (source, expected) in cases {
         let err = error_text(source);
@@ -103,16 +127,31 @@ fn bad_values_are_clear_errors() {
 #[test]
 fn later_features_parse_but_are_not_supported_yet() {
     let cases = [
-        ("name = \"A\"\n[routes]\n\"$default\" = \"src/default.handler\"", "routes.$default"),
+        (
+            "name = \"A\"\n[routes]\n\"$default\" = \"src/default.handler\"",
+            "routes.$default",
+        ),
         ("name = \"A\"\ndomain = \"ws.example.com\"", "domain"),
-        ("name = \"A\"\n[domain]\nname = \"ws.example.com\"\npath = \"v1\"", "domain"),
+        (
+            "name = \"A\"\n[domain]\nname = \"ws.example.com\"\npath = \"v1\"",
+            "domain",
+        ),
         (
             "name = \"A\"\n[routes]\n\"$connect\" = { url = \"http://127.0.0.1:1/\", auth = { iam = true } }",
             "routes.$connect.auth",
         ),
-        ("name = \"A\"\n[routes]\necho = { command = [\"./h\"] }", "routes.echo"),
-        ("name = \"A\"\n[[credentials]]\naccess_key_id = \"x\"", "credentials"),
-        ("name = \"A\"\n[transform.route.handler]\ntimeout = \"1 second\"", "transform.route"),
+        (
+            "name = \"A\"\n[routes]\necho = { command = [\"./h\"] }",
+            "routes.echo",
+        ),
+        (
+            "name = \"A\"\n[[credentials]]\naccess_key_id = \"x\"",
+            "credentials",
+        ),
+        (
+            "name = \"A\"\n[transform.route.handler]\ntimeout = \"1 second\"",
+            "transform.route",
+        ),
     ];
     for (source, key) in cases {
         let err = error_text(source);

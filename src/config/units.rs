@@ -125,10 +125,18 @@ mod tests {
         assert_eq!(parse_duration("1 minute"), Ok(Duration::from_secs(60)));
         assert_eq!(parse_duration("2 hours"), Ok(Duration::from_secs(7200)));
         assert_eq!(parse_duration("250 ms"), Ok(Duration::from_millis(250)));
-        assert!(parse_duration("10").unwrap_err().contains("<number> <unit>"));
+        assert!(
+            parse_duration("10")
+                .unwrap_err()
+                .contains("<number> <unit>")
+        );
         assert!(parse_duration("ten seconds").is_err());
         assert!(parse_duration("-1 seconds").is_err());
-        assert!(parse_duration("10 fortnights").unwrap_err().contains("fortnights"));
+        assert!(
+            parse_duration("10 fortnights")
+                .unwrap_err()
+                .contains("fortnights")
+        );
     }
 
     #[test]
@@ -144,6 +152,9 @@ mod tests {
         assert_eq!(parse_retention("1 week"), Ok(Retention::Days(7)));
         assert_eq!(parse_retention("forever"), Ok(Retention::Forever));
         let err = parse_retention("4 days").unwrap_err();
-        assert!(err.contains("\"3 days\"") && err.contains("\"forever\""), "{err}");
+        assert!(
+            err.contains("\"3 days\"") && err.contains("\"forever\""),
+            "{err}"
+        );
     }
 }

@@ -160,7 +160,10 @@ impl Event {
             let mut multi: IndexMap<String, Vec<String>> = IndexMap::new();
             for (key, value) in form_urlencoded::parse(query.as_bytes()) {
                 single.insert(key.to_string(), value.to_string());
-                multi.entry(key.to_string()).or_default().push(value.to_string());
+                multi
+                    .entry(key.to_string())
+                    .or_default()
+                    .push(value.to_string());
             }
             event.query_string_parameters = Some(single);
             event.multi_value_query_string_parameters = Some(multi);

@@ -22,11 +22,9 @@ fn conn() -> ConnectionMeta {
 /// Header maps compare by their value types only, since clients differ.
 fn shape(value: &Value) -> Value {
     match value {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| (k.clone(), shape(v)))
-                .collect(),
-        ),
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), shape(v))).collect())
+        }
         Value::Array(items) => Value::Array(items.iter().take(1).map(shape).collect()),
         Value::String(_) => Value::String("string".into()),
         Value::Number(_) => Value::String("number".into()),
@@ -74,7 +72,10 @@ fn handshake_like_aws() -> HandshakeRequest {
 #[test]
 fn connect_event_matches_aws_fixture() {
     let event = Event::connect(&api(), &conn(), "ABCD1234=".into(), &handshake_like_aws());
-    assert_same_shape(&event, include_str!("../../tests/fixtures/aws-connect-event.json"));
+    assert_same_shape(
+        &event,
+        include_str!("../../tests/fixtures/aws-connect-event.json"),
+    );
     let json: Value = serde_json::from_slice(&event.to_json()).unwrap();
     let golden: Value =
         serde_json::from_str(include_str!("../../tests/fixtures/aws-connect-event.json")).unwrap();
@@ -94,7 +95,10 @@ fn message_event_matches_aws_fixture() {
         r#"{"action": "sendmessage", "message": "hello"}"#.into(),
         false,
     );
-    assert_same_shape(&event, include_str!("../../tests/fixtures/aws-message-event.json"));
+    assert_same_shape(
+        &event,
+        include_str!("../../tests/fixtures/aws-message-event.json"),
+    );
 }
 
 #[test]
@@ -106,13 +110,20 @@ fn disconnect_event_matches_aws_fixture() {
         1005,
         disconnect_reason(1005),
     );
-    assert_same_shape(&event, include_str!("../../tests/fixtures/aws-disconnect-event.json"));
+    assert_same_shape(
+        &event,
+        include_str!("../../tests/fixtures/aws-disconnect-event.json"),
+    );
     let json: Value = serde_json::from_slice(&event.to_json()).unwrap();
-    let golden: Value =
-        serde_json::from_str(include_str!("../../tests/fixtures/aws-disconnect-event.json"))
-            .unwrap();
+    let golden: Value = serde_json::from_str(include_str!(
+        "../../tests/fixtures/aws-disconnect-event.json"
+    ))
+    .unwrap();
     assert_eq!(json["headers"], golden["headers"]);
-    assert_eq!(json["requestContext"]["disconnectReason"], golden["requestContext"]["disconnectReason"]);
+    assert_eq!(
+        json["requestContext"]["disconnectReason"],
+        golden["requestContext"]["disconnectReason"]
+    );
 }
 
 #[test]
@@ -127,7 +138,10 @@ fn query_parameters_appear_only_with_a_query() {
     let json: Value = serde_json::from_slice(&event.to_json()).unwrap();
     assert_eq!(json["queryStringParameters"]["token"], "a b");
     assert_eq!(json["queryStringParameters"]["room"], "2");
-    assert_eq!(json["multiValueQueryStringParameters"]["room"], serde_json::json!(["1", "2"]));
+    assert_eq!(
+        json["multiValueQueryStringParameters"]["room"],
+        serde_json::json!(["1", "2"])
+    );
 }
 
 #[test]
@@ -135,24 +149,47 @@ fn events_deserialize_into_aws_lambda_events_types() {
     let mut request = handshake_like_aws();
     request.query = Some("a=1".into());
     let connect = Event::connect(&api(), &conn(), "req1".into(), &request).to_lambda_request();
-    assert_eq!(connect.request_context.route_key.as_deref(), Some("$connect"));
-    assert_eq!(connect.request_context.event_type.as_deref(), Some("CONNECT"));
+    assert_eq!(
+        connect.request_context.route_key.as_deref(),
+        Some("$connect")
+    );
+    assert_eq!(
+        connect.request_context.event_type.as_deref(),
+        Some("CONNECT")
+    );
     assert_eq!(connect.request_context.connected_at, 1707502303419);
-    assert_eq!(connect.request_context.identity.source_ip.as_deref(), Some("192.0.2.1"));
+    assert_eq!(
+        connect.request_context.identity.source_ip.as_deref(),
+        Some("192.0.2.1")
+    );
     assert_eq!(connect.headers["sec-websocket-version"], "13");
     assert_eq!(connect.query_string_parameters.first("a"), Some("1"));
 
-    let message = Event::message(&api(), &conn(), "echo", "r".into(), "m".into(), "hi".into(), false)
-        .to_lambda_request();
+    let message = Event::message(
+        &api(),
+        &conn(),
+        "echo",
+        "r".into(),
+        "m".into(),
+        "hi".into(),
+        false,
+    )
+    .to_lambda_request();
     assert_eq!(message.body.as_deref(), Some("hi"));
     assert_eq!(message.request_context.message_id.as_deref(), Some("m"));
 
-    let disconnect = Event::disconnect(&api(), &conn(), "r".into(), 1001, "Going away").to_lambda_request();
-    assert_eq!(disconnect.request_context.disconnect_status_code, Some(1001));
+    let disconnect =
+        Event::disconnect(&api(), &conn(), "r".into(), 1001, "Going away").to_lambda_request();
+    assert_eq!(
+        disconnect.request_context.disconnect_status_code,
+        Some(1001)
+    );
 }
 
 #[test]
 fn request_time_is_common_log_format() {
-    let time = DateTime::parse_from_rfc3339("2024-02-09T18:11:43.420Z").unwrap().with_timezone(&Utc);
+    let time = DateTime::parse_from_rfc3339("2024-02-09T18:11:43.420Z")
+        .unwrap()
+        .with_timezone(&Utc);
     assert_eq!(clf_time(time), "09/Feb/2024:18:11:43 +0000");
 }

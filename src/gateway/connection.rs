@@ -16,9 +16,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::{Instant, sleep};
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 /// How long to wait for the client's answer to our close frame.
@@ -88,30 +88,21 @@ where
     let in_flight = Arc::new(Semaphore::new(limits.max_in_flight_per_connection));
     let mut permit: Option<OwnedSemaphorePermit> = None;
 
-    let ending = loop {
+    let exit = loop {
         if permit.is_none() {
             permit = Arc::clone(&in_flight).try_acquire_owned().ok();
         }
         tokio::select! {
-            _ = gateway.shutdown.cancelled() => {
-                break close(&mut socket, CloseCode::Away, "Going away").await;
-            }
-            _ = &mut max_duration => {
-                break close(&mut socket, CloseCode::Away, "Going away").await;
-            }
-            _ = &mut idle => {
-                break close(&mut socket, CloseCode::Away, "Going away").await;
-            }
+            _ = gateway.shutdown.cancelled() => break Exit::going_away(),
+            _ = &mut max_duration => break Exit::going_away(),
+            _ = &mut idle => break Exit::going_away(),
             Some(push) = outbound.recv() => match push {
                 Outbound::Message(message) => {
                     if socket.send(message).await.is_err() {
-                        break Ending::new(1006, "");
+                        break Exit::Gone(Ending::new(1006, ""));
                     }
                 }
-                Outbound::Close(frame) => {
-                    let reason = frame.reason.to_string();
-                    break close(&mut socket, frame.code, &reason).await;
-                }
+                Outbound::Close(frame) => break Exit::Close(frame.code, frame.reason.to_string()),
             },
             acquired = Arc::clone(&in_flight).acquire_owned(), if permit.is_none() => {
                 permit = acquired.ok();
@@ -126,7 +117,7 @@ where
                     }
                     Some(Ok(Message::Binary(data))) => match gateway.binary {
                         BinaryMode::Reject => {
-                            break close(&mut socket, CloseCode::Unsupported, "Binary frames are not supported").await;
+                            break Exit::Close(CloseCode::Unsupported, "Binary frames are not supported".into());
                         }
                         BinaryMode::Base64 => {
                             idle.as_mut().reset(now + limits.idle_timeout);
@@ -138,22 +129,61 @@ where
                         // tungstenite answers pings itself.
                     }
                     Some(Ok(Message::Close(frame))) => {
-                        let ending = match frame {
+                        break Exit::ClientClosed(match frame {
                             Some(f) => Ending::new(u16::from(f.code), &f.reason),
                             None => Ending::new(1005, ""),
-                        };
-                        // tungstenite has queued the close reply; drive it out.
-                        drain(&mut socket).await;
-                        break ending;
+                        });
                     }
-                    Some(Err(error)) => break close_on_error(&mut socket, error).await,
-                    None => break Ending::new(1006, ""),
+                    Some(Err(error)) => break Exit::for_error(error),
+                    None => break Exit::Gone(Ending::new(1006, "")),
                 }
             }
         }
     };
+    // Unregister before the close handshake: from here on a push is Gone
+    // rather than queued for a socket that will never write it.
     gateway.registry.unregister(&entry.meta.connection_id);
-    ending
+    match exit {
+        Exit::Close(code, reason) => close(&mut socket, code, &reason).await,
+        Exit::ClientClosed(ending) => {
+            // tungstenite has queued the close reply; drive it out.
+            drain(&mut socket).await;
+            ending
+        }
+        Exit::Gone(ending) => ending,
+    }
+}
+
+/// Why the read loop stopped.
+enum Exit {
+    /// The gateway closes: send this close frame.
+    Close(CloseCode, String),
+    /// The client sent a close frame.
+    ClientClosed(Ending),
+    /// The socket is gone; no handshake is possible.
+    Gone(Ending),
+}
+
+impl Exit {
+    fn going_away() -> Exit {
+        Exit::Close(CloseCode::Away, "Going away".into())
+    }
+
+    /// Maps a read error to the close code RFC 6455 and API Gateway use.
+    fn for_error(error: WsError) -> Exit {
+        tracing::debug!(%error, "closing connection after a read error");
+        match error {
+            WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+                Exit::Gone(Ending::new(1006, ""))
+            }
+            WsError::Capacity(_) => Exit::Close(CloseCode::Size, "Message too big".into()),
+            WsError::Utf8(_) => {
+                Exit::Close(CloseCode::Invalid, "Invalid frame payload data".into())
+            }
+            WsError::Protocol(_) => Exit::Close(CloseCode::Protocol, "Protocol error".into()),
+            _ => Exit::Gone(Ending::new(1006, "")),
+        }
+    }
 }
 
 /// Hands one message to its route on a task of its own: API Gateway
@@ -173,7 +203,12 @@ fn spawn_message(
     });
 }
 
-async fn handle_message(gateway: &Gateway, entry: &ConnectionEntry, body: String, is_base64_encoded: bool) {
+async fn handle_message(
+    gateway: &Gateway,
+    entry: &ConnectionEntry,
+    body: String,
+    is_base64_encoded: bool,
+) {
     let meta = &entry.meta;
     let request_id = new_id();
     let selection_input = (!is_base64_encoded).then_some(body.as_str());
@@ -193,10 +228,10 @@ async fn handle_message(gateway: &Gateway, entry: &ConnectionEntry, body: String
     );
     let failure = match gateway.invoke(route, &event).await {
         Ok(response) => {
-            if route.return_response {
-                if let Some(message) = reply_message(response.body, response.is_base64_encoded) {
-                    entry.reply(message).await;
-                }
+            if route.return_response
+                && let Some(message) = reply_message(response.body, response.is_base64_encoded)
+            {
+                entry.reply(message).await;
             }
             return;
         }
@@ -210,10 +245,8 @@ async fn handle_message(gateway: &Gateway, entry: &ConnectionEntry, body: String
 /// A two-way route's reply body as a frame; empty bodies send nothing.
 fn reply_message(body: Option<String>, is_base64_encoded: bool) -> Option<Message> {
     let body = body.filter(|b| !b.is_empty())?;
-    if is_base64_encoded {
-        if let Ok(bytes) = BASE64.decode(&body) {
-            return Some(Message::Binary(bytes.into()));
-        }
+    if is_base64_encoded && let Ok(bytes) = BASE64.decode(&body) {
+        return Some(Message::Binary(bytes.into()));
     }
     Some(Message::text(body))
 }
@@ -242,19 +275,4 @@ where
         while let Some(Ok(_)) = socket.next().await {}
     })
     .await;
-}
-
-/// Maps a read error to the close code RFC 6455 and API Gateway use.
-async fn close_on_error<S>(socket: &mut WebSocketStream<S>, error: WsError) -> Ending
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    tracing::debug!(%error, "closing connection after a read error");
-    match error {
-        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => Ending::new(1006, ""),
-        WsError::Capacity(_) => close(socket, CloseCode::Size, "Message too big").await,
-        WsError::Utf8(_) => close(socket, CloseCode::Invalid, "Invalid frame payload data").await,
-        WsError::Protocol(_) => close(socket, CloseCode::Protocol, "Protocol error").await,
-        _ => Ending::new(1006, ""),
-    }
 }

@@ -266,7 +266,9 @@ pub async fn upgrade<S>(
             }
             Ok(response) => (response.status_code, response.body),
             Err(InvokeError::Failed(_)) => (502, Some(message_body("Internal server error"))),
-            Err(InvokeError::TimedOut(_)) => (504, Some(message_body("Endpoint request timed out"))),
+            Err(InvokeError::TimedOut(_)) => {
+                (504, Some(message_body("Endpoint request timed out")))
+            }
         };
         if status != 101 {
             tracing::info!(connection_id = %meta.connection_id, status, "$connect rejected the connection");
@@ -355,7 +357,11 @@ mod tests {
 
     #[test]
     fn partial_and_malformed_heads() {
-        assert!(parse_head(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap().is_none());
+        assert!(
+            parse_head(b"GET / HTTP/1.1\r\nHost: x\r\n")
+                .unwrap()
+                .is_none()
+        );
         assert!(parse_head(b"GET / HTTP/1.1\r\nBad Header\r\n\r\n").is_err());
         assert!(parse_head(b"\x00\x01\x02\r\n\r\n").is_err());
     }
@@ -364,9 +370,18 @@ mod tests {
     fn upgrade_checks() {
         let refused = |raw: &str| check_upgrade(&head(raw)).err().map(|r| r.status);
         assert_eq!(refused(&GOOD.replace("GET", "POST")), Some(400));
-        assert_eq!(refused(&GOOD.replace("Version: 13", "Version: 8")), Some(426));
-        assert_eq!(refused(&GOOD.replace("dGhlIHNhbXBsZSBub25jZQ==", "short")), Some(400));
-        assert_eq!(refused(&GOOD.replace("keep-alive, Upgrade", "keep-alive")), Some(400));
+        assert_eq!(
+            refused(&GOOD.replace("Version: 13", "Version: 8")),
+            Some(426)
+        );
+        assert_eq!(
+            refused(&GOOD.replace("dGhlIHNhbXBsZSBub25jZQ==", "short")),
+            Some(400)
+        );
+        assert_eq!(
+            refused(&GOOD.replace("keep-alive, Upgrade", "keep-alive")),
+            Some(400)
+        );
         assert_eq!(refused(&GOOD.replace("Host: h\r\n", "")), Some(400));
         assert_eq!(refused(&GOOD.replace("HTTP/1.1", "HTTP/1.0")), Some(400));
     }

@@ -54,7 +54,13 @@ async fn handle_socket(gateway: Arc<Gateway>, mut stream: TcpStream, peer: Socke
         Ok(Err(HeadError::Closed)) => return,
         Ok(Err(error @ HeadError::TooLarge)) => {
             tracing::debug!(%peer, %error, "bad request");
-            write_response(&mut stream, 431, &[], r#"{"message":"Request Header Fields Too Large"}"#).await;
+            write_response(
+                &mut stream,
+                431,
+                &[],
+                r#"{"message":"Request Header Fields Too Large"}"#,
+            )
+            .await;
             return;
         }
         Ok(Err(error)) => {
@@ -67,7 +73,9 @@ async fn handle_socket(gateway: Arc<Gateway>, mut stream: TcpStream, peer: Socke
             return;
         }
     };
-    if head.wants_websocket() && paths::classify(head.path(), &gateway.api.stage) == Target::Endpoint {
+    if head.wants_websocket()
+        && paths::classify(head.path(), &gateway.api.stage) == Target::Endpoint
+    {
         let leftover = buf.split_off(head_len);
         handshake::upgrade(gateway, stream, head, leftover, peer, local).await;
     } else {
@@ -130,7 +138,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 

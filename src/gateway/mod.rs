@@ -4,8 +4,8 @@
 pub mod connection;
 pub mod handshake;
 pub mod limits;
-pub mod paths;
 pub mod listener;
+pub mod paths;
 pub mod registry;
 pub mod router;
 
@@ -76,16 +76,14 @@ impl Gateway {
     pub async fn invoke(&self, route: &Route, event: &Event) -> Result<Response, InvokeError> {
         let timeout = route.timeout.unwrap_or(self.limits.integration_timeout);
         let started = std::time::Instant::now();
-        let result = match tokio::time::timeout(
-            timeout,
-            route.integration.invoke(event, &self.context),
-        )
-        .await
-        {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(e)) => Err(InvokeError::Failed(e)),
-            Err(_) => Err(InvokeError::TimedOut(timeout)),
-        };
+        let result =
+            match tokio::time::timeout(timeout, route.integration.invoke(event, &self.context))
+                .await
+            {
+                Ok(Ok(response)) => Ok(response),
+                Ok(Err(e)) => Err(InvokeError::Failed(e)),
+                Err(_) => Err(InvokeError::TimedOut(timeout)),
+            };
         match &result {
             Ok(response) => tracing::debug!(
                 route = %route.key,

@@ -54,12 +54,27 @@ mod tests {
     fn connection_paths() {
         let id = Target::Connection("L0SM9cOFvHcCIhw=".into());
         assert_eq!(classify("/prod/@connections/L0SM9cOFvHcCIhw=", "prod"), id);
-        assert_eq!(classify("/prod/%40connections/L0SM9cOFvHcCIhw%3D", "prod"), id);
-        assert_eq!(classify("/prod//@connections/L0SM9cOFvHcCIhw%3D", "prod"), id);
-        assert_eq!(classify("/$default/@connections/L0SM9cOFvHcCIhw=", "$default"), id);
+        assert_eq!(
+            classify("/prod/%40connections/L0SM9cOFvHcCIhw%3D", "prod"),
+            id
+        );
+        assert_eq!(
+            classify("/prod//@connections/L0SM9cOFvHcCIhw%3D", "prod"),
+            id
+        );
+        assert_eq!(
+            classify("/$default/@connections/L0SM9cOFvHcCIhw=", "$default"),
+            id
+        );
         assert_eq!(classify("/@connections/L0SM9cOFvHcCIhw=", "$default"), id);
         assert_eq!(classify("/dev/@connections/x", "prod"), Target::Forbidden);
-        assert_eq!(classify("/prod/@connections/x/y", "prod"), Target::Forbidden);
-        assert_eq!(classify("/prod/@connections/%FF", "prod"), Target::Forbidden);
+        assert_eq!(
+            classify("/prod/@connections/x/y", "prod"),
+            Target::Forbidden
+        );
+        assert_eq!(
+            classify("/prod/@connections/%FF", "prod"),
+            Target::Forbidden
+        );
     }
 }

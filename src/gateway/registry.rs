@@ -92,7 +92,9 @@ pub struct InMemoryRegistry {
 impl InMemoryRegistry {
     fn get(&self, connection_id: &str) -> Option<Arc<ConnectionEntry>> {
         // Clone out of the map: no shard lock is held across an await.
-        self.connections.get(connection_id).map(|e| Arc::clone(e.value()))
+        self.connections
+            .get(connection_id)
+            .map(|e| Arc::clone(e.value()))
     }
 }
 
@@ -162,10 +164,7 @@ impl Connections {
             });
         }
         let message = match std::str::from_utf8(&data) {
-            Ok(_) => Message::Text(
-                data.try_into()
-                    .expect("checked as UTF-8 just above"),
-            ),
+            Ok(_) => Message::Text(data.try_into().expect("checked as UTF-8 just above")),
             Err(_) => Message::Binary(data),
         };
         self.registry
@@ -175,7 +174,10 @@ impl Connections {
 
     /// GetConnection.
     pub async fn get(&self, connection_id: &str) -> Result<ConnectionInfo, PushError> {
-        self.registry.info(connection_id).await.ok_or(PushError::Gone)
+        self.registry
+            .info(connection_id)
+            .await
+            .ok_or(PushError::Gone)
     }
 
     /// DeleteConnection: the client is closed with 1000 and `$disconnect` runs.

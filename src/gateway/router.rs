@@ -21,7 +21,10 @@ enum Part {
 
 impl RouteSelector {
     pub fn parse(expression: &str) -> Result<Self, String> {
-        if let Some(path) = expression.strip_prefix('$').filter(|_| !expression.starts_with("${")) {
+        if let Some(path) = expression
+            .strip_prefix('$')
+            .filter(|_| !expression.starts_with("${"))
+        {
             return Ok(RouteSelector {
                 parts: vec![Part::Body(parse_body_path(path, expression)?)],
             });
@@ -99,9 +102,18 @@ mod tests {
 
     #[test]
     fn selects_the_action_field() {
-        assert_eq!(select(DEFAULT_EXPRESSION, r#"{"action":"echo"}"#), Some("echo".into()));
-        assert_eq!(select("$request.body.a.b", r#"{"a":{"b":"deep"}}"#), Some("deep".into()));
-        assert_eq!(select(DEFAULT_EXPRESSION, r#"{"action":7}"#), Some("7".into()));
+        assert_eq!(
+            select(DEFAULT_EXPRESSION, r#"{"action":"echo"}"#),
+            Some("echo".into())
+        );
+        assert_eq!(
+            select("$request.body.a.b", r#"{"a":{"b":"deep"}}"#),
+            Some("deep".into())
+        );
+        assert_eq!(
+            select(DEFAULT_EXPRESSION, r#"{"action":7}"#),
+            Some("7".into())
+        );
     }
 
     #[test]
@@ -116,7 +128,10 @@ mod tests {
     #[test]
     fn template_form_joins_fields() {
         let e = "${request.body.service}/${request.body.action}";
-        assert_eq!(select(e, r#"{"service":"chat","action":"send"}"#), Some("chat/send".into()));
+        assert_eq!(
+            select(e, r#"{"service":"chat","action":"send"}"#),
+            Some("chat/send".into())
+        );
         assert_eq!(select(e, r#"{"service":"chat"}"#), None);
     }
 

@@ -23,7 +23,11 @@ impl HttpIntegration {
 
 #[async_trait]
 impl Integration for HttpIntegration {
-    async fn invoke(&self, event: &Event, _context: &Context) -> Result<Response, IntegrationError> {
+    async fn invoke(
+        &self,
+        event: &Event,
+        _context: &Context,
+    ) -> Result<Response, IntegrationError> {
         let failed = |what: String| IntegrationError::Failed(format!("{} {what}", self.url));
         let mut reply = self
             .client

@@ -167,14 +167,22 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.status_code, 403);
-        assert_eq!(r.headers, vec![("Sec-WebSocket-Protocol".into(), "chat".into())]);
+        assert_eq!(
+            r.headers,
+            vec![("Sec-WebSocket-Protocol".into(), "chat".into())]
+        );
         assert_eq!(r.body.as_deref(), Some("no"));
         assert_eq!(
-            parse_proxy_response(br#"{"statusCode":"201"}"#).unwrap().status_code,
+            parse_proxy_response(br#"{"statusCode":"201"}"#)
+                .unwrap()
+                .status_code,
             201
         );
         assert_eq!(
-            parse_proxy_response(br#"{"body":{"a":1}}"#).unwrap().body.as_deref(),
+            parse_proxy_response(br#"{"body":{"a":1}}"#)
+                .unwrap()
+                .body
+                .as_deref(),
             Some(r#"{"a":1}"#)
         );
     }
@@ -192,7 +200,11 @@ mod tests {
             br#"{"headers":[1]}"#,
             br#"{"headers":{"a":{"b":1}}}"#,
         ] {
-            assert!(parse_proxy_response(reply).is_err(), "{:?}", String::from_utf8_lossy(reply));
+            assert!(
+                parse_proxy_response(reply).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(reply)
+            );
         }
     }
 }

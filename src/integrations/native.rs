@@ -37,7 +37,9 @@ where
         let future = (self.handler)(event.to_lambda_request(), context.clone());
         match AssertUnwindSafe(future).catch_unwind().await {
             Ok(Ok(response)) => Ok(response),
-            Ok(Err(e)) => Err(IntegrationError::Failed(format!("handler returned an error: {e}"))),
+            Ok(Err(e)) => Err(IntegrationError::Failed(format!(
+                "handler returned an error: {e}"
+            ))),
             Err(_) => Err(IntegrationError::Failed("handler panicked".into())),
         }
     }

@@ -38,7 +38,10 @@ pub async fn connect(url: &str) -> Client {
 
 /// Connects with extra request headers; returns the handshake error status
 /// when the server refuses.
-pub async fn try_connect(url: &str, headers: &[(&str, &str)]) -> Result<(Client, http::Response<Option<Vec<u8>>>), u16> {
+pub async fn try_connect(
+    url: &str,
+    headers: &[(&str, &str)],
+) -> Result<(Client, http::Response<Option<Vec<u8>>>), u16> {
     let mut request = url.into_client_request().unwrap();
     for (name, value) in headers {
         request.headers_mut().insert(
@@ -46,9 +49,14 @@ pub async fn try_connect(url: &str, headers: &[(&str, &str)]) -> Result<(Client,
             value.parse().unwrap(),
         );
     }
-    match tokio::time::timeout(WAIT, connect_async(request)).await.expect("connect timed out") {
+    match tokio::time::timeout(WAIT, connect_async(request))
+        .await
+        .expect("connect timed out")
+    {
         Ok(ok) => Ok(ok),
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            Err(response.status().as_u16())
+        }
         Err(other) => panic!("unexpected connect error: {other}"),
     }
 }
@@ -56,7 +64,10 @@ pub async fn try_connect(url: &str, headers: &[(&str, &str)]) -> Result<(Client,
 /// The next text message, failing the test after `WAIT`.
 pub async fn next_text(client: &mut Client) -> String {
     loop {
-        match tokio::time::timeout(WAIT, client.next()).await.expect("no message in time") {
+        match tokio::time::timeout(WAIT, client.next())
+            .await
+            .expect("no message in time")
+        {
             Some(Ok(Message::Text(text))) => return text.to_string(),
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
             other => panic!("expected a text message, got {other:?}"),
@@ -74,8 +85,13 @@ pub async fn assert_silent(client: &mut Client, how_long: Duration) {
 /// Waits for the close frame and returns its code and reason.
 pub async fn next_close(client: &mut Client) -> (u16, String) {
     loop {
-        match tokio::time::timeout(WAIT, client.next()).await.expect("no close in time") {
-            Some(Ok(Message::Close(Some(frame)))) => return (u16::from(frame.code), frame.reason.to_string()),
+        match tokio::time::timeout(WAIT, client.next())
+            .await
+            .expect("no close in time")
+        {
+            Some(Ok(Message::Close(Some(frame)))) => {
+                return (u16::from(frame.code), frame.reason.to_string());
+            }
             Some(Ok(Message::Close(None))) => return (1005, String::new()),
             Some(Ok(_)) => continue,
             other => panic!("expected a close frame, got {other:?}"),
@@ -129,33 +145,39 @@ impl Backend {
         let seen_by_server = Arc::clone(&seen);
         tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 let reply = Arc::clone(&reply);
                 let tx = tx.clone();
                 let seen = Arc::clone(&seen_by_server);
                 tokio::spawn(async move {
-                    let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
-                        let reply = Arc::clone(&reply);
-                        let tx = tx.clone();
-                        let seen = Arc::clone(&seen);
-                        async move {
-                            let path = request.uri().path().to_string();
-                            let body = request.into_body().collect().await.unwrap().to_bytes();
-                            let event: Value = serde_json::from_slice(&body).expect("gateway sent JSON");
-                            let answer = reply(&path, &event);
-                            seen.lock().unwrap().push((path.clone(), event.clone()));
-                            let _ = tx.send((path, event));
-                            tokio::time::sleep(answer.delay).await;
-                            Ok::<_, Infallible>(
-                                http::Response::builder()
-                                    .status(answer.status)
-                                    .header("content-type", "application/json")
-                                    .body(Full::new(Bytes::from(answer.body)))
-                                    .unwrap(),
-                            )
-                        }
-                    });
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                    let service =
+                        service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                            let reply = Arc::clone(&reply);
+                            let tx = tx.clone();
+                            let seen = Arc::clone(&seen);
+                            async move {
+                                let path = request.uri().path().to_string();
+                                let body = request.into_body().collect().await.unwrap().to_bytes();
+                                let event: Value =
+                                    serde_json::from_slice(&body).expect("gateway sent JSON");
+                                let answer = reply(&path, &event);
+                                seen.lock().unwrap().push((path.clone(), event.clone()));
+                                let _ = tx.send((path, event));
+                                tokio::time::sleep(answer.delay).await;
+                                Ok::<_, Infallible>(
+                                    http::Response::builder()
+                                        .status(answer.status)
+                                        .header("content-type", "application/json")
+                                        .body(Full::new(Bytes::from(answer.body)))
+                                        .unwrap(),
+                                )
+                            }
+                        });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
                 });
             }
         });
@@ -186,7 +208,11 @@ impl Backend {
 }
 
 /// A raw management API call; returns status, headers and body.
-pub async fn management(method: &str, url: &str, body: impl Into<Bytes>) -> (u16, http::HeaderMap, String) {
+pub async fn management(
+    method: &str,
+    url: &str,
+    body: impl Into<Bytes>,
+) -> (u16, http::HeaderMap, String) {
     let client = reqwest::Client::new();
     let response = client
         .request(method.parse().unwrap(), url)

@@ -1,0 +1,340 @@
+//! Limits, close codes and hostile frames, over real sockets.
+
+mod common;
+
+use common::*;
+use futures_util::SinkExt;
+use serde_json::Value;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use wsgate::{BinaryMode, Limits, Response, RouteOptions, WebSocketApi, handler_fn};
+
+/// An API whose `$default` echoes (two-way) and whose `$disconnect`
+/// reports each ending as `code reason` on a channel.
+async fn server_with(
+    limits: Limits,
+    binary: BinaryMode,
+) -> (
+    wsgate::Server,
+    tokio::sync::mpsc::UnboundedReceiver<(i64, String)>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let server = WebSocketApi::new("Limits")
+        .limits(limits)
+        .binary(binary)
+        .route_with(
+            "$default",
+            handler_fn(|event, _| async move {
+                let body = event.body.unwrap_or_default();
+                Ok(Response::ok().with_body(format!("{}:{body}", event.is_base64_encoded)))
+            }),
+            RouteOptions {
+                return_response: true,
+                ..Default::default()
+            },
+        )
+        .route(
+            "$disconnect",
+            handler_fn(move |event, _| {
+                let tx = tx.clone();
+                async move {
+                    let ctx = event.request_context;
+                    let _ = tx.send((
+                        ctx.disconnect_status_code.unwrap_or_default(),
+                        ctx.disconnect_reason.unwrap_or_default(),
+                    ));
+                    Ok(Response::ok())
+                }
+            }),
+        )
+        .bind(any_port())
+        .await
+        .unwrap();
+    (server, rx)
+}
+
+async fn disconnected(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<(i64, String)>,
+) -> (i64, String) {
+    tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("no $disconnect in time")
+        .unwrap()
+}
+
+/// Opens a WebSocket by hand, for frames no well-behaved client sends.
+async fn raw_client(server: &wsgate::Server) -> TcpStream {
+    let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        stream.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"));
+    stream
+}
+
+/// A masked client frame.
+fn frame(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![if fin { 0x80 } else { 0 } | opcode];
+    let len = payload.len();
+    if len < 126 {
+        out.push(0x80 | len as u8);
+    } else if len <= u16::MAX as usize {
+        out.push(0x80 | 126);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(0x80 | 127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    let mask = [1u8, 2, 3, 4];
+    out.extend_from_slice(&mask);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    out
+}
+
+/// Reads server frames until a close frame; returns its code.
+async fn raw_close_code(stream: &mut TcpStream) -> u16 {
+    let mut buf = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        // Parse what we have: unmasked server frames.
+        let mut at = 0;
+        while buf.len() >= at + 2 {
+            let opcode = buf[at] & 0x0f;
+            let mut len = (buf[at + 1] & 0x7f) as usize;
+            let mut header = 2;
+            if len == 126 {
+                if buf.len() < at + 4 {
+                    break;
+                }
+                len = u16::from_be_bytes([buf[at + 2], buf[at + 3]]) as usize;
+                header = 4;
+            }
+            if buf.len() < at + header + len {
+                break;
+            }
+            if opcode == 8 {
+                return u16::from_be_bytes([buf[at + header], buf[at + header + 1]]);
+            }
+            at += header + len;
+        }
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut chunk))
+            .await
+            .expect("no close frame")
+            .unwrap();
+        assert!(n > 0, "socket closed without a close frame");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[tokio::test]
+async fn oversized_frame_closes_with_1009() {
+    let (server, mut ended) = server_with(Limits::default(), BinaryMode::Reject).await;
+    let mut client = connect(&server.url()).await;
+    send_text(&mut client, &"x".repeat(32 * 1024)).await;
+    assert!(next_text(&mut client).await.starts_with("false:xxx"));
+    send_text(&mut client, &"x".repeat(32 * 1024 + 1)).await;
+    assert_eq!(next_close(&mut client).await.0, 1009);
+    assert_eq!(
+        disconnected(&mut ended).await,
+        (1009, "Message too big".into())
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn oversized_message_in_small_frames_closes_with_1009() {
+    let (server, mut ended) = server_with(Limits::default(), BinaryMode::Reject).await;
+    let chunk = vec![b'a'; 30 * 1024];
+    // 120 KiB in four frames is accepted...
+    let mut stream = raw_client(&server).await;
+    for i in 0..4 {
+        let opcode = if i == 0 { 1 } else { 0 };
+        stream
+            .write_all(&frame(opcode, i == 3, &chunk))
+            .await
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    while !seen.windows(6).any(|w| w == b"false:") {
+        let mut chunk = [0u8; 65536];
+        let n = tokio::time::timeout(WAIT, stream.read(&mut chunk))
+            .await
+            .expect("no echo")
+            .unwrap();
+        assert!(n > 0, "closed before echoing the reassembled message");
+        seen.extend_from_slice(&chunk[..n]);
+    }
+    stream
+        .write_all(&frame(8, true, &1000u16.to_be_bytes()))
+        .await
+        .unwrap();
+    assert_eq!(disconnected(&mut ended).await.0, 1000);
+
+    // ...135 KiB in five frames is not.
+    let mut stream = raw_client(&server).await;
+    for i in 0..5 {
+        let opcode = if i == 0 { 1 } else { 0 };
+        if stream
+            .write_all(&frame(opcode, i == 4, &chunk[..27 * 1024]))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let _ = stream.write_all(&frame(0, true, &chunk[..1024])).await;
+    assert_eq!(raw_close_code(&mut stream).await, 1009);
+    assert_eq!(disconnected(&mut ended).await.0, 1009);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn invalid_utf8_text_closes_with_1007() {
+    let (server, mut ended) = server_with(Limits::default(), BinaryMode::Reject).await;
+    let mut stream = raw_client(&server).await;
+    stream
+        .write_all(&frame(1, true, &[0xff, 0xfe, 0x41]))
+        .await
+        .unwrap();
+    assert_eq!(raw_close_code(&mut stream).await, 1007);
+    assert_eq!(disconnected(&mut ended).await.0, 1007);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn unmasked_and_reserved_frames_close_with_1002() {
+    let (server, mut ended) = server_with(Limits::default(), BinaryMode::Reject).await;
+    let mut stream = raw_client(&server).await;
+    stream.write_all(&[0x81, 0x02, b'h', b'i']).await.unwrap();
+    assert_eq!(raw_close_code(&mut stream).await, 1002);
+    assert_eq!(disconnected(&mut ended).await.0, 1002);
+
+    let mut stream = raw_client(&server).await;
+    stream
+        .write_all(&frame(0x3, true, b"reserved opcode"))
+        .await
+        .unwrap();
+    assert_eq!(raw_close_code(&mut stream).await, 1002);
+    assert_eq!(disconnected(&mut ended).await.0, 1002);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn truncated_frame_then_eof_is_an_abnormal_close_and_the_gateway_stays_up() {
+    let (server, mut ended) = server_with(Limits::default(), BinaryMode::Reject).await;
+    let mut stream = raw_client(&server).await;
+    let full = frame(1, true, &[b'z'; 100]);
+    stream.write_all(&full[..20]).await.unwrap();
+    stream.shutdown().await.unwrap();
+    drop(stream);
+    assert_eq!(disconnected(&mut ended).await.0, 1006);
+    let mut client = connect(&server.url()).await;
+    send_text(&mut client, "alive").await;
+    assert_eq!(next_text(&mut client).await, "false:alive");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn binary_frames_close_with_1003_unless_base64_is_on() {
+    let (server, mut ended) = server_with(Limits::default(), BinaryMode::Reject).await;
+    let mut client = connect(&server.url()).await;
+    client
+        .send(Message::binary(vec![0u8, 159, 146, 150]))
+        .await
+        .unwrap();
+    assert_eq!(next_close(&mut client).await.0, 1003);
+    assert_eq!(disconnected(&mut ended).await.0, 1003);
+    server.shutdown().await;
+
+    let (server, _ended) = server_with(Limits::default(), BinaryMode::Base64).await;
+    let mut client = connect(&server.url()).await;
+    client
+        .send(Message::binary(vec![0u8, 159, 146, 150]))
+        .await
+        .unwrap();
+    assert_eq!(next_text(&mut client).await, "true:AJ+Slg==");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn idle_connections_close_with_1001() {
+    let limits = Limits {
+        idle_timeout: Duration::from_millis(400),
+        ..Limits::default()
+    };
+    let (server, mut ended) = server_with(limits, BinaryMode::Reject).await;
+    let mut client = connect(&server.url()).await;
+    // Messages keep it open past the idle timeout...
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        send_text(&mut client, "tick").await;
+        assert_eq!(next_text(&mut client).await, "false:tick");
+    }
+    // ...silence closes it.
+    assert_eq!(next_close(&mut client).await, (1001, "Going away".into()));
+    assert_eq!(disconnected(&mut ended).await, (1001, "Going away".into()));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn connections_close_with_1001_after_max_duration() {
+    let limits = Limits {
+        max_duration: Duration::from_millis(700),
+        ..Limits::default()
+    };
+    let (server, mut ended) = server_with(limits, BinaryMode::Reject).await;
+    let mut client = connect(&server.url()).await;
+    let started = std::time::Instant::now();
+    let code = loop {
+        send_text(&mut client, "busy").await;
+        match tokio::time::timeout(WAIT, futures_util::StreamExt::next(&mut client))
+            .await
+            .unwrap()
+        {
+            Some(Ok(Message::Text(_))) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Some(Ok(Message::Close(Some(frame)))) => break u16::from(frame.code),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(started.elapsed() < WAIT);
+    };
+    assert_eq!(code, 1001);
+    assert_eq!(disconnected(&mut ended).await.0, 1001);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_closes_with_1001_and_runs_every_disconnect() {
+    let (server, mut ended) = server_with(Limits::default(), BinaryMode::Reject).await;
+    let mut clients = Vec::new();
+    for _ in 0..20 {
+        clients.push(connect(&server.url()).await);
+    }
+    let readers: Vec<_> = clients
+        .into_iter()
+        .map(|mut client| tokio::spawn(async move { next_close(&mut client).await }))
+        .collect();
+    server.shutdown().await;
+    for reader in readers {
+        assert_eq!(reader.await.unwrap().0, 1001);
+    }
+    let mut codes = Vec::new();
+    while let Ok(ending) = ended.try_recv() {
+        codes.push(ending.0);
+    }
+    assert_eq!(
+        codes,
+        vec![1001; 20],
+        "every $disconnect ran before shutdown returned"
+    );
+    let _ = Value::Null;
+}
