@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use futures_util::SinkExt;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
@@ -340,6 +340,5 @@ async fn stage_endpoint_and_root_for_default_stage() {
             .err(),
         Some(403)
     );
-    let _ = Value::Null;
     server.shutdown().await;
 }

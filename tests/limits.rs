@@ -4,7 +4,6 @@ mod common;
 
 use common::*;
 use futures_util::SinkExt;
-use serde_json::Value;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -336,5 +335,4 @@ async fn shutdown_closes_with_1001_and_runs_every_disconnect() {
         vec![1001; 20],
         "every $disconnect ran before shutdown returned"
     );
-    let _ = Value::Null;
 }
