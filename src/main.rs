@@ -86,6 +86,8 @@ async fn serve(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()> {
         .or(config.listen)
         .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default address"));
     let server = api.bind(addr).await?;
+    let outputs = server.outputs();
+    let outputs_file = write_outputs(config.dir(), &outputs)?;
     println!(
         "wsgate: {} listening on {}",
         config.name,
@@ -94,11 +96,9 @@ async fn serve(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()> {
     for (key, handler) in routes {
         println!("  route {key:<14} {handler}");
     }
-    let outputs = server.outputs();
+    println!("  outputs written to  {}", outputs_file.display());
     println!("  url:                {}", outputs.url);
     println!("  managementEndpoint: {}", outputs.management_endpoint);
-    let outputs_file = write_outputs(config.dir(), &outputs)?;
-    println!("  outputs written to  {}", outputs_file.display());
 
     wait_for_signal().await?;
     tracing::info!("shutting down: closing connections with 1001 and running $disconnect");

@@ -1,0 +1,107 @@
+//! The `wsgate` binary: `validate`, and `serve` with outputs and graceful
+//! shutdown on SIGTERM.
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn wsgate() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_wsgate"))
+}
+
+fn write_config(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
+    let path = dir.join("wsgate.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn validate_accepts_good_configs_and_names_file_line_key_for_bad_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write_config(dir.path(), "name = \"MyApi\"\n[routes]\necho = { url = \"http://127.0.0.1:9/echo\" }\n");
+    let out = wsgate().args(["validate", "--config"]).arg(&good).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("is valid"));
+
+    let bad = write_config(dir.path(), "name = \"MyApi\"\n\n[routes]\necho = { url = \"http://127.0.0.1:9/\", timeout = \"forever\" }\n");
+    let out = wsgate().args(["validate", "--config"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("wsgate.toml:4: `routes.echo.timeout`"), "{stderr}");
+
+    let later = write_config(dir.path(), "name = \"MyApi\"\n[routes]\n\"$default\" = \"src/default.handler\"\n");
+    let out = wsgate().args(["validate", "--config"]).arg(&later).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not supported yet"));
+
+    let missing = wsgate().args(["validate", "--config", "/nonexistent/wsgate.toml"]).output().unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read config"));
+}
+
+#[tokio::test]
+async fn serve_writes_outputs_and_shuts_down_gracefully_on_sigterm() {
+    let mut backend = Backend::start(|_, _| Reply::ok()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "name = \"CliApi\"\nstage = \"dev\"\n[routes]\n\"$connect\" = {{ url = \"{}\" }}\n\"$disconnect\" = {{ url = \"{}\" }}\n",
+            backend.url("/connect"),
+            backend.url("/disconnect")
+        ),
+    );
+    let mut child = wsgate()
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut url = None;
+    let mut management_endpoint = None;
+    while management_endpoint.is_none() {
+        let line = lines.next().expect("serve printed its outputs").unwrap();
+        if let Some(value) = line.trim().strip_prefix("url:") {
+            url = Some(value.trim().to_string());
+        }
+        if let Some(value) = line.trim().strip_prefix("managementEndpoint:") {
+            management_endpoint = Some(value.trim().to_string());
+        }
+    }
+    let (url, management_endpoint) = (url.unwrap(), management_endpoint.unwrap());
+    assert!(url.starts_with("ws://127.0.0.1:") && url.ends_with("/dev"), "{url}");
+    assert_eq!(management_endpoint, url.replace("ws://", "http://"));
+
+    let outputs: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join(".wsgate/outputs.json")).unwrap()).unwrap();
+    assert_eq!(outputs["url"], url.as_str());
+    assert_eq!(outputs["managementEndpoint"], management_endpoint.as_str());
+
+    let mut client = connect(&url).await;
+    backend.event_for("$connect").await;
+
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    assert_eq!(next_close(&mut client).await, (1001, "Going away".into()));
+    let event = backend.event_for("$disconnect").await;
+    assert_eq!(event["requestContext"]["disconnectStatusCode"], 1001);
+
+    let status = tokio::task::spawn_blocking(move || {
+        for _ in 0..100 {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        panic!("wsgate did not exit after SIGTERM");
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "exit status {status}");
+}
