@@ -21,23 +21,54 @@ fn write_config(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
 #[test]
 fn validate_accepts_good_configs_and_names_file_line_key_for_bad_ones() {
     let dir = tempfile::tempdir().unwrap();
-    let good = write_config(dir.path(), "name = \"MyApi\"\n[routes]\necho = { url = \"http://127.0.0.1:9/echo\" }\n");
-    let out = wsgate().args(["validate", "--config"]).arg(&good).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let good = write_config(
+        dir.path(),
+        "name = \"MyApi\"\n[routes]\necho = { url = \"http://127.0.0.1:9/echo\" }\n",
+    );
+    let out = wsgate()
+        .args(["validate", "--config"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("is valid"));
 
-    let bad = write_config(dir.path(), "name = \"MyApi\"\n\n[routes]\necho = { url = \"http://127.0.0.1:9/\", timeout = \"forever\" }\n");
-    let out = wsgate().args(["validate", "--config"]).arg(&bad).output().unwrap();
+    let bad = write_config(
+        dir.path(),
+        "name = \"MyApi\"\n\n[routes]\necho = { url = \"http://127.0.0.1:9/\", timeout = \"forever\" }\n",
+    );
+    let out = wsgate()
+        .args(["validate", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("wsgate.toml:4: `routes.echo.timeout`"), "{stderr}");
+    assert!(
+        stderr.contains("wsgate.toml:4: `routes.echo.timeout`"),
+        "{stderr}"
+    );
 
-    let later = write_config(dir.path(), "name = \"MyApi\"\n[routes]\n\"$default\" = \"src/default.handler\"\n");
-    let out = wsgate().args(["validate", "--config"]).arg(&later).output().unwrap();
+    let later = write_config(
+        dir.path(),
+        "name = \"MyApi\"\n[routes]\n\"$default\" = \"src/default.handler\"\n",
+    );
+    let out = wsgate()
+        .args(["validate", "--config"])
+        .arg(&later)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not supported yet"));
 
-    let missing = wsgate().args(["validate", "--config", "/nonexistent/wsgate.toml"]).output().unwrap();
+    let missing = wsgate()
+        .args(["validate", "--config", "/nonexistent/wsgate.toml"])
+        .output()
+        .unwrap();
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read config"));
 }
@@ -74,18 +105,26 @@ async fn serve_writes_outputs_and_shuts_down_gracefully_on_sigterm() {
         }
     }
     let (url, management_endpoint) = (url.unwrap(), management_endpoint.unwrap());
-    assert!(url.starts_with("ws://127.0.0.1:") && url.ends_with("/dev"), "{url}");
+    assert!(
+        url.starts_with("ws://127.0.0.1:") && url.ends_with("/dev"),
+        "{url}"
+    );
     assert_eq!(management_endpoint, url.replace("ws://", "http://"));
 
-    let outputs: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join(".wsgate/outputs.json")).unwrap()).unwrap();
+    let outputs: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join(".wsgate/outputs.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(outputs["url"], url.as_str());
     assert_eq!(outputs["managementEndpoint"], management_endpoint.as_str());
 
     let mut client = connect(&url).await;
     backend.event_for("$connect").await;
 
-    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(killed.success());
     assert_eq!(next_close(&mut client).await, (1001, "Going away".into()));
     let event = backend.event_for("$disconnect").await;
