@@ -3,7 +3,7 @@
 //! and the WebSocket upgrade with `$connect` run before the 101.
 
 use super::connection;
-use super::registry::ConnectionEntry;
+use super::registry::{ConnectionEntry, Outbound};
 use super::{Gateway, InvokeError};
 use crate::events::{ConnectionMeta, Event, HandshakeRequest};
 use crate::ids::new_id;
@@ -217,30 +217,58 @@ fn message_body(message: &str) -> String {
     serde_json::json!({ "message": message }).to_string()
 }
 
-/// Completes (or refuses) a WebSocket upgrade whose head has been read;
-/// `leftover` holds any bytes the client sent after the head.
+/// Completes (or refuses) a WebSocket upgrade whose head has been read,
+/// then serves the connection; `leftover` holds any bytes the client sent
+/// after the head.
 pub async fn upgrade<S>(
     gateway: Arc<Gateway>,
     mut stream: S,
     head: RequestHead,
-    leftover: BytesMut,
+    leftover: Vec<u8>,
     peer: SocketAddr,
     local: SocketAddr,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    // The handshake's buffers and headers are dropped before the
+    // connection runs: an idle connection keeps only what it needs.
+    let Some((entry, outbound_rx)) = handshake(&gateway, &mut stream, head, peer, local).await else {
+        return;
+    };
+    let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .max_message_size(Some(gateway.limits.max_message_size))
+        .max_frame_size(Some(gateway.limits.max_frame_size));
+    let socket =
+        WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(config)).await;
+    tracing::debug!(connection_id = %entry.meta.connection_id, %peer, "connected");
+    connection::run(gateway, entry, socket, outbound_rx).await;
+}
+
+/// Checks the upgrade, runs `$connect` and writes the 101; on success the
+/// connection is registered and its outbound queue returned.
+async fn handshake<S>(
+    gateway: &Gateway,
+    stream: &mut S,
+    head: RequestHead,
+    peer: SocketAddr,
+    local: SocketAddr,
+) -> Option<(Arc<ConnectionEntry>, mpsc::Receiver<Outbound>)>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
 {
     let key = match check_upgrade(&head) {
         Ok(key) => key.to_string(),
         Err(refusal) => {
             tracing::debug!(%peer, reason = refusal.message, "upgrade refused");
             write_response(
-                &mut stream,
+                stream,
                 refusal.status,
                 refusal.headers,
                 &message_body(refusal.message),
             )
             .await;
-            return;
+            return None;
         }
     };
 
@@ -272,8 +300,8 @@ pub async fn upgrade<S>(
         };
         if status != 101 {
             tracing::info!(connection_id = %meta.connection_id, status, "$connect rejected the connection");
-            write_response(&mut stream, status, &[], body.as_deref().unwrap_or("")).await;
-            return;
+            write_response(stream, status, &[], body.as_deref().unwrap_or("")).await;
+            return None;
         }
     }
 
@@ -299,19 +327,10 @@ pub async fn upgrade<S>(
     response.push_str("\r\n");
     if let Err(e) = stream.write_all(response.as_bytes()).await {
         tracing::debug!(connection_id = %meta.connection_id, error = %e, "client left during the handshake");
-        connection::finish(&gateway, &meta, 1006, "").await;
-        return;
+        connection::finish(gateway, &meta, 1006, "").await;
+        return None;
     }
-
-    let config = WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER_BYTES)
-        .max_message_size(Some(gateway.limits.max_message_size))
-        .max_frame_size(Some(gateway.limits.max_frame_size));
-    let socket =
-        WebSocketStream::from_partially_read(stream, leftover.to_vec(), Role::Server, Some(config))
-            .await;
-    tracing::debug!(connection_id = %meta.connection_id, %peer, "connected");
-    connection::run(gateway, entry, socket, outbound_rx).await;
+    Some((entry, outbound_rx))
 }
 
 /// API Gateway adds X-Forwarded-For/-Port/-Proto to what the handler sees.

@@ -76,7 +76,8 @@ async fn handle_socket(gateway: Arc<Gateway>, mut stream: TcpStream, peer: Socke
     if head.wants_websocket()
         && paths::classify(head.path(), &gateway.api.stage) == Target::Endpoint
     {
-        let leftover = buf.split_off(head_len);
+        let leftover = buf[head_len..].to_vec();
+        drop(buf);
         handshake::upgrade(gateway, stream, head, leftover, peer, local).await;
     } else {
         serve_http(gateway, Prefixed::new(buf.freeze(), stream)).await;
