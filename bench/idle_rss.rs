@@ -36,8 +36,16 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 /// Reads stdout until a line yields an address.
-fn spawn(mut command: Command, find: impl Fn(&str) -> Option<SocketAddr>, path: &'static str) -> Server {
-    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("server starts");
+fn spawn(
+    mut command: Command,
+    find: impl Fn(&str) -> Option<SocketAddr>,
+    path: &'static str,
+) -> Server {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("server starts");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let addr = loop {
         let line = lines.next().expect("server printed its address").unwrap();
@@ -56,10 +64,21 @@ fn start_wsgate(dir: &std::path::Path) -> Server {
     let config = dir.join("wsgate.toml");
     std::fs::write(&config, "name = \"Bench\"\n").unwrap();
     let mut command = Command::new(wsgate);
-    command.args(["serve", "--listen", "127.0.0.1:0", "--config"]).arg(&config).env("WSGATE_LOG", "warn");
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .env("WSGATE_LOG", "warn");
     spawn(
         command,
-        |line| line.trim().strip_prefix("url:").map(|u| u.trim().trim_start_matches("ws://").trim_end_matches("/$default").parse().unwrap()),
+        |line| {
+            line.trim().strip_prefix("url:").map(|u| {
+                u.trim()
+                    .trim_start_matches("ws://")
+                    .trim_end_matches("/$default")
+                    .parse()
+                    .unwrap()
+            })
+        },
         "/$default",
     )
 }
@@ -67,7 +86,14 @@ fn start_wsgate(dir: &std::path::Path) -> Server {
 fn start_raw() -> Server {
     let mut command = Command::new(std::env::current_exe().unwrap());
     command.arg("--serve-raw");
-    spawn(command, |line| line.strip_prefix("listening on ").map(|a| a.parse().unwrap()), "/")
+    spawn(
+        command,
+        |line| {
+            line.strip_prefix("listening on ")
+                .map(|a| a.parse().unwrap())
+        },
+        "/",
+    )
 }
 
 /// The comparison: a bare tokio-tungstenite echo server with the same
@@ -77,10 +103,16 @@ async fn serve_raw() {
     println!("listening on {}", listener.local_addr().unwrap());
     let config = WebSocketConfig::default().read_buffer_size(4 * 1024);
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         tokio::spawn(async move {
-            let Ok(mut ws) = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await else { return };
+            let Ok(mut ws) =
+                tokio_tungstenite::accept_async_with_config(stream, Some(config)).await
+            else {
+                return;
+            };
             while let Some(Ok(message)) = ws.next().await {
                 if message.is_text() && ws.send(message).await.is_err() {
                     break;
@@ -114,7 +146,9 @@ async fn measure(server: &Server, connections: usize) -> Measurement {
                 let socket = TcpSocket::new_v4().unwrap();
                 socket.bind(source).unwrap();
                 let stream = socket.connect(addr).await.expect("tcp connect");
-                let (ws, _) = tokio_tungstenite::client_async(url, stream).await.expect("handshake");
+                let (ws, _) = tokio_tungstenite::client_async(url, stream)
+                    .await
+                    .expect("handshake");
                 ws
             }
         })
@@ -125,7 +159,11 @@ async fn measure(server: &Server, connections: usize) -> Measurement {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_after_kib = rss_kib(pid);
     drop(clients);
-    Measurement { rss_before_kib, rss_after_kib, connect_seconds }
+    Measurement {
+        rss_before_kib,
+        rss_after_kib,
+        connect_seconds,
+    }
 }
 
 #[tokio::main]
@@ -145,11 +183,18 @@ async fn main() {
     std::fs::create_dir_all(&dir).unwrap();
 
     println!("idle connections: {connections} per server, loopback only");
-    println!("{:<22} {:>12} {:>12} {:>14} {:>14}", "server", "RSS before", "RSS after", "KiB per conn", "connects/s");
+    println!(
+        "{:<22} {:>12} {:>12} {:>14} {:>14}",
+        "server", "RSS before", "RSS after", "KiB per conn", "connects/s"
+    );
     let mut per_connection = Vec::new();
-    for (name, server) in [("tokio-tungstenite raw", start_raw()), ("wsgate", start_wsgate(&dir))] {
+    for (name, server) in [
+        ("tokio-tungstenite raw", start_raw()),
+        ("wsgate", start_wsgate(&dir)),
+    ] {
         let m = measure(&server, connections).await;
-        let per_conn = (m.rss_after_kib.saturating_sub(m.rss_before_kib)) as f64 / connections as f64;
+        let per_conn =
+            (m.rss_after_kib.saturating_sub(m.rss_before_kib)) as f64 / connections as f64;
         let rate = connections as f64 / m.connect_seconds;
         println!(
             "{name:<22} {:>9} MiB {:>9} MiB {per_conn:>14.2} {rate:>14.0}",
@@ -159,6 +204,10 @@ async fn main() {
         per_connection.push((per_conn, rate));
     }
     let (raw, gate) = (per_connection[0], per_connection[1]);
-    println!("wsgate / raw: {:.2}x memory per connection, {:.2}x connect rate", gate.0 / raw.0, gate.1 / raw.1);
+    println!(
+        "wsgate / raw: {:.2}x memory per connection, {:.2}x connect rate",
+        gate.0 / raw.0,
+        gate.1 / raw.1
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -232,7 +232,8 @@ pub async fn upgrade<S>(
 {
     // The handshake's buffers and headers are dropped before the
     // connection runs: an idle connection keeps only what it needs.
-    let Some((entry, outbound_rx)) = handshake(&gateway, &mut stream, head, peer, local).await else {
+    let Some((entry, outbound_rx)) = handshake(&gateway, &mut stream, head, peer, local).await
+    else {
         return;
     };
     let config = WebSocketConfig::default()
