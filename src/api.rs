@@ -24,12 +24,13 @@ use crate::gateway::registry::{Connections, InMemoryRegistry, Registry};
 use crate::gateway::router::{DEFAULT_EXPRESSION, RouteSelector};
 use crate::gateway::{Gateway, Route, listener};
 use crate::ids::api_id_for;
+use crate::integrations::function::{self, FunctionIntegration, FunctionSpec};
 use crate::integrations::http::HttpIntegration;
 use crate::integrations::{Context, Integration};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -69,6 +70,31 @@ pub struct WebSocketApi {
     limits: Limits,
     binary: BinaryMode,
     routes: Vec<Route>,
+    /// Shared by function handlers; told the outputs once bound.
+    functions: Option<Arc<function::Environment>>,
+}
+
+/// Region handed to function handlers and used in ARNs.
+const DEFAULT_REGION: &str = "us-east-1";
+
+/// SST's defaults for a function's `timeout` and `memory`, and Lambda-like
+/// concurrency per function.
+fn function_spec(route: &crate::config::RouteConfig) -> FunctionSpec {
+    let (handler, command) = match &route.handler {
+        HandlerSpec::Handler(h) => (h.clone(), None),
+        HandlerSpec::Command(c) => (c.join(" "), Some(c.clone())),
+        HandlerSpec::Url(u) => (u.clone(), None),
+    };
+    FunctionSpec {
+        route_key: route.key.clone(),
+        handler,
+        command,
+        timeout: route.timeout.unwrap_or(Duration::from_secs(20)),
+        memory_bytes: route.memory.unwrap_or(1024 * 1024 * 1024),
+        concurrency: route.concurrency.unwrap_or(10),
+        environment: route.environment.clone(),
+        link: route.link.clone(),
+    }
 }
 
 impl WebSocketApi {
@@ -80,6 +106,7 @@ impl WebSocketApi {
             limits: Limits::default(),
             binary: BinaryMode::default(),
             routes: Vec::new(),
+            functions: None,
         }
     }
 
@@ -102,10 +129,29 @@ impl WebSocketApi {
                     Arc::new(HttpIntegration::new(url, client.clone()))
                 }
                 HandlerSpec::Handler(_) | HandlerSpec::Command(_) => {
-                    return Err(BuildError::Route(
-                        route.key.clone(),
-                        "function handlers are not supported yet by this version of wsgate".into(),
-                    ));
+                    let environment = Arc::clone(api.functions.get_or_insert_with(|| {
+                        Arc::new(function::Environment {
+                            api_name: config.name.clone(),
+                            stage: config.stage.clone(),
+                            region: DEFAULT_REGION.into(),
+                            outputs: OnceLock::new(),
+                            credentials: function::SessionCredentials::generate(),
+                        })
+                    }));
+                    let spec = function_spec(route);
+                    let integration = FunctionIntegration::new(&spec, config.dir(), environment)
+                        .map_err(|e| BuildError::Route(route.key.clone(), e))?;
+                    api = api.route_with(
+                        &route.key,
+                        Arc::new(integration),
+                        RouteOptions {
+                            // The function enforces its own timeout; the
+                            // gateway keeps API Gateway's 29 s.
+                            timeout: None,
+                            return_response: route.return_response,
+                        },
+                    );
+                    continue;
                 }
             };
             api = api.route_with(
@@ -216,11 +262,15 @@ impl WebSocketApi {
             tasks: TaskTracker::new(),
         });
         let accept = tokio::spawn(listener::accept_loop(Arc::clone(&gateway), listener));
-        Ok(Server {
+        let server = Server {
             gateway,
             local_addr,
             accept,
-        })
+        };
+        if let Some(functions) = &self.functions {
+            let _ = functions.outputs.set(server.outputs());
+        }
+        Ok(server)
     }
 }
 

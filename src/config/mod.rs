@@ -88,6 +88,8 @@ pub struct RouteConfig {
     pub link: Vec<String>,
     pub auth: Option<RouteAuth>,
     pub return_response: bool,
+    /// Function handlers: instances that may run at once.
+    pub concurrency: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -138,8 +140,15 @@ struct RawAccessLog {
 struct RawTransform {
     stage: Option<Spanned<RawStage>>,
     api: Option<Spanned<toml::Value>>,
-    route: Option<Spanned<toml::Value>>,
+    route: Option<Spanned<RawTransformRoute>>,
     access_log: Option<Spanned<toml::Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTransformRoute {
+    handler: Option<toml::Table>,
+    args: Option<toml::Value>,
 }
 
 /// `[transform.stage]`: the stage settings that are the gateway's limits.
@@ -170,6 +179,7 @@ struct RawRoute {
     auth: Option<RawAuth>,
     #[serde(default)]
     return_response: bool,
+    concurrency: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -193,6 +203,14 @@ impl Checker<'_> {
 
     fn at(&mut self, span: std::ops::Range<usize>, key: &str, message: impl Into<String>) {
         let line = self.line(span);
+        self.problems.push(Problem {
+            line: Some(line),
+            key: Some(key.to_string()),
+            message: message.into(),
+        });
+    }
+
+    fn at_line(&mut self, line: usize, key: &str, message: impl Into<String>) {
         self.problems.push(Problem {
             line: Some(line),
             key: Some(key.to_string()),
@@ -340,10 +358,18 @@ fn check(file: &Path, raw: RawConfig, c: &mut Checker) -> Config {
     }
 
     let mut limits = Limits::default();
+    let mut transform_handler = None;
     if let Some(transform) = raw.transform {
+        if let Some(route) = transform.route {
+            let span = route.span();
+            let route = route.into_inner();
+            if route.args.is_some() {
+                c.not_supported_yet(span, "transform.route.args", "`[transform.route.args]`");
+            }
+            transform_handler = route.handler;
+        }
         for (key, value) in [
             ("transform.api", &transform.api),
-            ("transform.route", &transform.route),
             ("transform.access_log", &transform.access_log),
         ] {
             if let Some(v) = value {
@@ -357,7 +383,14 @@ fn check(file: &Path, raw: RawConfig, c: &mut Checker) -> Config {
 
     let mut routes = Vec::new();
     for (key, value) in &raw.routes {
-        if let Some(route) = check_route(key, value, c) {
+        if let Some(route) = check_route(key, value, transform_handler.as_ref(), c) {
+            for linked in route.link.iter().filter(|l| **l != name) {
+                c.at_line(
+                    route.line,
+                    &format!("routes.{}.link", route.key),
+                    format!("\"{linked}\" is not a resource wsgate knows; a route can link the API itself (\"{name}\")"),
+                );
+            }
             routes.push(route);
         }
     }
@@ -436,6 +469,7 @@ fn apply_stage(stage: &Spanned<RawStage>, limits: &mut Limits, c: &mut Checker) 
 fn check_route(
     key: &Spanned<String>,
     value: &Spanned<toml::Value>,
+    transform_handler: Option<&toml::Table>,
     c: &mut Checker,
 ) -> Option<RouteConfig> {
     let name = key.get_ref();
@@ -457,25 +491,14 @@ fn check_route(
         );
         return None;
     }
-    let raw = match value.get_ref() {
-        toml::Value::String(handler) => RawRoute {
-            handler: Some(handler.clone()),
-            url: None,
-            command: None,
-            timeout: None,
-            memory: None,
-            environment: BTreeMap::new(),
-            link: Vec::new(),
-            auth: None,
-            return_response: false,
-        },
-        toml::Value::Table(table) => match RawRoute::deserialize(table.clone()) {
-            Ok(route) => route,
-            Err(e) => {
-                c.at(span, &path, e.message().trim().to_string());
-                return None;
-            }
-        },
+    // A handler string is the table `{ handler = "..." }`.
+    let mut table = match value.get_ref() {
+        toml::Value::String(handler) => {
+            let mut table = toml::Table::new();
+            table.insert("handler".into(), toml::Value::String(handler.clone()));
+            table
+        }
+        toml::Value::Table(table) => table.clone(),
         other => {
             c.at(
                 span,
@@ -485,6 +508,21 @@ fn check_route(
                     other.type_str()
                 ),
             );
+            return None;
+        }
+    };
+    // `transform.route.handler` is merged over every function route's
+    // arguments, shallow, its keys winning, as SST's transform does.
+    let is_function = table.contains_key("handler") || table.contains_key("command");
+    if let (true, Some(transform)) = (is_function, transform_handler) {
+        for (k, v) in transform {
+            table.insert(k.clone(), v.clone());
+        }
+    }
+    let raw = match RawRoute::deserialize(table) {
+        Ok(route) => route,
+        Err(e) => {
+            c.at(span, &path, e.message().trim().to_string());
             return None;
         }
     };
@@ -567,6 +605,7 @@ fn check_route(
             (memory.is_some(), "memory"),
             (!raw.environment.is_empty(), "environment"),
             (!raw.link.is_empty(), "link"),
+            (raw.concurrency.is_some(), "concurrency"),
         ] {
             if set {
                 c.at(
@@ -584,14 +623,8 @@ fn check_route(
             "API Gateway authorizes only at $connect; move `auth` to the $connect route",
         );
     }
-    match &handler {
-        HandlerSpec::Handler(_) => {
-            c.not_supported_yet(span.clone(), &path, "a function handler string")
-        }
-        HandlerSpec::Command(_) => {
-            c.not_supported_yet(span.clone(), &path, "a Lambda runtime `command`")
-        }
-        HandlerSpec::Url(_) => {}
+    if raw.concurrency == Some(0) {
+        c.at(span.clone(), &format!("{path}.concurrency"), "must be at least 1");
     }
     if auth.is_some() {
         c.not_supported_yet(span.clone(), &format!("{path}.auth"), "route `auth`");
@@ -607,6 +640,7 @@ fn check_route(
         link: raw.link,
         auth,
         return_response: raw.return_response,
+        concurrency: raw.concurrency,
     })
 }
 

@@ -2,6 +2,7 @@
 //! in-process Rust, and later Lambda runtime processes) implements one
 //! trait, so the data plane never knows which kind it is calling.
 
+pub mod function;
 pub mod http;
 pub mod native;
 

@@ -1,0 +1,102 @@
+// wsgate's Node.js bootstrap: loads a handler file and runs it against the
+// AWS Lambda Runtime API (AWS_LAMBDA_RUNTIME_API), like Lambda's nodejs runtime.
+// `--check` only loads the module and verifies the export is a function.
+import { pathToFileURL } from "node:url";
+
+const file = process.env.WSGATE_HANDLER_FILE;
+const exportName = process.env.WSGATE_HANDLER_EXPORT;
+const api = `http://${process.env.AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime`;
+
+async function load() {
+  const module = await import(pathToFileURL(file).href);
+  const handler = module[exportName] ?? module.default?.[exportName];
+  if (typeof handler !== "function") {
+    throw new Error(`${file} does not export a function named "${exportName}"`);
+  }
+  return handler;
+}
+
+function errorBody(error) {
+  const e = error instanceof Error ? error : new Error(String(error));
+  return JSON.stringify({
+    errorType: e.name || "Error",
+    errorMessage: e.message,
+    stackTrace: (e.stack || "").split("\n").slice(1).map((l) => l.trim()),
+  });
+}
+
+async function post(path, body) {
+  await fetch(`${api}${path}`, { method: "POST", body, headers: { "content-type": "application/json" } });
+}
+
+// Handlers may be async or take a callback (event, context, callback).
+function run(handler, event, context) {
+  return new Promise((resolve, reject) => {
+    const callback = (error, result) => (error ? reject(error) : resolve(result));
+    context.done = callback;
+    context.succeed = (result) => resolve(result);
+    context.fail = (error) => reject(error);
+    try {
+      const returned = handler(event, context, callback);
+      if (returned && typeof returned.then === "function") returned.then(resolve, reject);
+      else if (handler.length < 3) resolve(returned);
+    } catch (error) {
+      reject(error);
+    }
+  });
+}
+
+async function nextInvocation() {
+  // The long poll may outlive the HTTP client's timeouts: retry quietly.
+  for (;;) {
+    try {
+      const response = await fetch(`${api}/invocation/next`);
+      if (response.ok) return response;
+    } catch {}
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+if (process.argv.includes("--check")) {
+  try {
+    await load();
+    process.exit(0);
+  } catch (error) {
+    console.error(error?.message ?? String(error));
+    process.exit(1);
+  }
+}
+
+let handler;
+try {
+  handler = await load();
+} catch (error) {
+  console.error(error);
+  await post("/init/error", errorBody(error));
+  process.exit(1);
+}
+
+for (;;) {
+  const response = await nextInvocation();
+  const requestId = response.headers.get("lambda-runtime-aws-request-id");
+  const deadline = Number(response.headers.get("lambda-runtime-deadline-ms"));
+  const event = await response.json();
+  const context = {
+    awsRequestId: requestId,
+    invokedFunctionArn: response.headers.get("lambda-runtime-invoked-function-arn"),
+    functionName: process.env.AWS_LAMBDA_FUNCTION_NAME,
+    functionVersion: process.env.AWS_LAMBDA_FUNCTION_VERSION,
+    memoryLimitInMB: process.env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE,
+    logGroupName: process.env.AWS_LAMBDA_LOG_GROUP_NAME,
+    logStreamName: process.env.AWS_LAMBDA_LOG_STREAM_NAME,
+    callbackWaitsForEmptyEventLoop: true,
+    getRemainingTimeInMillis: () => deadline - Date.now(),
+  };
+  try {
+    const result = await run(handler, event, context);
+    await post(`/invocation/${requestId}/response`, JSON.stringify(result === undefined ? null : result));
+  } catch (error) {
+    console.error(error);
+    await post(`/invocation/${requestId}/error`, errorBody(error));
+  }
+}

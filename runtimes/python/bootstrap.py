@@ -1,0 +1,97 @@
+"""wsgate's Python bootstrap: loads a handler file and runs it against the
+AWS Lambda Runtime API (AWS_LAMBDA_RUNTIME_API), like Lambda's python runtime.
+`--check` only loads the module and verifies the export is a function."""
+
+import importlib.util
+import json
+import os
+import sys
+import time
+import traceback
+import urllib.request
+
+FILE = os.environ.get("WSGATE_HANDLER_FILE", "")
+EXPORT = os.environ.get("WSGATE_HANDLER_EXPORT", "")
+API = f"http://{os.environ.get('AWS_LAMBDA_RUNTIME_API')}/2018-06-01/runtime"
+
+
+def load():
+    folder = os.path.dirname(os.path.abspath(FILE))
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    name = os.path.splitext(os.path.basename(FILE))[0]
+    spec = importlib.util.spec_from_file_location(name, FILE)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    handler = getattr(module, EXPORT, None)
+    if not callable(handler):
+        raise AttributeError(f'{FILE} does not define a function named "{EXPORT}"')
+    return handler
+
+
+def error_body(error):
+    return json.dumps(
+        {
+            "errorType": type(error).__name__,
+            "errorMessage": str(error),
+            "stackTrace": traceback.format_tb(error.__traceback__),
+        }
+    ).encode()
+
+
+def post(path, body):
+    request = urllib.request.Request(
+        API + path, data=body, method="POST", headers={"content-type": "application/json"}
+    )
+    urllib.request.urlopen(request).close()
+
+
+class Context:
+    def __init__(self, request_id, arn, deadline_ms):
+        self.aws_request_id = request_id
+        self.invoked_function_arn = arn
+        self.function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+        self.function_version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION")
+        self.memory_limit_in_mb = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        self.log_group_name = os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME")
+        self.log_stream_name = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME")
+        self._deadline_ms = deadline_ms
+
+    def get_remaining_time_in_millis(self):
+        return int(self._deadline_ms - time.time() * 1000)
+
+
+def main():
+    if "--check" in sys.argv:
+        try:
+            load()
+        except Exception as error:  # any import failure is the answer
+            print(error, file=sys.stderr)
+            sys.exit(1)
+        sys.exit(0)
+    try:
+        handler = load()
+    except Exception as error:
+        traceback.print_exc()
+        post("/init/error", error_body(error))
+        sys.exit(1)
+    while True:
+        with urllib.request.urlopen(API + "/invocation/next") as response:
+            request_id = response.headers["Lambda-Runtime-Aws-Request-Id"]
+            context = Context(
+                request_id,
+                response.headers.get("Lambda-Runtime-Invoked-Function-Arn"),
+                int(response.headers.get("Lambda-Runtime-Deadline-Ms", "0")),
+            )
+            event = json.loads(response.read())
+        try:
+            result = handler(event, context)
+            post(f"/invocation/{request_id}/response", json.dumps(result).encode())
+        except Exception as error:
+            traceback.print_exc()
+            post(f"/invocation/{request_id}/error", error_body(error))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+//! One function instance: a process started with `AWS_LAMBDA_RUNTIME_API`
+//! pointing at its own Runtime API server, watched for exit and memory.
+
+use super::runtime_api::{Invocation, RuntimeApi};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::Command;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+/// How often an instance's memory use is checked.
+const MEMORY_CHECK_EVERY: Duration = Duration::from_millis(100);
+/// Longest output line logged as-is; longer lines are cut.
+const MAX_LOG_LINE: usize = 8 * 1024;
+
+/// How to start an instance.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    /// Label for logs, e.g. the route key.
+    pub label: String,
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub cwd: PathBuf,
+    pub env: Vec<(String, String)>,
+    pub memory_limit_bytes: u64,
+}
+
+pub struct Instance {
+    pub invocations: mpsc::Sender<Invocation>,
+    /// `Some(reason)` once the process is gone.
+    pub exited: watch::Receiver<Option<String>>,
+    api: RuntimeApi,
+    /// Kills the process when the instance is dropped.
+    _kill: DropGuard,
+}
+
+impl Instance {
+    pub async fn start(
+        id: u64,
+        launch: &Launch,
+        dynamic_env: Vec<(String, String)>,
+        function_arn: &str,
+    ) -> Result<Instance, String> {
+        let (api, invocations) = RuntimeApi::start(function_arn.to_string())
+            .await
+            .map_err(|e| format!("cannot start the Runtime API: {e}"))?;
+        let mut command = Command::new(&launch.program);
+        command
+            .args(&launch.args)
+            .current_dir(&launch.cwd)
+            .env_clear()
+            .envs(dynamic_env.iter().map(|(k, v)| (k, v)))
+            .envs(launch.env.iter().map(|(k, v)| (k, v)))
+            .env("AWS_LAMBDA_RUNTIME_API", api.addr.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        // Keep PATH and HOME so interpreters and their tools resolve.
+        for key in ["PATH", "HOME", "LANG", "TZ"] {
+            if let Ok(value) = std::env::var(key) {
+                if !launch.env.iter().any(|(k, _)| k == key) {
+                    command.env(key, value);
+                }
+            }
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", launch.program.display()))?;
+        let label: Arc<str> = Arc::from(launch.label.as_str());
+        if let Some(stdout) = child.stdout.take() {
+            tokio::spawn(log_lines(stdout, Arc::clone(&label), id));
+        }
+        if let Some(stderr) = child.stderr.take() {
+            tokio::spawn(log_lines(stderr, Arc::clone(&label), id));
+        }
+        let (exited_tx, exited) = watch::channel(None);
+        let kill = CancellationToken::new();
+        let pid = child.id();
+        let memory_limit = launch.memory_limit_bytes;
+        let watch_kill = kill.clone();
+        tokio::spawn(async move {
+            let mut memory_check = tokio::time::interval(MEMORY_CHECK_EVERY);
+            let reason = loop {
+                tokio::select! {
+                    status = child.wait() => {
+                        break match status {
+                            Ok(status) => format!("process exited ({status})"),
+                            Err(e) => format!("process lost: {e}"),
+                        };
+                    }
+                    _ = watch_kill.cancelled() => {
+                        let _ = child.kill().await;
+                        break "instance stopped".to_string();
+                    }
+                    _ = memory_check.tick() => {
+                        let used = pid.map(resident_bytes).unwrap_or(0);
+                        if used > memory_limit {
+                            tracing::error!(
+                                route = %label, instance = id,
+                                used_mb = used / (1024 * 1024), limit_mb = memory_limit / (1024 * 1024),
+                                "function exceeded its memory limit; instance killed"
+                            );
+                            let _ = child.kill().await;
+                            break format!("memory limit of {} MB exceeded", memory_limit / (1024 * 1024));
+                        }
+                    }
+                }
+            };
+            tracing::debug!(route = %label, instance = id, %reason, "instance ended");
+            let _ = exited_tx.send(Some(reason));
+        });
+        Ok(Instance {
+            invocations,
+            exited,
+            api,
+            _kill: kill.drop_guard(),
+        })
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.exited.borrow().is_none()
+    }
+
+    /// Why the instance ended, with the runtime's init error if it gave one.
+    pub fn exit_reason(&self) -> String {
+        let reason = self.exited.borrow().clone().unwrap_or_else(|| "instance failed".into());
+        match self.api.init_error() {
+            Some(init) => format!("{reason}; init error: {init}"),
+            None => reason,
+        }
+    }
+}
+
+/// Resident memory of a process (Linux `/proc`), 0 when unknown.
+fn resident_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib * 1024)
+}
+
+/// Forwards a process's output to the log, a line at a time, prefixed with
+/// the route; any bytes are accepted (shown lossily), long lines are cut.
+async fn log_lines(mut output: impl AsyncRead + Unpin, label: Arc<str>, instance: u64) {
+    let mut pending: Vec<u8> = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = match output.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        pending.extend_from_slice(&chunk[..n]);
+        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            emit(&label, instance, &line[..line.len() - 1]);
+        }
+        if pending.len() > MAX_LOG_LINE {
+            emit(&label, instance, &pending);
+            pending.clear();
+        }
+    }
+    if !pending.is_empty() {
+        emit(&label, instance, &pending);
+    }
+}
+
+fn emit(label: &str, instance: u64, line: &[u8]) {
+    let cut = &line[..line.len().min(MAX_LOG_LINE)];
+    let text = String::from_utf8_lossy(cut);
+    tracing::info!(target: "wsgate::function", route = %label, instance, "{}", text.trim_end_matches('\r'));
+}

@@ -1,0 +1,229 @@
+//! Function handlers: SST handler strings (Node.js/TypeScript, Python) and
+//! any Lambda runtime program, all run as processes that speak the Lambda
+//! Runtime API to wsgate, so every kind shares one invocation path.
+
+mod instance;
+mod pool;
+pub mod resolve;
+mod runtime_api;
+
+use super::{Context, Integration, IntegrationError, Response, parse_proxy_response};
+use crate::api::Outputs;
+use crate::events::Event;
+use async_trait::async_trait;
+use base64::Engine;
+use bytes::Bytes;
+use instance::Launch;
+use pool::{InvokeFailure, Pool};
+use rand::Rng;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// Invocations that may wait for a busy function before failing.
+pub const WAITING_LIMIT: usize = 100;
+
+/// What every function of one gateway shares.
+pub struct Environment {
+    pub api_name: String,
+    pub stage: String,
+    pub region: String,
+    /// Set once the listener is bound (the outputs carry its port).
+    pub outputs: OnceLock<Outputs>,
+    pub credentials: SessionCredentials,
+}
+
+/// Short-lived credentials handed to function handlers.
+#[derive(Debug, Clone)]
+pub struct SessionCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+}
+
+impl SessionCredentials {
+    pub fn generate() -> SessionCredentials {
+        let mut rng = rand::rng();
+        let mut text = |alphabet: &[u8], len: usize| -> String {
+            (0..len)
+                .map(|_| alphabet[(rng.next_u32() as usize) % alphabet.len()] as char)
+                .collect()
+        };
+        let upper = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+        let mixed = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let access_key_id = format!("ASIA{}", text(upper, 16));
+        let secret_access_key = text(mixed, 40);
+        let mut token = [0u8; 96];
+        rand::rng().fill_bytes(&mut token);
+        SessionCredentials {
+            access_key_id,
+            secret_access_key,
+            session_token: base64::engine::general_purpose::STANDARD.encode(token),
+        }
+    }
+}
+
+/// A function route's settings, from the config.
+#[derive(Debug, Clone)]
+pub struct FunctionSpec {
+    pub route_key: String,
+    /// `Handler("src/x.handler")` or a runtime `command`.
+    pub handler: String,
+    pub command: Option<Vec<String>>,
+    pub timeout: Duration,
+    pub memory_bytes: u64,
+    pub concurrency: usize,
+    pub environment: BTreeMap<String, String>,
+    pub link: Vec<String>,
+}
+
+pub struct FunctionIntegration {
+    description: String,
+    pool: Pool,
+}
+
+/// `$connect` → `MyApi-connect`: Lambda names allow no `$`.
+pub fn function_name(api_name: &str, route_key: &str) -> String {
+    let route: String = route_key
+        .trim_start_matches('$')
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .collect();
+    format!("{api_name}-{route}")
+}
+
+impl FunctionIntegration {
+    /// Resolves and checks the handler now (start-up), starts nothing yet:
+    /// instances start on the first invocation, as Lambda's cold starts.
+    pub fn new(spec: &FunctionSpec, config_dir: &Path, env: Arc<Environment>) -> Result<FunctionIntegration, String> {
+        let config_dir = &std::fs::canonicalize(if config_dir.as_os_str().is_empty() { Path::new(".") } else { config_dir })
+            .map_err(|e| format!("cannot find {}: {e}", config_dir.display()))?;
+        let state_dir = config_dir.join(".wsgate");
+        let name = function_name(&env.api_name, &spec.route_key);
+        let (program, args, description, runtime_env) = match &spec.command {
+            Some(command) => {
+                let program = resolve_program(config_dir, &command[0]);
+                (
+                    program,
+                    command[1..].to_vec(),
+                    format!("command {}", command.join(" ")),
+                    Vec::new(),
+                )
+            }
+            None => {
+                resolve::write_bootstraps(&state_dir)?;
+                let resolved = resolve::resolve(config_dir, &state_dir, &name, &spec.handler)?;
+                let (program, args) = resolve::program(&state_dir, resolved.runtime);
+                let kind = match resolved.runtime {
+                    resolve::Runtime::Node => "nodejs20.x",
+                    resolve::Runtime::Python => "python3.11",
+                };
+                (
+                    program,
+                    args,
+                    format!("function {} ({kind}, {})", spec.handler, resolved.source.display()),
+                    vec![
+                        ("WSGATE_HANDLER_FILE".to_string(), resolved.entry.display().to_string()),
+                        ("WSGATE_HANDLER_EXPORT".to_string(), resolved.export.clone()),
+                        ("AWS_EXECUTION_ENV".to_string(), format!("AWS_Lambda_{kind}")),
+                        ("_HANDLER".to_string(), spec.handler.clone()),
+                    ],
+                )
+            }
+        };
+        let mut static_env = runtime_env;
+        static_env.push(("LAMBDA_TASK_ROOT".into(), config_dir.display().to_string()));
+        static_env.extend(spec.environment.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let launch = Launch {
+            label: spec.route_key.clone(),
+            program,
+            args,
+            cwd: config_dir.to_path_buf(),
+            env: static_env,
+            memory_limit_bytes: spec.memory_bytes,
+        };
+        let arn = format!("arn:aws:lambda:{}:000000000000:function:{name}", env.region);
+        let (timeout, concurrency) = (spec.timeout, spec.concurrency);
+        let spec = spec.clone();
+        let lambda_env = move || lambda_environment(&env, &spec, &name);
+        Ok(FunctionIntegration {
+            description,
+            pool: Pool::new(launch, arn, timeout, concurrency, WAITING_LIMIT, Box::new(lambda_env)),
+        })
+    }
+}
+
+/// A command's program: relative paths are relative to the config's folder.
+fn resolve_program(config_dir: &Path, program: &str) -> PathBuf {
+    if program.contains('/') && !Path::new(program).is_absolute() {
+        config_dir.join(program)
+    } else {
+        PathBuf::from(program)
+    }
+}
+
+/// The environment Lambda and SST give a function, computed when an
+/// instance starts (the API's outputs are known by then).
+fn lambda_environment(env: &Environment, spec: &FunctionSpec, name: &str) -> Vec<(String, String)> {
+    let memory_mb = (spec.memory_bytes / (1024 * 1024)).to_string();
+    let mut vars: Vec<(String, String)> = [
+        ("AWS_LAMBDA_FUNCTION_NAME", name.to_string()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_string()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", memory_mb),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}")),
+        (
+            "AWS_LAMBDA_LOG_STREAM_NAME",
+            format!("{}/[$LATEST]{}", chrono::Utc::now().format("%Y/%m/%d"), crate::ids::new_id()),
+        ),
+        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".to_string()),
+        ("AWS_REGION", env.region.clone()),
+        ("AWS_DEFAULT_REGION", env.region.clone()),
+        ("AWS_ACCESS_KEY_ID", env.credentials.access_key_id.clone()),
+        ("AWS_SECRET_ACCESS_KEY", env.credentials.secret_access_key.clone()),
+        ("AWS_SESSION_TOKEN", env.credentials.session_token.clone()),
+        ("TZ", ":UTC".to_string()),
+        (
+            "SST_RESOURCE_App",
+            serde_json::json!({ "name": env.api_name, "stage": env.stage }).to_string(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    for linked in &spec.link {
+        if *linked == env.api_name
+            && let Some(outputs) = env.outputs.get()
+        {
+            vars.push((
+                format!("SST_RESOURCE_{linked}"),
+                serde_json::json!({
+                    "type": "sst.aws.ApiGatewayWebSocket",
+                    "url": outputs.url,
+                    "managementEndpoint": outputs.management_endpoint,
+                })
+                .to_string(),
+            ));
+        }
+    }
+    vars
+}
+
+#[async_trait]
+impl Integration for FunctionIntegration {
+    async fn invoke(&self, event: &Event, _context: &Context) -> Result<Response, IntegrationError> {
+        let payload = Bytes::from(event.to_json());
+        match self.pool.invoke(payload, event.request_id().to_string()).await {
+            Ok(reply) => parse_proxy_response(&reply),
+            Err(failure @ (InvokeFailure::Handler(_)
+            | InvokeFailure::TimedOut(_)
+            | InvokeFailure::Crashed(_)
+            | InvokeFailure::Throttled(_)
+            | InvokeFailure::Start(_))) => Err(IntegrationError::Failed(failure.to_string())),
+        }
+    }
+
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
+}

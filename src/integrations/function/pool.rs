@@ -1,0 +1,119 @@
+//! Instances of one function: warm ones are reused, each runs one
+//! invocation at a time, more start up to `concurrency`, and a bounded
+//! number of invocations may wait for one.
+
+use super::instance::{Instance, Launch};
+use super::runtime_api::{Invocation, Outcome};
+use bytes::Bytes;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::{Semaphore, oneshot};
+
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeFailure {
+    #[error("{0}")]
+    Handler(String),
+    #[error("timed out after {0:?}; instance killed")]
+    TimedOut(Duration),
+    #[error("{0}")]
+    Crashed(String),
+    #[error("throttled: {0} invocations already waiting")]
+    Throttled(usize),
+    #[error("{0}")]
+    Start(String),
+}
+
+/// Environment computed when an instance starts.
+pub type DynamicEnv = Box<dyn Fn() -> Vec<(String, String)> + Send + Sync>;
+
+pub struct Pool {
+    launch: Launch,
+    dynamic_env: DynamicEnv,
+    function_arn: String,
+    timeout: Duration,
+    idle: Mutex<Vec<Instance>>,
+    /// One permit per instance that may run at once.
+    running: Semaphore,
+    /// Running plus waiting invocations; past it, invocations fail at once.
+    admitted: Semaphore,
+    waiting_limit: usize,
+    next_instance: AtomicU64,
+}
+
+impl Pool {
+    pub fn new(
+        launch: Launch,
+        function_arn: String,
+        timeout: Duration,
+        concurrency: usize,
+        waiting_limit: usize,
+        dynamic_env: DynamicEnv,
+    ) -> Pool {
+        Pool {
+            launch,
+            dynamic_env,
+            function_arn,
+            timeout,
+            idle: Mutex::new(Vec::new()),
+            running: Semaphore::new(concurrency),
+            admitted: Semaphore::new(concurrency + waiting_limit),
+            waiting_limit,
+            next_instance: AtomicU64::new(1),
+        }
+    }
+
+    /// Runs one invocation on a warm instance, or a new one.
+    pub async fn invoke(&self, payload: Bytes, request_id: String) -> Result<Bytes, InvokeFailure> {
+        let _admitted = self
+            .admitted
+            .try_acquire()
+            .map_err(|_| InvokeFailure::Throttled(self.waiting_limit))?;
+        let _running = self.running.acquire().await.expect("pool semaphore never closes");
+        let instance = match self.take_idle() {
+            Some(instance) => instance,
+            None => {
+                let id = self.next_instance.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(route = %self.launch.label, instance = id, "starting instance (cold start)");
+                Instance::start(id, &self.launch, (self.dynamic_env)(), &self.function_arn)
+                    .await
+                    .map_err(InvokeFailure::Start)?
+            }
+        };
+        let (reply, outcome) = oneshot::channel();
+        let deadline_ms = chrono::Utc::now().timestamp_millis() + self.timeout.as_millis() as i64;
+        let invocation = Invocation { request_id, payload, deadline_ms, reply };
+        if instance.invocations.send(invocation).await.is_err() {
+            return Err(InvokeFailure::Crashed(instance.exit_reason()));
+        }
+        let mut exited = instance.exited.clone();
+        let result = tokio::select! {
+            outcome = outcome => match outcome {
+                Ok(Outcome::Response(body)) => Ok(body),
+                Ok(Outcome::Error { error_type, message }) => Err(InvokeFailure::Handler(format!("{error_type}: {message}"))),
+                Err(_) => Err(InvokeFailure::Crashed(instance.exit_reason())),
+            },
+            _ = exited.wait_for(Option::is_some) => Err(InvokeFailure::Crashed(instance.exit_reason())),
+            _ = tokio::time::sleep(self.timeout) => Err(InvokeFailure::TimedOut(self.timeout)),
+        };
+        match &result {
+            // A handler error leaves the instance warm, as on Lambda.
+            Ok(_) | Err(InvokeFailure::Handler(_)) if instance.is_alive() => {
+                self.idle.lock().expect("lock poisoned").push(instance);
+            }
+            // Timed out, crashed: the instance is dropped, which kills it.
+            _ => drop(instance),
+        }
+        result
+    }
+
+    fn take_idle(&self) -> Option<Instance> {
+        let mut idle = self.idle.lock().expect("lock poisoned");
+        while let Some(instance) = idle.pop() {
+            if instance.is_alive() {
+                return Some(instance);
+            }
+        }
+        None
+    }
+}

@@ -1,0 +1,206 @@
+//! wsgate's implementation of the AWS Lambda Runtime API, one server per
+//! function instance, so the official runtime clients (Rust
+//! `lambda_runtime`, Python `awslambdaric`, Node `aws-lambda-ric`) and
+//! wsgate's own bootstraps work unmodified.
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+const PREFIX: &str = "/2018-06-01/runtime";
+/// Lambda's response payload limit (synchronous invocations).
+const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024;
+
+/// One event handed to an instance.
+pub struct Invocation {
+    pub request_id: String,
+    pub payload: Bytes,
+    pub deadline_ms: i64,
+    pub reply: oneshot::Sender<Outcome>,
+}
+
+/// What the runtime reported for an invocation.
+#[derive(Debug)]
+pub enum Outcome {
+    Response(Bytes),
+    Error { error_type: String, message: String },
+}
+
+struct State {
+    function_arn: String,
+    queue: tokio::sync::Mutex<mpsc::Receiver<Invocation>>,
+    in_flight: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
+    init_error: Mutex<Option<String>>,
+}
+
+/// A running Runtime API server for one instance; stops when dropped.
+pub struct RuntimeApi {
+    pub addr: SocketAddr,
+    state: Arc<State>,
+    stop: CancellationToken,
+}
+
+impl Drop for RuntimeApi {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl RuntimeApi {
+    /// Starts a server on a free loopback port that hands out the
+    /// invocations sent on the returned channel.
+    pub async fn start(function_arn: String) -> std::io::Result<(RuntimeApi, mpsc::Sender<Invocation>)> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = mpsc::channel(1);
+        let state = Arc::new(State {
+            function_arn,
+            queue: tokio::sync::Mutex::new(rx),
+            in_flight: Mutex::new(HashMap::new()),
+            init_error: Mutex::new(None),
+        });
+        let stop = CancellationToken::new();
+        tokio::spawn(serve(listener, Arc::clone(&state), stop.clone()));
+        Ok((RuntimeApi { addr, state, stop }, tx))
+    }
+
+    /// The error the runtime reported from `/init/error`, if any.
+    pub fn init_error(&self) -> Option<String> {
+        self.state.init_error.lock().expect("lock poisoned").clone()
+    }
+}
+
+async fn serve(listener: TcpListener, state: Arc<State>, stop: CancellationToken) {
+    loop {
+        let stream = tokio::select! {
+            _ = stop.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => continue,
+            },
+        };
+        let state = Arc::clone(&state);
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let state = Arc::clone(&state);
+                async move { Ok::<_, Infallible>(handle(&state, request).await) }
+            });
+            let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = connection => {}
+                _ = stop.cancelled() => {}
+            }
+        });
+    }
+}
+
+async fn handle(state: &State, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let path = request.uri().path().to_string();
+    let Some(rest) = path.strip_prefix(PREFIX) else {
+        return reply(StatusCode::NOT_FOUND, json!({ "errorMessage": "unknown path", "errorType": "NotFound" }));
+    };
+    match (request.method().clone(), rest) {
+        (Method::GET, "/invocation/next") => next(state).await,
+        (Method::POST, "/init/error") => {
+            let body = read(request).await.unwrap_or_default();
+            let (error_type, message) = parse_error(&body);
+            tracing::error!(function = %state.function_arn, error_type, message, "handler failed to initialize");
+            *state.init_error.lock().expect("lock poisoned") = Some(format!("{error_type}: {message}"));
+            accepted()
+        }
+        (Method::POST, rest) => {
+            let Some((request_id, kind)) = rest
+                .strip_prefix("/invocation/")
+                .and_then(|r| r.rsplit_once('/'))
+            else {
+                return reply(StatusCode::NOT_FOUND, json!({ "errorMessage": "unknown path", "errorType": "NotFound" }));
+            };
+            let Some(waiter) = state.in_flight.lock().expect("lock poisoned").remove(request_id) else {
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    json!({ "errorMessage": format!("unknown request id {request_id}"), "errorType": "InvalidRequestID" }),
+                );
+            };
+            let outcome = match (kind, read(request).await) {
+                ("response", Ok(body)) => Outcome::Response(body),
+                ("response", Err(message)) => Outcome::Error { error_type: "Runtime.ResponseTooLarge".into(), message },
+                ("error", body) => {
+                    let (error_type, message) = parse_error(&body.unwrap_or_default());
+                    Outcome::Error { error_type, message }
+                }
+                _ => return reply(StatusCode::NOT_FOUND, json!({ "errorMessage": "unknown path", "errorType": "NotFound" })),
+            };
+            let _ = waiter.send(outcome);
+            accepted()
+        }
+        _ => reply(StatusCode::NOT_FOUND, json!({ "errorMessage": "unknown path", "errorType": "NotFound" })),
+    }
+}
+
+/// Long-polls for the next invocation.
+async fn next(state: &State) -> Response<Full<Bytes>> {
+    let invocation = {
+        let mut queue = state.queue.lock().await;
+        match queue.recv().await {
+            Some(invocation) => invocation,
+            None => return reply(StatusCode::GONE, json!({ "errorMessage": "instance stopping", "errorType": "Gone" })),
+        }
+    };
+    state
+        .in_flight
+        .lock()
+        .expect("lock poisoned")
+        .insert(invocation.request_id.clone(), invocation.reply);
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "application/json")
+        .header("Lambda-Runtime-Aws-Request-Id", &invocation.request_id)
+        .header("Lambda-Runtime-Deadline-Ms", invocation.deadline_ms.to_string())
+        .header("Lambda-Runtime-Invoked-Function-Arn", &state.function_arn)
+        .header("Lambda-Runtime-Trace-Id", format!("Root=1-{:08x}-{}", chrono::Utc::now().timestamp(), &invocation.request_id))
+        .body(Full::new(invocation.payload))
+        .expect("valid response parts")
+}
+
+async fn read(request: Request<Incoming>) -> Result<Bytes, String> {
+    Limited::new(request.into_body(), MAX_RESPONSE_BYTES)
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| format!("response could not be read: {e}"))
+}
+
+/// `{errorMessage, errorType}` as runtimes report errors; lenient.
+fn parse_error(body: &[u8]) -> (String, String) {
+    let value: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let field = |name: &str| value.get(name).and_then(Value::as_str).map(str::to_string);
+    (
+        field("errorType").unwrap_or_else(|| "Error".into()),
+        field("errorMessage").unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(1000).collect()),
+    )
+}
+
+fn accepted() -> Response<Full<Bytes>> {
+    reply(StatusCode::ACCEPTED, json!({ "status": "OK" }))
+}
+
+fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("valid response parts")
+}
