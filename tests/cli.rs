@@ -55,7 +55,7 @@ fn validate_accepts_good_configs_and_names_file_line_key_for_bad_ones() {
 
     let later = write_config(
         dir.path(),
-        "name = \"MyApi\"\n[routes]\n\"$default\" = \"src/default.handler\"\n",
+        "name = \"MyApi\"\ndomain = \"ws.example.com\"\n",
     );
     let out = wsgate()
         .args(["validate", "--config"])

@@ -127,10 +127,6 @@ fn bad_values_are_clear_errors() {
 #[test]
 fn later_features_parse_but_are_not_supported_yet() {
     let cases = [
-        (
-            "name = \"A\"\n[routes]\n\"$default\" = \"src/default.handler\"",
-            "routes.$default",
-        ),
         ("name = \"A\"\ndomain = \"ws.example.com\"", "domain"),
         (
             "name = \"A\"\n[domain]\nname = \"ws.example.com\"\npath = \"v1\"",
@@ -141,16 +137,12 @@ fn later_features_parse_but_are_not_supported_yet() {
             "routes.$connect.auth",
         ),
         (
-            "name = \"A\"\n[routes]\necho = { command = [\"./h\"] }",
-            "routes.echo",
-        ),
-        (
             "name = \"A\"\n[[credentials]]\naccess_key_id = \"x\"",
             "credentials",
         ),
         (
-            "name = \"A\"\n[transform.route.handler]\ntimeout = \"1 second\"",
-            "transform.route",
+            "name = \"A\"\n[transform.route.args]\nauth = 1",
+            "transform.route.args",
         ),
     ];
     for (source, key) in cases {
@@ -164,4 +156,27 @@ fn later_features_parse_but_are_not_supported_yet() {
 fn every_problem_is_reported_at_once() {
     let err = parse_str("name = \"1\"\nstage = \"a b\"\n").unwrap_err();
     assert_eq!(err.problems.len(), 2, "{err}");
+}
+
+#[test]
+fn function_routes_take_transform_route_handler() {
+    let config = parse_str(
+        r#"
+name = "A"
+[transform.route.handler]
+timeout = "3 seconds"
+memory = "256 MB"
+[routes]
+"$default" = "src/default.handler"
+run = { command = ["./bin/handler", "--flag"], concurrency = 4 }
+web = { url = "http://127.0.0.1:1/" }
+"#,
+    )
+    .unwrap();
+    let route = |key: &str| config.routes.iter().find(|r| r.key == key).unwrap();
+    assert_eq!(route("$default").handler, HandlerSpec::Handler("src/default.handler".into()));
+    assert_eq!(route("$default").timeout, Some(Duration::from_secs(3)));
+    assert_eq!(route("run").memory, Some(256 * 1024 * 1024));
+    assert_eq!(route("run").concurrency, Some(4));
+    assert_eq!(route("web").timeout, None, "transforms of handlers leave url routes alone");
 }

@@ -1,0 +1,139 @@
+//! Function handlers: SST handler strings run as Node.js and Python
+//! processes speaking the Lambda Runtime API, with their faults.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::collections::HashSet;
+use std::path::Path;
+use wsgate::WebSocketApi;
+
+const CONFIG: &str = r#"
+name = "Fns"
+
+[transform.route.handler]
+environment = { FROM_TRANSFORM = "yes" }
+
+[routes]
+echo = { handler = "handlers.echo", return_response = true }
+env = { handler = "handlers.env", return_response = true, link = ["Fns"] }
+fail = { handler = "handlers.fail", return_response = true }
+hang = { handler = "handlers.hang", timeout = "1 second" }
+exit = "handlers.exit"
+garbage = { handler = "handlers.garbage", return_response = true }
+hog = { handler = "handlers.hog", memory = "128 MB" }
+slow = { handler = "handlers.slow", return_response = true, concurrency = 2 }
+pyecho = { handler = "py/handlers.echo", return_response = true }
+pyfail = { handler = "py/handlers.fail", return_response = true }
+"#;
+
+/// An app folder with the fixture handlers and `config`.
+fn app(config: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/functions");
+    std::fs::copy(fixtures.join("handlers.mjs"), dir.path().join("handlers.mjs")).unwrap();
+    std::fs::create_dir(dir.path().join("py")).unwrap();
+    std::fs::copy(fixtures.join("py/handlers.py"), dir.path().join("py/handlers.py")).unwrap();
+    std::fs::write(dir.path().join("wsgate.toml"), config).unwrap();
+    dir
+}
+
+fn build(dir: &Path) -> Result<WebSocketApi, String> {
+    let config = wsgate::config::load(&dir.join("wsgate.toml")).map_err(|e| e.to_string())?;
+    WebSocketApi::from_config(&config).map_err(|e| e.to_string())
+}
+
+async fn ask(client: &mut Client, action: &str) -> String {
+    send_text(client, &format!(r#"{{"action":"{action}"}}"#)).await;
+    next_text(client).await
+}
+
+fn error_message(reply: &str) -> String {
+    let json: Value = serde_json::from_str(reply).unwrap_or_else(|_| panic!("not an error message: {reply}"));
+    json["message"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn node_and_python_handlers_run_warm_with_lambda_and_sst_environment() {
+    let dir = app(CONFIG);
+    let server = build(dir.path()).unwrap().bind(any_port()).await.unwrap();
+    let mut client = connect(&server.url()).await;
+
+    let first = ask(&mut client, "echo").await;
+    let second = ask(&mut client, "echo").await;
+    assert!(first.starts_with("node:") && first.ends_with(r#":{"action":"echo"}"#), "{first}");
+    let pid = |reply: &str| reply.split(':').nth(1).unwrap().to_string();
+    assert_eq!(pid(&first), pid(&second), "the warm instance is reused");
+
+    let py = ask(&mut client, "pyecho").await;
+    assert!(py.starts_with("py:") && py.ends_with(":Fns-pyecho"), "{py}");
+
+    let env: Value = serde_json::from_str(&ask(&mut client, "env").await).unwrap();
+    assert_eq!(env["name"], "Fns-env");
+    assert_eq!(env["region"], "us-east-1");
+    assert_eq!(env["memory"], "1024");
+    assert!(env["accessKey"].as_str().unwrap().starts_with("ASIA"));
+    assert_eq!(env["sessionToken"], true);
+    assert_eq!(env["app"]["name"], "Fns");
+    assert_eq!(env["link"]["type"], "sst.aws.ApiGatewayWebSocket");
+    assert_eq!(env["link"]["url"], server.url().as_str());
+    assert_eq!(env["link"]["managementEndpoint"], server.management_endpoint().as_str());
+    assert_eq!(env["fromTransform"], "yes");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn faults_give_api_gateway_errors_and_the_next_message_works() {
+    let dir = app(CONFIG);
+    let server = build(dir.path()).unwrap().bind(any_port()).await.unwrap();
+    let mut client = connect(&server.url()).await;
+    for action in ["fail", "hang", "exit", "hog", "pyfail"] {
+        let reply = ask(&mut client, action).await;
+        assert_eq!(error_message(&reply), "Internal server error", "{action}: {reply}");
+        let echo = ask(&mut client, "echo").await;
+        assert!(echo.starts_with("node:"), "after {action}: {echo}");
+    }
+    // Garbage on stdout/stderr is logged, not fatal.
+    assert_eq!(ask(&mut client, "garbage").await, "survived");
+    // The crashed and killed functions start again.
+    let reply = ask(&mut client, "exit").await;
+    assert_eq!(error_message(&reply), "Internal server error");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn concurrent_events_start_instances_up_to_the_concurrency() {
+    let dir = app(CONFIG);
+    let server = build(dir.path()).unwrap().bind(any_port()).await.unwrap();
+    let mut client = connect(&server.url()).await;
+    for _ in 0..6 {
+        send_text(&mut client, r#"{"action":"slow"}"#).await;
+    }
+    let mut pids = HashSet::new();
+    for _ in 0..6 {
+        pids.insert(next_text(&mut client).await);
+    }
+    assert_eq!(pids.len(), 2, "concurrency = 2 gives exactly two instances: {pids:?}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn missing_files_and_exports_fail_at_start_naming_the_route() {
+    let dir = app("name = \"Fns\"\n[routes]\nnope = \"src/missing.handler\"\n");
+    let error = build(dir.path()).err().unwrap();
+    assert!(error.contains("route `nope`"), "{error}");
+    assert!(error.contains("src/missing.ts") && error.contains("src/missing.py"), "{error}");
+
+    let dir = app("name = \"Fns\"\n[routes]\nnope = \"handlers.notThere\"\n");
+    let error = build(dir.path()).err().unwrap();
+    assert!(error.contains("no exported function `notThere`"), "{error}");
+
+    let dir = app("name = \"Fns\"\n[routes]\nnope = \"py/handlers.notThere\"\n");
+    let error = build(dir.path()).err().unwrap();
+    assert!(error.contains("no exported function `notThere`"), "{error}");
+
+    let dir = app("name = \"Fns\"\n[routes]\necho = { handler = \"handlers.echo\", link = [\"Other\"] }\n");
+    let error = build(dir.path()).err().unwrap();
+    assert!(error.contains("`routes.echo.link`"), "{error}");
+}
