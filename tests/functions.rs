@@ -137,3 +137,58 @@ async fn missing_files_and_exports_fail_at_start_naming_the_route() {
     let error = build(dir.path()).err().unwrap();
     assert!(error.contains("`routes.echo.link`"), "{error}");
 }
+
+/// A binary `cargo test` built next to this test's own executable.
+fn example_binary(name: &str) -> String {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let path = dir.join("examples").join(name);
+    assert!(path.is_file(), "{} is built by `cargo test`", path.display());
+    path.display().to_string()
+}
+
+/// Python with awslambdaric, from the venv scripts/setup makes.
+fn venv_python() -> String {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    assert!(python.is_file(), "run scripts/setup: it installs awslambdaric into .venv");
+    python.display().to_string()
+}
+
+#[tokio::test]
+async fn official_runtime_clients_work_unmodified() {
+    let config = format!(
+        r#"
+name = "Fns"
+[routes]
+rust = {{ command = ["{rust}"], return_response = true }}
+ric = {{ command = ["{python}", "-m", "awslambdaric", "py.handlers.echo"], return_response = true }}
+ricfail = {{ command = ["{python}", "-m", "awslambdaric", "py.handlers.fail"], return_response = true }}
+"#,
+        rust = example_binary("rust_handler"),
+        python = venv_python(),
+    );
+    let dir = app(&config);
+    std::fs::write(dir.path().join("py/__init__.py"), "").unwrap();
+    let server = build(dir.path()).unwrap().bind(any_port()).await.unwrap();
+    let mut client = connect(&server.url()).await;
+
+    // Rust `lambda_runtime`: its context carries the request id we sent.
+    let reply = ask(&mut client, "rust").await;
+    let parts: Vec<&str> = reply.splitn(4, ':').collect();
+    assert_eq!(&parts[..2], ["rust", "rust"], "{reply}");
+    assert_eq!(parts[2].len(), 16, "request id in the Lambda context: {reply}");
+    assert_eq!(parts[3], r#"{"action":"rust"}"#);
+    send_text(&mut client, r#"{"action":"rust","fail":true}"#).await;
+    // The handler's error string contains "fail" only through the body key.
+    let reply = next_text(&mut client).await;
+    assert_eq!(error_message(&reply), "Internal server error", "{reply}");
+    assert!(ask(&mut client, "rust").await.starts_with("rust:rust:"));
+
+    // Python `awslambdaric`.
+    let reply = ask(&mut client, "ric").await;
+    assert!(reply.starts_with("py:") && reply.ends_with(":Fns-ric"), "{reply}");
+    let reply = ask(&mut client, "ricfail").await;
+    assert_eq!(error_message(&reply), "Internal server error", "{reply}");
+    assert!(ask(&mut client, "ric").await.starts_with("py:"));
+    server.shutdown().await;
+}
