@@ -32,9 +32,17 @@ pyfail = { handler = "py/handlers.fail", return_response = true }
 fn app(config: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/functions");
-    std::fs::copy(fixtures.join("handlers.mjs"), dir.path().join("handlers.mjs")).unwrap();
+    std::fs::copy(
+        fixtures.join("handlers.mjs"),
+        dir.path().join("handlers.mjs"),
+    )
+    .unwrap();
     std::fs::create_dir(dir.path().join("py")).unwrap();
-    std::fs::copy(fixtures.join("py/handlers.py"), dir.path().join("py/handlers.py")).unwrap();
+    std::fs::copy(
+        fixtures.join("py/handlers.py"),
+        dir.path().join("py/handlers.py"),
+    )
+    .unwrap();
     std::fs::write(dir.path().join("wsgate.toml"), config).unwrap();
     dir
 }
@@ -50,7 +58,8 @@ async fn ask(client: &mut Client, action: &str) -> String {
 }
 
 fn error_message(reply: &str) -> String {
-    let json: Value = serde_json::from_str(reply).unwrap_or_else(|_| panic!("not an error message: {reply}"));
+    let json: Value =
+        serde_json::from_str(reply).unwrap_or_else(|_| panic!("not an error message: {reply}"));
     json["message"].as_str().unwrap().to_string()
 }
 
@@ -62,7 +71,10 @@ async fn node_and_python_handlers_run_warm_with_lambda_and_sst_environment() {
 
     let first = ask(&mut client, "echo").await;
     let second = ask(&mut client, "echo").await;
-    assert!(first.starts_with("node:") && first.ends_with(r#":{"action":"echo"}"#), "{first}");
+    assert!(
+        first.starts_with("node:") && first.ends_with(r#":{"action":"echo"}"#),
+        "{first}"
+    );
     let pid = |reply: &str| reply.split(':').nth(1).unwrap().to_string();
     assert_eq!(pid(&first), pid(&second), "the warm instance is reused");
 
@@ -78,7 +90,10 @@ async fn node_and_python_handlers_run_warm_with_lambda_and_sst_environment() {
     assert_eq!(env["app"]["name"], "Fns");
     assert_eq!(env["link"]["type"], "sst.aws.ApiGatewayWebSocket");
     assert_eq!(env["link"]["url"], server.url().as_str());
-    assert_eq!(env["link"]["managementEndpoint"], server.management_endpoint().as_str());
+    assert_eq!(
+        env["link"]["managementEndpoint"],
+        server.management_endpoint().as_str()
+    );
     assert_eq!(env["fromTransform"], "yes");
     server.shutdown().await;
 }
@@ -90,7 +105,11 @@ async fn faults_give_api_gateway_errors_and_the_next_message_works() {
     let mut client = connect(&server.url()).await;
     for action in ["fail", "hang", "exit", "hog", "pyfail"] {
         let reply = ask(&mut client, action).await;
-        assert_eq!(error_message(&reply), "Internal server error", "{action}: {reply}");
+        assert_eq!(
+            error_message(&reply),
+            "Internal server error",
+            "{action}: {reply}"
+        );
         let echo = ask(&mut client, "echo").await;
         assert!(echo.starts_with("node:"), "after {action}: {echo}");
     }
@@ -114,7 +133,11 @@ async fn concurrent_events_start_instances_up_to_the_concurrency() {
     for _ in 0..6 {
         pids.insert(next_text(&mut client).await);
     }
-    assert_eq!(pids.len(), 2, "concurrency = 2 gives exactly two instances: {pids:?}");
+    assert_eq!(
+        pids.len(),
+        2,
+        "concurrency = 2 gives exactly two instances: {pids:?}"
+    );
     server.shutdown().await;
 }
 
@@ -123,7 +146,10 @@ async fn missing_files_and_exports_fail_at_start_naming_the_route() {
     let dir = app("name = \"Fns\"\n[routes]\nnope = \"src/missing.handler\"\n");
     let error = build(dir.path()).err().unwrap();
     assert!(error.contains("route `nope`"), "{error}");
-    assert!(error.contains("src/missing.ts") && error.contains("src/missing.py"), "{error}");
+    assert!(
+        error.contains("src/missing.ts") && error.contains("src/missing.py"),
+        "{error}"
+    );
 
     let dir = app("name = \"Fns\"\n[routes]\nnope = \"handlers.notThere\"\n");
     let error = build(dir.path()).err().unwrap();
@@ -133,7 +159,9 @@ async fn missing_files_and_exports_fail_at_start_naming_the_route() {
     let error = build(dir.path()).err().unwrap();
     assert!(error.contains("no exported function `notThere`"), "{error}");
 
-    let dir = app("name = \"Fns\"\n[routes]\necho = { handler = \"handlers.echo\", link = [\"Other\"] }\n");
+    let dir = app(
+        "name = \"Fns\"\n[routes]\necho = { handler = \"handlers.echo\", link = [\"Other\"] }\n",
+    );
     let error = build(dir.path()).err().unwrap();
     assert!(error.contains("`routes.echo.link`"), "{error}");
 }
@@ -143,14 +171,21 @@ fn example_binary(name: &str) -> String {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap();
     let path = dir.join("examples").join(name);
-    assert!(path.is_file(), "{} is built by `cargo test`", path.display());
+    assert!(
+        path.is_file(),
+        "{} is built by `cargo test`",
+        path.display()
+    );
     path.display().to_string()
 }
 
 /// Python with awslambdaric, from the venv scripts/setup makes.
 fn venv_python() -> String {
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    assert!(python.is_file(), "run scripts/setup: it installs awslambdaric into .venv");
+    assert!(
+        python.is_file(),
+        "run scripts/setup: it installs awslambdaric into .venv"
+    );
     python.display().to_string()
 }
 
@@ -176,7 +211,11 @@ ricfail = {{ command = ["{python}", "-m", "awslambdaric", "py.handlers.fail"], r
     let reply = ask(&mut client, "rust").await;
     let parts: Vec<&str> = reply.splitn(4, ':').collect();
     assert_eq!(&parts[..2], ["rust", "rust"], "{reply}");
-    assert_eq!(parts[2].len(), 16, "request id in the Lambda context: {reply}");
+    assert_eq!(
+        parts[2].len(),
+        16,
+        "request id in the Lambda context: {reply}"
+    );
     assert_eq!(parts[3], r#"{"action":"rust"}"#);
     send_text(&mut client, r#"{"action":"rust","fail":true}"#).await;
     // The handler's error string contains "fail" only through the body key.
@@ -186,7 +225,10 @@ ricfail = {{ command = ["{python}", "-m", "awslambdaric", "py.handlers.fail"], r
 
     // Python `awslambdaric`.
     let reply = ask(&mut client, "ric").await;
-    assert!(reply.starts_with("py:") && reply.ends_with(":Fns-ric"), "{reply}");
+    assert!(
+        reply.starts_with("py:") && reply.ends_with(":Fns-ric"),
+        "{reply}"
+    );
     let reply = ask(&mut client, "ricfail").await;
     assert_eq!(error_message(&reply), "Internal server error", "{reply}");
     assert!(ask(&mut client, "ric").await.starts_with("py:"));

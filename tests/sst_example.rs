@@ -13,11 +13,18 @@ use wsgate::WebSocketApi;
 async fn sst_example_runs_unmodified() {
     let app = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sst-websocket");
     assert!(
-        app.join("node_modules/sst").is_dir() && app.join("node_modules/@aws-sdk/client-apigatewaymanagementapi").is_dir(),
+        app.join("node_modules/sst").is_dir()
+            && app
+                .join("node_modules/@aws-sdk/client-apigatewaymanagementapi")
+                .is_dir(),
         "run scripts/setup: examples/sst-websocket needs `npm ci`"
     );
     let config = wsgate::config::load(&app.join("wsgate.toml")).unwrap();
-    let server = WebSocketApi::from_config(&config).unwrap().bind(any_port()).await.unwrap();
+    let server = WebSocketApi::from_config(&config)
+        .unwrap()
+        .bind(any_port())
+        .await
+        .unwrap();
     let mut client = connect(&server.url()).await;
 
     // $default (catchAll) posts back through Resource.MyApi.managementEndpoint

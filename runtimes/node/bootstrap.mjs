@@ -1,11 +1,32 @@
 // wsgate's Node.js bootstrap: loads a handler file and runs it against the
 // AWS Lambda Runtime API (AWS_LAMBDA_RUNTIME_API), like Lambda's nodejs runtime.
 // `--check` only loads the module and verifies the export is a function.
+import http from "node:http";
 import { pathToFileURL } from "node:url";
 
 const file = process.env.WSGATE_HANDLER_FILE;
 const exportName = process.env.WSGATE_HANDLER_EXPORT;
-const api = `http://${process.env.AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime`;
+const [apiHost, apiPort] = (process.env.AWS_LAMBDA_RUNTIME_API ?? "").split(":");
+const base = "/2018-06-01/runtime";
+// One kept-alive connection: node:http is much cheaper per call than fetch.
+const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+
+/// Makes a Runtime API call; resolves with { status, headers, body }.
+function call(method, path, body) {
+  return new Promise((resolve, reject) => {
+    const request = http.request(
+      { host: apiHost, port: apiPort, method, path: base + path, agent, headers: body ? { "content-type": "application/json", "content-length": Buffer.byteLength(body) } : {} },
+      (response) => {
+        const chunks = [];
+        response.on("data", (chunk) => chunks.push(chunk));
+        response.on("end", () => resolve({ status: response.statusCode, headers: response.headers, body: Buffer.concat(chunks).toString("utf8") }));
+        response.on("error", reject);
+      },
+    );
+    request.on("error", reject);
+    request.end(body);
+  });
+}
 
 async function load() {
   const module = await import(pathToFileURL(file).href);
@@ -26,7 +47,7 @@ function errorBody(error) {
 }
 
 async function post(path, body) {
-  await fetch(`${api}${path}`, { method: "POST", body, headers: { "content-type": "application/json" } });
+  await call("POST", path, body);
 }
 
 // Handlers may be async or take a callback (event, context, callback).
@@ -50,8 +71,8 @@ async function nextInvocation() {
   // The long poll may outlive the HTTP client's timeouts: retry quietly.
   for (;;) {
     try {
-      const response = await fetch(`${api}/invocation/next`);
-      if (response.ok) return response;
+      const response = await call("GET", "/invocation/next");
+      if (response.status === 200) return response;
     } catch {}
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -78,12 +99,12 @@ try {
 
 for (;;) {
   const response = await nextInvocation();
-  const requestId = response.headers.get("lambda-runtime-aws-request-id");
-  const deadline = Number(response.headers.get("lambda-runtime-deadline-ms"));
-  const event = await response.json();
+  const requestId = response.headers["lambda-runtime-aws-request-id"];
+  const deadline = Number(response.headers["lambda-runtime-deadline-ms"]);
+  const event = JSON.parse(response.body);
   const context = {
     awsRequestId: requestId,
-    invokedFunctionArn: response.headers.get("lambda-runtime-invoked-function-arn"),
+    invokedFunctionArn: response.headers["lambda-runtime-invoked-function-arn"],
     functionName: process.env.AWS_LAMBDA_FUNCTION_NAME,
     functionVersion: process.env.AWS_LAMBDA_FUNCTION_VERSION,
     memoryLimitInMB: process.env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE,

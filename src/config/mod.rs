@@ -624,7 +624,11 @@ fn check_route(
         );
     }
     if raw.concurrency == Some(0) {
-        c.at(span.clone(), &format!("{path}.concurrency"), "must be at least 1");
+        c.at(
+            span.clone(),
+            &format!("{path}.concurrency"),
+            "must be at least 1",
+        );
     }
     if auth.is_some() {
         c.not_supported_yet(span.clone(), &format!("{path}.auth"), "route `auth`");

@@ -174,9 +174,16 @@ web = { url = "http://127.0.0.1:1/" }
     )
     .unwrap();
     let route = |key: &str| config.routes.iter().find(|r| r.key == key).unwrap();
-    assert_eq!(route("$default").handler, HandlerSpec::Handler("src/default.handler".into()));
+    assert_eq!(
+        route("$default").handler,
+        HandlerSpec::Handler("src/default.handler".into())
+    );
     assert_eq!(route("$default").timeout, Some(Duration::from_secs(3)));
     assert_eq!(route("run").memory, Some(256 * 1024 * 1024));
     assert_eq!(route("run").concurrency, Some(4));
-    assert_eq!(route("web").timeout, None, "transforms of handlers leave url routes alone");
+    assert_eq!(
+        route("web").timeout,
+        None,
+        "transforms of handlers leave url routes alone"
+    );
 }

@@ -61,10 +61,10 @@ impl Instance {
             .kill_on_drop(true);
         // Keep PATH and HOME so interpreters and their tools resolve.
         for key in ["PATH", "HOME", "LANG", "TZ"] {
-            if let Ok(value) = std::env::var(key) {
-                if !launch.env.iter().any(|(k, _)| k == key) {
-                    command.env(key, value);
-                }
+            if let Ok(value) = std::env::var(key)
+                && !launch.env.iter().any(|(k, _)| k == key)
+            {
+                command.env(key, value);
             }
         }
         let mut child = command
@@ -127,7 +127,11 @@ impl Instance {
 
     /// Why the instance ended, with the runtime's init error if it gave one.
     pub fn exit_reason(&self) -> String {
-        let reason = self.exited.borrow().clone().unwrap_or_else(|| "instance failed".into());
+        let reason = self
+            .exited
+            .borrow()
+            .clone()
+            .unwrap_or_else(|| "instance failed".into());
         match self.api.init_error() {
             Some(init) => format!("{reason}; init error: {init}"),
             None => reason,

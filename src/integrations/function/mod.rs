@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use base64::Engine;
 use bytes::Bytes;
 use instance::Launch;
-use pool::{InvokeFailure, Pool};
+use pool::Pool;
 use rand::Rng;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -88,7 +88,13 @@ pub fn function_name(api_name: &str, route_key: &str) -> String {
     let route: String = route_key
         .trim_start_matches('$')
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!("{api_name}-{route}")
 }
@@ -96,9 +102,17 @@ pub fn function_name(api_name: &str, route_key: &str) -> String {
 impl FunctionIntegration {
     /// Resolves and checks the handler now (start-up), starts nothing yet:
     /// instances start on the first invocation, as Lambda's cold starts.
-    pub fn new(spec: &FunctionSpec, config_dir: &Path, env: Arc<Environment>) -> Result<FunctionIntegration, String> {
-        let config_dir = &std::fs::canonicalize(if config_dir.as_os_str().is_empty() { Path::new(".") } else { config_dir })
-            .map_err(|e| format!("cannot find {}: {e}", config_dir.display()))?;
+    pub fn new(
+        spec: &FunctionSpec,
+        config_dir: &Path,
+        env: Arc<Environment>,
+    ) -> Result<FunctionIntegration, String> {
+        let config_dir = &std::fs::canonicalize(if config_dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            config_dir
+        })
+        .map_err(|e| format!("cannot find {}: {e}", config_dir.display()))?;
         let state_dir = config_dir.join(".wsgate");
         let name = function_name(&env.api_name, &spec.route_key);
         let (program, args, description, runtime_env) = match &spec.command {
@@ -122,11 +136,21 @@ impl FunctionIntegration {
                 (
                     program,
                     args,
-                    format!("function {} ({kind}, {})", spec.handler, resolved.source.display()),
+                    format!(
+                        "function {} ({kind}, {})",
+                        spec.handler,
+                        resolved.source.display()
+                    ),
                     vec![
-                        ("WSGATE_HANDLER_FILE".to_string(), resolved.entry.display().to_string()),
+                        (
+                            "WSGATE_HANDLER_FILE".to_string(),
+                            resolved.entry.display().to_string(),
+                        ),
                         ("WSGATE_HANDLER_EXPORT".to_string(), resolved.export.clone()),
-                        ("AWS_EXECUTION_ENV".to_string(), format!("AWS_Lambda_{kind}")),
+                        (
+                            "AWS_EXECUTION_ENV".to_string(),
+                            format!("AWS_Lambda_{kind}"),
+                        ),
                         ("_HANDLER".to_string(), spec.handler.clone()),
                     ],
                 )
@@ -149,7 +173,14 @@ impl FunctionIntegration {
         let lambda_env = move || lambda_environment(&env, &spec, &name);
         Ok(FunctionIntegration {
             description,
-            pool: Pool::new(launch, arn, timeout, concurrency, WAITING_LIMIT, Box::new(lambda_env)),
+            pool: Pool::new(
+                launch,
+                arn,
+                timeout,
+                concurrency,
+                WAITING_LIMIT,
+                Box::new(lambda_env),
+            ),
         })
     }
 }
@@ -174,13 +205,20 @@ fn lambda_environment(env: &Environment, spec: &FunctionSpec, name: &str) -> Vec
         ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}")),
         (
             "AWS_LAMBDA_LOG_STREAM_NAME",
-            format!("{}/[$LATEST]{}", chrono::Utc::now().format("%Y/%m/%d"), crate::ids::new_id()),
+            format!(
+                "{}/[$LATEST]{}",
+                chrono::Utc::now().format("%Y/%m/%d"),
+                crate::ids::new_id()
+            ),
         ),
         ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".to_string()),
         ("AWS_REGION", env.region.clone()),
         ("AWS_DEFAULT_REGION", env.region.clone()),
         ("AWS_ACCESS_KEY_ID", env.credentials.access_key_id.clone()),
-        ("AWS_SECRET_ACCESS_KEY", env.credentials.secret_access_key.clone()),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            env.credentials.secret_access_key.clone(),
+        ),
         ("AWS_SESSION_TOKEN", env.credentials.session_token.clone()),
         ("TZ", ":UTC".to_string()),
         (
@@ -211,16 +249,18 @@ fn lambda_environment(env: &Environment, spec: &FunctionSpec, name: &str) -> Vec
 
 #[async_trait]
 impl Integration for FunctionIntegration {
-    async fn invoke(&self, event: &Event, _context: &Context) -> Result<Response, IntegrationError> {
+    async fn invoke(
+        &self,
+        event: &Event,
+        _context: &Context,
+    ) -> Result<Response, IntegrationError> {
         let payload = Bytes::from(event.to_json());
-        match self.pool.invoke(payload, event.request_id().to_string()).await {
-            Ok(reply) => parse_proxy_response(&reply),
-            Err(failure @ (InvokeFailure::Handler(_)
-            | InvokeFailure::TimedOut(_)
-            | InvokeFailure::Crashed(_)
-            | InvokeFailure::Throttled(_)
-            | InvokeFailure::Start(_))) => Err(IntegrationError::Failed(failure.to_string())),
-        }
+        let reply = self
+            .pool
+            .invoke(payload, event.request_id().to_string())
+            .await
+            .map_err(|failure| IntegrationError::Failed(failure.to_string()))?;
+        parse_proxy_response(&reply)
     }
 
     fn describe(&self) -> String {

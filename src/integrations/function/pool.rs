@@ -69,7 +69,11 @@ impl Pool {
             .admitted
             .try_acquire()
             .map_err(|_| InvokeFailure::Throttled(self.waiting_limit))?;
-        let _running = self.running.acquire().await.expect("pool semaphore never closes");
+        let _running = self
+            .running
+            .acquire()
+            .await
+            .expect("pool semaphore never closes");
         let instance = match self.take_idle() {
             Some(instance) => instance,
             None => {
@@ -82,7 +86,12 @@ impl Pool {
         };
         let (reply, outcome) = oneshot::channel();
         let deadline_ms = chrono::Utc::now().timestamp_millis() + self.timeout.as_millis() as i64;
-        let invocation = Invocation { request_id, payload, deadline_ms, reply };
+        let invocation = Invocation {
+            request_id,
+            payload,
+            deadline_ms,
+            reply,
+        };
         if instance.invocations.send(invocation).await.is_err() {
             return Err(InvokeFailure::Crashed(instance.exit_reason()));
         }

@@ -34,7 +34,10 @@ pub fn find(dir: &Path, handler: &str) -> Result<(Runtime, PathBuf, String), Str
         .rsplit_once('.')
         .ok_or_else(|| format!("\"{handler}\" is not \"<file path>.<export>\""))?;
     let mut tried = Vec::new();
-    for (runtime, extensions) in [(Runtime::Node, NODE_EXTENSIONS), (Runtime::Python, &[".py"][..])] {
+    for (runtime, extensions) in [
+        (Runtime::Node, NODE_EXTENSIONS),
+        (Runtime::Python, &[".py"][..]),
+    ] {
         for extension in extensions {
             let candidate = dir.join(format!("{path}{extension}"));
             if candidate.is_file() {
@@ -44,18 +47,31 @@ pub fn find(dir: &Path, handler: &str) -> Result<(Runtime, PathBuf, String), Str
             tried.push(candidate.display().to_string());
         }
     }
-    Err(format!("no handler file for \"{handler}\"; tried {}", tried.join(", ")))
+    Err(format!(
+        "no handler file for \"{handler}\"; tried {}",
+        tried.join(", ")
+    ))
 }
 
 /// Resolves, builds (TypeScript) and checks a handler string.
-pub fn resolve(dir: &Path, state_dir: &Path, function_name: &str, handler: &str) -> Result<Resolved, String> {
+pub fn resolve(
+    dir: &Path,
+    state_dir: &Path,
+    function_name: &str,
+    handler: &str,
+) -> Result<Resolved, String> {
     let (runtime, source, export) = find(dir, handler)?;
     let entry = if runtime == Runtime::Node && is_typescript(&source) {
         build_typescript(dir, state_dir, function_name, &source)?
     } else {
         source.clone()
     };
-    let resolved = Resolved { runtime, source, entry, export };
+    let resolved = Resolved {
+        runtime,
+        source,
+        entry,
+        export,
+    };
     check_export(state_dir, &resolved)?;
     Ok(resolved)
 }
@@ -80,7 +96,12 @@ fn find_esbuild(dir: &Path) -> Option<PathBuf> {
 /// Bundles the handler's own modules into one ESM file under
 /// `.wsgate/build/`, leaving packages external so they resolve from the
 /// app's `node_modules` as in SST.
-fn build_typescript(dir: &Path, state_dir: &Path, function_name: &str, source: &Path) -> Result<PathBuf, String> {
+fn build_typescript(
+    dir: &Path,
+    state_dir: &Path,
+    function_name: &str,
+    source: &Path,
+) -> Result<PathBuf, String> {
     let esbuild = find_esbuild(dir).ok_or_else(|| {
         format!(
             "{} is TypeScript and needs esbuild: run `npm install --save-dev esbuild` in {}",
@@ -88,10 +109,20 @@ fn build_typescript(dir: &Path, state_dir: &Path, function_name: &str, source: &
             dir.display()
         )
     })?;
-    let out = state_dir.join("build").join(function_name).join("index.mjs");
+    let out = state_dir
+        .join("build")
+        .join(function_name)
+        .join("index.mjs");
     let output = Command::new(&esbuild)
         .arg(source)
-        .args(["--bundle", "--platform=node", "--format=esm", "--packages=external", "--sourcemap=inline", "--log-level=error"])
+        .args([
+            "--bundle",
+            "--platform=node",
+            "--format=esm",
+            "--packages=external",
+            "--sourcemap=inline",
+            "--log-level=error",
+        ])
         .arg(format!("--outfile={}", out.display()))
         .output()
         .map_err(|e| format!("cannot run {}: {e}", esbuild.display()))?;
@@ -108,7 +139,8 @@ fn build_typescript(dir: &Path, state_dir: &Path, function_name: &str, source: &
 /// Writes the bootstraps wsgate ships into the state folder.
 pub fn write_bootstraps(state_dir: &Path) -> Result<(PathBuf, PathBuf), String> {
     let folder = state_dir.join("runtimes");
-    std::fs::create_dir_all(&folder).map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
+    std::fs::create_dir_all(&folder)
+        .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
     let node = folder.join("bootstrap.mjs");
     let python = folder.join("bootstrap.py");
     for (path, text) in [(&node, NODE_BOOTSTRAP), (&python, PYTHON_BOOTSTRAP)] {
@@ -121,8 +153,14 @@ pub fn write_bootstraps(state_dir: &Path) -> Result<(PathBuf, PathBuf), String> 
 pub fn program(state_dir: &Path, runtime: Runtime) -> (PathBuf, Vec<String>) {
     let folder = state_dir.join("runtimes");
     match runtime {
-        Runtime::Node => ("node".into(), vec![folder.join("bootstrap.mjs").display().to_string()]),
-        Runtime::Python => ("python3".into(), vec![folder.join("bootstrap.py").display().to_string()]),
+        Runtime::Node => (
+            "node".into(),
+            vec![folder.join("bootstrap.mjs").display().to_string()],
+        ),
+        Runtime::Python => (
+            "python3".into(),
+            vec![folder.join("bootstrap.py").display().to_string()],
+        ),
     }
 }
 
@@ -142,7 +180,11 @@ fn check_export(state_dir: &Path, resolved: &Resolved) -> Result<(), String> {
         Ok(())
     } else {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let mut lines: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        let mut lines: Vec<&str> = stderr
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
         lines.reverse();
         lines.truncate(3);
         lines.reverse();

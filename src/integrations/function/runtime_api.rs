@@ -61,7 +61,9 @@ impl Drop for RuntimeApi {
 impl RuntimeApi {
     /// Starts a server on a free loopback port that hands out the
     /// invocations sent on the returned channel.
-    pub async fn start(function_arn: String) -> std::io::Result<(RuntimeApi, mpsc::Sender<Invocation>)> {
+    pub async fn start(
+        function_arn: String,
+    ) -> std::io::Result<(RuntimeApi, mpsc::Sender<Invocation>)> {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = mpsc::channel(1);
@@ -91,6 +93,7 @@ async fn serve(listener: TcpListener, state: Arc<State>, stop: CancellationToken
                 Err(_) => continue,
             },
         };
+        let _ = stream.set_nodelay(true);
         let state = Arc::clone(&state);
         let stop = stop.clone();
         tokio::spawn(async move {
@@ -110,7 +113,10 @@ async fn serve(listener: TcpListener, state: Arc<State>, stop: CancellationToken
 async fn handle(state: &State, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = request.uri().path().to_string();
     let Some(rest) = path.strip_prefix(PREFIX) else {
-        return reply(StatusCode::NOT_FOUND, json!({ "errorMessage": "unknown path", "errorType": "NotFound" }));
+        return reply(
+            StatusCode::NOT_FOUND,
+            json!({ "errorMessage": "unknown path", "errorType": "NotFound" }),
+        );
     };
     match (request.method().clone(), rest) {
         (Method::GET, "/invocation/next") => next(state).await,
@@ -118,7 +124,8 @@ async fn handle(state: &State, request: Request<Incoming>) -> Response<Full<Byte
             let body = read(request).await.unwrap_or_default();
             let (error_type, message) = parse_error(&body);
             tracing::error!(function = %state.function_arn, error_type, message, "handler failed to initialize");
-            *state.init_error.lock().expect("lock poisoned") = Some(format!("{error_type}: {message}"));
+            *state.init_error.lock().expect("lock poisoned") =
+                Some(format!("{error_type}: {message}"));
             accepted()
         }
         (Method::POST, rest) => {
@@ -126,9 +133,17 @@ async fn handle(state: &State, request: Request<Incoming>) -> Response<Full<Byte
                 .strip_prefix("/invocation/")
                 .and_then(|r| r.rsplit_once('/'))
             else {
-                return reply(StatusCode::NOT_FOUND, json!({ "errorMessage": "unknown path", "errorType": "NotFound" }));
+                return reply(
+                    StatusCode::NOT_FOUND,
+                    json!({ "errorMessage": "unknown path", "errorType": "NotFound" }),
+                );
             };
-            let Some(waiter) = state.in_flight.lock().expect("lock poisoned").remove(request_id) else {
+            let Some(waiter) = state
+                .in_flight
+                .lock()
+                .expect("lock poisoned")
+                .remove(request_id)
+            else {
                 return reply(
                     StatusCode::BAD_REQUEST,
                     json!({ "errorMessage": format!("unknown request id {request_id}"), "errorType": "InvalidRequestID" }),
@@ -136,17 +151,31 @@ async fn handle(state: &State, request: Request<Incoming>) -> Response<Full<Byte
             };
             let outcome = match (kind, read(request).await) {
                 ("response", Ok(body)) => Outcome::Response(body),
-                ("response", Err(message)) => Outcome::Error { error_type: "Runtime.ResponseTooLarge".into(), message },
+                ("response", Err(message)) => Outcome::Error {
+                    error_type: "Runtime.ResponseTooLarge".into(),
+                    message,
+                },
                 ("error", body) => {
                     let (error_type, message) = parse_error(&body.unwrap_or_default());
-                    Outcome::Error { error_type, message }
+                    Outcome::Error {
+                        error_type,
+                        message,
+                    }
                 }
-                _ => return reply(StatusCode::NOT_FOUND, json!({ "errorMessage": "unknown path", "errorType": "NotFound" })),
+                _ => {
+                    return reply(
+                        StatusCode::NOT_FOUND,
+                        json!({ "errorMessage": "unknown path", "errorType": "NotFound" }),
+                    );
+                }
             };
             let _ = waiter.send(outcome);
             accepted()
         }
-        _ => reply(StatusCode::NOT_FOUND, json!({ "errorMessage": "unknown path", "errorType": "NotFound" })),
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            json!({ "errorMessage": "unknown path", "errorType": "NotFound" }),
+        ),
     }
 }
 
@@ -156,7 +185,12 @@ async fn next(state: &State) -> Response<Full<Bytes>> {
         let mut queue = state.queue.lock().await;
         match queue.recv().await {
             Some(invocation) => invocation,
-            None => return reply(StatusCode::GONE, json!({ "errorMessage": "instance stopping", "errorType": "Gone" })),
+            None => {
+                return reply(
+                    StatusCode::GONE,
+                    json!({ "errorMessage": "instance stopping", "errorType": "Gone" }),
+                );
+            }
         }
     };
     state
@@ -168,9 +202,19 @@ async fn next(state: &State) -> Response<Full<Bytes>> {
         .status(StatusCode::OK)
         .header("content-type", "application/json")
         .header("Lambda-Runtime-Aws-Request-Id", &invocation.request_id)
-        .header("Lambda-Runtime-Deadline-Ms", invocation.deadline_ms.to_string())
+        .header(
+            "Lambda-Runtime-Deadline-Ms",
+            invocation.deadline_ms.to_string(),
+        )
         .header("Lambda-Runtime-Invoked-Function-Arn", &state.function_arn)
-        .header("Lambda-Runtime-Trace-Id", format!("Root=1-{:08x}-{}", chrono::Utc::now().timestamp(), &invocation.request_id))
+        .header(
+            "Lambda-Runtime-Trace-Id",
+            format!(
+                "Root=1-{:08x}-{}",
+                chrono::Utc::now().timestamp(),
+                &invocation.request_id
+            ),
+        )
         .body(Full::new(invocation.payload))
         .expect("valid response parts")
 }
@@ -189,7 +233,8 @@ fn parse_error(body: &[u8]) -> (String, String) {
     let field = |name: &str| value.get(name).and_then(Value::as_str).map(str::to_string);
     (
         field("errorType").unwrap_or_else(|| "Error".into()),
-        field("errorMessage").unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(1000).collect()),
+        field("errorMessage")
+            .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(1000).collect()),
     )
 }
 

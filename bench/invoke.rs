@@ -1,0 +1,244 @@
+//! Warm invocation round trip and throughput per handler kind, against a
+//! bare tokio-tungstenite echo server measured in the same run.
+//!
+//! `cargo build --release --examples && target/release/examples/invoke [--seconds S] [--connections C]`
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio_tungstenite::connect_async;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use wsgate::{Response, RouteOptions, WebSocketApi, handler_fn};
+
+/// Upper bound on round trips per measurement, whatever the time budget.
+const MAX_ROUND_TRIPS: usize = 200_000;
+
+async fn raw_echo() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = WebSocketConfig::default().read_buffer_size(4 * 1024);
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let Ok(mut ws) =
+                    tokio_tungstenite::accept_async_with_config(stream, Some(config)).await
+                else {
+                    return;
+                };
+                while let Some(Ok(message)) = ws.next().await {
+                    if message.is_text() && ws.send(message).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    format!("ws://{addr}/")
+}
+
+/// An HTTP integration backend that echoes the event's body.
+async fn http_backend() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let service =
+                    service_fn(|request: http::Request<hyper::body::Incoming>| async move {
+                        let body = request.into_body().collect().await.unwrap().to_bytes();
+                        let event: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                        let reply = serde_json::json!({ "statusCode": 200, "body": event["body"] })
+                            .to_string();
+                        Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from(reply))))
+                    });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    format!("http://{addr}/echo")
+}
+
+fn write_handlers(dir: &Path) {
+    std::fs::write(
+        dir.join("echo.mjs"),
+        "export async function handler(event) { return { statusCode: 200, body: event.body }; }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("echo_py.py"),
+        "def handler(event, context):\n    return {'statusCode': 200, 'body': event['body']}\n",
+    )
+    .unwrap();
+}
+
+struct Stats {
+    rate: f64,
+    p50_us: u128,
+    p99_us: u128,
+}
+
+/// Round trips on `connections` connections for `seconds`.
+async fn measure(url: &str, action: &str, connections: usize, seconds: f64) -> Stats {
+    let per_connection = MAX_ROUND_TRIPS / connections;
+    // Everyone warms up (cold starts excluded), then all measure together.
+    let ready = std::sync::Arc::new(tokio::sync::Barrier::new(connections + 1));
+    let tasks: Vec<_> = (0..connections)
+        .map(|_| {
+            let ready = std::sync::Arc::clone(&ready);
+            let url = url.to_string();
+            let message = format!(r#"{{"action":"{action}","data":"0123456789abcdef"}}"#);
+            tokio::spawn(async move {
+                let (mut ws, _) = connect_async(&url).await.expect("connect");
+                // Warm-up: the first invocation may start an instance.
+                ws.send(Message::text(message.clone())).await.unwrap();
+                ws.next().await.unwrap().unwrap();
+                ready.wait().await;
+                let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+                let mut latencies = Vec::new();
+                while Instant::now() < deadline && latencies.len() < per_connection {
+                    let started = Instant::now();
+                    ws.send(Message::text(message.clone())).await.unwrap();
+                    match ws.next().await {
+                        Some(Ok(Message::Text(reply))) => assert!(
+                            reply.as_str().ends_with(&message),
+                            "echo must match: {reply}"
+                        ),
+                        other => panic!("unexpected {other:?}"),
+                    }
+                    latencies.push(started.elapsed().as_micros());
+                }
+                latencies
+            })
+        })
+        .collect();
+    ready.wait().await;
+    let started = Instant::now();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
+    Stats {
+        rate: all.len() as f64 / elapsed,
+        p50_us: at(0.5),
+        p99_us: at(0.99),
+    }
+}
+
+fn arg(args: &[String], name: &str, default: f64) -> f64 {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map_or(default, |v| v.parse().expect("a number"))
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let seconds = arg(&args, "--seconds", 3.0);
+    let connections = arg(&args, "--connections", 16.0) as usize;
+
+    let dir = std::env::temp_dir().join(format!("wsgate-bench-invoke-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    write_handlers(&dir);
+    let rust_handler = std::env::current_exe()
+        .unwrap()
+        .with_file_name("rust_handler");
+    let config = format!(
+        r#"
+name = "Bench"
+[routes]
+http = {{ url = "{http}", return_response = true }}
+node = {{ handler = "echo.handler", return_response = true, concurrency = {connections} }}
+python = {{ handler = "echo_py.handler", return_response = true, concurrency = {connections} }}
+rust = {{ command = ["{rust}"], return_response = true, concurrency = {connections} }}
+"#,
+        http = http_backend().await,
+        rust = rust_handler.display(),
+    );
+    std::fs::write(dir.join("wsgate.toml"), config).unwrap();
+    let config = wsgate::config::load(&dir.join("wsgate.toml")).unwrap();
+    let server = WebSocketApi::from_config(&config)
+        .unwrap()
+        .route_with(
+            "native",
+            handler_fn(|event, _| async move {
+                Ok(Response::ok().with_body(event.body.unwrap_or_default()))
+            }),
+            RouteOptions {
+                return_response: true,
+                ..Default::default()
+            },
+        )
+        .bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let raw = raw_echo().await;
+
+    println!(
+        "warm echo round trips, {seconds}s per cell, loopback; ratio = throughput / raw tokio-tungstenite"
+    );
+    println!(
+        "{:<22} {:>12} {:>9} {:>9} {:>7}   {:>12} {:>9} {:>7}",
+        "kind",
+        "1 conn rt/s",
+        "p50 us",
+        "p99 us",
+        "ratio",
+        format!("{connections} conn rt/s"),
+        "p99 us",
+        "ratio"
+    );
+    let mut baseline = None;
+    for (kind, url) in [
+        ("raw tokio-tungstenite", raw.as_str()),
+        ("in-process Rust", &server.url()),
+        ("http", &server.url()),
+        ("lambda: rust runtime", &server.url()),
+        ("lambda: node", &server.url()),
+        ("lambda: python", &server.url()),
+    ] {
+        let action = match kind {
+            "in-process Rust" => "native",
+            "lambda: rust runtime" => "rust",
+            "lambda: node" => "node",
+            "lambda: python" => "python",
+            other => other,
+        };
+        let one = measure(url, action, 1, seconds).await;
+        let many = measure(url, action, connections, seconds).await;
+        let (base_one, base_many) = *baseline.get_or_insert((one.rate, many.rate));
+        println!(
+            "{kind:<22} {:>12.0} {:>9} {:>9} {:>7.2}   {:>12.0} {:>9} {:>7.2}",
+            one.rate,
+            one.p50_us,
+            one.p99_us,
+            one.rate / base_one,
+            many.rate,
+            many.p99_us,
+            many.rate / base_many
+        );
+    }
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
