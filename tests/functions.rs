@@ -234,3 +234,30 @@ ricfail = {{ command = ["{python}", "-m", "awslambdaric", "py.handlers.fail"], r
     assert!(ask(&mut client, "ric").await.starts_with("py:"));
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn events_past_the_waiting_bound_fail_at_once() {
+    // concurrency 1: one running, 10 waiting, the rest refused.
+    let dir = app(
+        "name = \"Fns\"\n[routes]\nbusy = { handler = \"handlers.busy\", return_response = true, concurrency = 1 }\n",
+    );
+    let server = build(dir.path()).unwrap().bind(any_port()).await.unwrap();
+    let mut client = connect(&server.url()).await;
+    ask(&mut client, "busy").await; // warm
+    for _ in 0..15 {
+        send_text(&mut client, r#"{"action":"busy"}"#).await;
+    }
+    let mut done = 0;
+    let mut refused = 0;
+    for _ in 0..15 {
+        match next_text(&mut client).await.as_str() {
+            "done" => done += 1,
+            other => {
+                assert_eq!(error_message(other), "Internal server error");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!((done, refused), (11, 4));
+    server.shutdown().await;
+}

@@ -21,8 +21,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-/// Invocations that may wait for a busy function before failing.
-pub const WAITING_LIMIT: usize = 100;
+/// Invocations that may wait for a busy function, per unit of
+/// concurrency (100 for the default 10); past that they fail at once.
+pub const WAITING_PER_INSTANCE: usize = 10;
 
 /// What every function of one gateway shares.
 pub struct Environment {
@@ -178,7 +179,7 @@ impl FunctionIntegration {
                 arn,
                 timeout,
                 concurrency,
-                WAITING_LIMIT,
+                concurrency * WAITING_PER_INSTANCE,
                 Box::new(lambda_env),
             ),
         })
