@@ -193,3 +193,46 @@ fn request_time_is_common_log_format() {
         .with_timezone(&Utc);
     assert_eq!(clf_time(time), "09/Feb/2024:18:11:43 +0000");
 }
+
+#[test]
+fn direct_conversion_equals_deserializing_the_json() {
+    let mut request = handshake_like_aws();
+    request.query = Some("a=1&a=2&b=x%20y".into());
+    request.headers.push(("X-Repeated".into(), "one".into()));
+    request.headers.push(("X-Repeated".into(), "two".into()));
+    let mut conn = conn();
+    conn.user_agent = Some("agent/1".into());
+    let events = [
+        Event::connect(&api(), &conn, "r1".into(), &request),
+        Event::message(
+            &api(),
+            &conn,
+            "echo",
+            "r2".into(),
+            "m".into(),
+            "body".into(),
+            false,
+        ),
+        Event::message(
+            &api(),
+            &conn,
+            "$default",
+            "r3".into(),
+            "m".into(),
+            "AAEC".into(),
+            true,
+        ),
+        Event::disconnect(
+            &api(),
+            &conn,
+            "r4".into(),
+            1006,
+            "Connection closed abnormally",
+        ),
+    ];
+    for event in events {
+        let via_json: ApiGatewayWebsocketProxyRequest =
+            serde_json::from_slice(&event.to_json()).unwrap();
+        assert_eq!(event.to_lambda_request(), via_json, "{}", event.route_key());
+    }
+}
