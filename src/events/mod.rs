@@ -269,7 +269,7 @@ impl Event {
         let mut request = ApiGatewayWebsocketProxyRequest::default();
         request.request_context = context;
         if let Some(headers) = &self.headers {
-            request.headers = header_map(headers.iter().map(|(k, v)| (k, v)));
+            request.headers = header_map(headers.iter());
         }
         if let Some(headers) = &self.multi_value_headers {
             request.multi_value_headers = header_map(
