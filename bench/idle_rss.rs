@@ -5,13 +5,15 @@
 //! `cargo run --release --example idle_rss -- [--connections N]`
 //! (expects the release `wsgate` binary beside this example's).
 
-use futures_util::{SinkExt, StreamExt};
+#[path = "raw_echo.rs"]
+mod raw_echo;
+
+use futures_util::StreamExt;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use tokio::net::{TcpListener, TcpSocket};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio::net::TcpSocket;
 
 struct Server {
     child: Child,
@@ -96,30 +98,10 @@ fn start_raw() -> Server {
     )
 }
 
-/// The comparison: a bare tokio-tungstenite echo server with the same
-/// socket settings as wsgate.
+/// The comparison, in a process of its own so its RSS is its own.
 async fn serve_raw() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    println!("listening on {}", listener.local_addr().unwrap());
-    let config = WebSocketConfig::default().read_buffer_size(4 * 1024);
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        tokio::spawn(async move {
-            let Ok(mut ws) =
-                tokio_tungstenite::accept_async_with_config(stream, Some(config)).await
-            else {
-                return;
-            };
-            while let Some(Ok(message)) = ws.next().await {
-                if message.is_text() && ws.send(message).await.is_err() {
-                    break;
-                }
-            }
-        });
-    }
+    println!("listening on {}", raw_echo::spawn().await);
+    std::future::pending::<()>().await;
 }
 
 struct Measurement {

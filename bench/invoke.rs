@@ -3,6 +3,9 @@
 //!
 //! `cargo build --release --examples && target/release/examples/invoke [--seconds S] [--connections C]`
 
+#[path = "raw_echo.rs"]
+mod raw_echo;
+
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full};
@@ -15,37 +18,13 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use wsgate::{Response, RouteOptions, WebSocketApi, handler_fn};
 
 /// Upper bound on round trips per measurement, whatever the time budget.
 const MAX_ROUND_TRIPS: usize = 200_000;
 
 async fn raw_echo() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let config = WebSocketConfig::default().read_buffer_size(4 * 1024);
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            tokio::spawn(async move {
-                let Ok(mut ws) =
-                    tokio_tungstenite::accept_async_with_config(stream, Some(config)).await
-                else {
-                    return;
-                };
-                while let Some(Ok(message)) = ws.next().await {
-                    if message.is_text() && ws.send(message).await.is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    format!("ws://{addr}/")
+    format!("ws://{}/", raw_echo::spawn().await)
 }
 
 /// An HTTP integration backend that echoes the event's body.

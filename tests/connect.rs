@@ -19,12 +19,7 @@ async fn api_with(backend: &Backend, routes: &[&str], extra: &str) -> wsgate::Se
             backend.url(&format!("/{key}"))
         ));
     }
-    let config = wsgate::config::parse(std::path::Path::new("t.toml"), &config).unwrap();
-    WebSocketApi::from_config(&config)
-        .unwrap()
-        .bind(any_port())
-        .await
-        .unwrap()
+    api_from_toml(&config).bind(any_port()).await.unwrap()
 }
 
 #[tokio::test]
@@ -168,12 +163,7 @@ async fn connect_handler_decides_the_handshake() {
         "name = \"C\"\n[routes]\n\"$connect\" = {{ url = \"{}\", timeout = \"500 ms\" }}\n",
         backend.url("/connect")
     );
-    let config = wsgate::config::parse(std::path::Path::new("t.toml"), &config).unwrap();
-    let server = WebSocketApi::from_config(&config)
-        .unwrap()
-        .bind(any_port())
-        .await
-        .unwrap();
+    let server = api_from_toml(&config).bind(any_port()).await.unwrap();
     let url = server.url();
 
     assert_eq!(

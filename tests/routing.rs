@@ -14,8 +14,7 @@ fn http_api(backend: &Backend, key: &str, return_response: bool) -> WebSocketApi
         "name = \"T\"\n[routes]\n\"{key}\" = {{ url = \"{}\", return_response = {return_response} }}\n",
         backend.url(&format!("/{key}"))
     );
-    let config = wsgate::config::parse(std::path::Path::new("t.toml"), &config).unwrap();
-    WebSocketApi::from_config(&config).unwrap()
+    api_from_toml(&config)
 }
 
 /// Echo route that returns its body (two-way) and a `$default` that does not.
@@ -161,12 +160,7 @@ echo = {{ url = "{echo}", return_response = true }}
         slow = backend.url("/slow"),
         echo = backend.url("/echo"),
     );
-    let config = wsgate::config::parse(std::path::Path::new("t.toml"), &config).unwrap();
-    let server = WebSocketApi::from_config(&config)
-        .unwrap()
-        .bind(any_port())
-        .await
-        .unwrap();
+    let server = api_from_toml(&config).bind(any_port()).await.unwrap();
     let mut client = connect(&server.url()).await;
 
     for (action, expected) in [

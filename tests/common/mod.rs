@@ -23,6 +23,12 @@ pub type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// Generous bound for anything a test waits for.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// An API built from config text, as `wsgate serve` would build it.
+pub fn api_from_toml(text: &str) -> wsgate::WebSocketApi {
+    let config = wsgate::config::parse(std::path::Path::new("wsgate.toml"), text).unwrap();
+    wsgate::WebSocketApi::from_config(&config).unwrap()
+}
+
 pub fn any_port() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
