@@ -3,25 +3,22 @@
 //!
 //! `cargo build --release --examples && target/release/examples/invoke [--seconds S] [--connections C]`
 
+#[path = "measure.rs"]
+mod measure;
 #[path = "raw_echo.rs"]
 mod raw_echo;
 
+use measure::measure;
+
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::path::Path;
-use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
-use tokio_tungstenite::connect_async;
-use tokio_tungstenite::tungstenite::Message;
 use wsgate::{Response, RouteOptions, WebSocketApi, handler_fn};
-
-/// Upper bound on round trips per measurement, whatever the time budget.
-const MAX_ROUND_TRIPS: usize = 200_000;
 
 async fn raw_echo() -> String {
     format!("ws://{}/", raw_echo::spawn().await)
@@ -66,62 +63,6 @@ fn write_handlers(dir: &Path) {
         "def handler(event, context):\n    return {'statusCode': 200, 'body': event['body']}\n",
     )
     .unwrap();
-}
-
-struct Stats {
-    rate: f64,
-    p50_us: u128,
-    p99_us: u128,
-}
-
-/// Round trips on `connections` connections for `seconds`.
-async fn measure(url: &str, action: &str, connections: usize, seconds: f64) -> Stats {
-    let per_connection = MAX_ROUND_TRIPS / connections;
-    // Everyone warms up (cold starts excluded), then all measure together.
-    let ready = std::sync::Arc::new(tokio::sync::Barrier::new(connections + 1));
-    let tasks: Vec<_> = (0..connections)
-        .map(|_| {
-            let ready = std::sync::Arc::clone(&ready);
-            let url = url.to_string();
-            let message = format!(r#"{{"action":"{action}","data":"0123456789abcdef"}}"#);
-            tokio::spawn(async move {
-                let (mut ws, _) = connect_async(&url).await.expect("connect");
-                // Warm-up: the first invocation may start an instance.
-                ws.send(Message::text(message.clone())).await.unwrap();
-                ws.next().await.unwrap().unwrap();
-                ready.wait().await;
-                let deadline = Instant::now() + Duration::from_secs_f64(seconds);
-                let mut latencies = Vec::new();
-                while Instant::now() < deadline && latencies.len() < per_connection {
-                    let started = Instant::now();
-                    ws.send(Message::text(message.clone())).await.unwrap();
-                    match ws.next().await {
-                        Some(Ok(Message::Text(reply))) => assert!(
-                            reply.as_str().ends_with(&message),
-                            "echo must match: {reply}"
-                        ),
-                        other => panic!("unexpected {other:?}"),
-                    }
-                    latencies.push(started.elapsed().as_micros());
-                }
-                latencies
-            })
-        })
-        .collect();
-    ready.wait().await;
-    let started = Instant::now();
-    let mut all = Vec::new();
-    for task in tasks {
-        all.extend(task.await.unwrap());
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    all.sort_unstable();
-    let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
-    Stats {
-        rate: all.len() as f64 / elapsed,
-        p50_us: at(0.5),
-        p99_us: at(0.99),
-    }
 }
 
 fn arg(args: &[String], name: &str, default: f64) -> f64 {

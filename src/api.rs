@@ -30,7 +30,7 @@ use crate::integrations::{Context, Integration};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -134,7 +134,7 @@ impl WebSocketApi {
                             api_name: config.name.clone(),
                             stage: config.stage.clone(),
                             region: DEFAULT_REGION.into(),
-                            outputs: OnceLock::new(),
+                            outputs: RwLock::new(None),
                             credentials: function::SessionCredentials::generate(),
                         })
                     }));
@@ -215,6 +215,22 @@ impl WebSocketApi {
             .collect()
     }
 
+    /// Runs every route's start-up check (a function's export exists, with
+    /// the environment it will run with) as if served at `addr`.
+    pub fn check(&self, addr: SocketAddr) -> Result<(), BuildError> {
+        if let Some(functions) = &self.functions {
+            *functions.outputs.write().expect("lock poisoned") =
+                Some(outputs_for(addr, &self.stage));
+        }
+        for route in &self.routes {
+            route
+                .integration
+                .check()
+                .map_err(|e| BuildError::Route(route.key.clone(), e))?;
+        }
+        Ok(())
+    }
+
     /// Listens on `addr` and serves.
     pub async fn bind(self, addr: SocketAddr) -> Result<Server, BuildError> {
         let listener = TcpListener::bind(addr)
@@ -237,6 +253,8 @@ impl WebSocketApi {
             addr: SocketAddr::from(([0, 0, 0, 0], 0)),
             source,
         })?;
+        // Handlers are checked before the first connection is accepted.
+        self.check(local_addr)?;
         let registry: Arc<dyn Registry> = Arc::new(InMemoryRegistry::default());
         let connections = Connections::new(Arc::clone(&registry), self.limits.max_message_size);
         let gateway = Arc::new(Gateway {
@@ -262,15 +280,11 @@ impl WebSocketApi {
             tasks: TaskTracker::new(),
         });
         let accept = tokio::spawn(listener::accept_loop(Arc::clone(&gateway), listener));
-        let server = Server {
+        Ok(Server {
             gateway,
             local_addr,
             accept,
-        };
-        if let Some(functions) = &self.functions {
-            let _ = functions.outputs.set(server.outputs());
-        }
-        Ok(server)
+        })
     }
 }
 
@@ -280,6 +294,22 @@ impl WebSocketApi {
 pub struct Outputs {
     pub url: String,
     pub management_endpoint: String,
+}
+
+/// The outputs of an API served at `addr` (an unspecified address is
+/// reached on loopback).
+fn outputs_for(mut addr: SocketAddr, stage: &str) -> Outputs {
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            [127, 0, 0, 1].into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    Outputs {
+        url: format!("ws://{addr}/{stage}"),
+        management_endpoint: format!("http://{addr}/{stage}"),
+    }
 }
 
 /// A running gateway.
@@ -294,33 +324,18 @@ impl Server {
         self.local_addr
     }
 
-    fn host(&self) -> String {
-        let mut addr = self.local_addr;
-        if addr.ip().is_unspecified() {
-            addr.set_ip(if addr.is_ipv4() {
-                [127, 0, 0, 1].into()
-            } else {
-                std::net::Ipv6Addr::LOCALHOST.into()
-            });
-        }
-        addr.to_string()
-    }
-
     /// Where clients connect: `ws://HOST/<stage>`.
     pub fn url(&self) -> String {
-        format!("ws://{}/{}", self.host(), self.gateway.api.stage)
+        self.outputs().url
     }
 
     /// Where backends push: `http://HOST/<stage>` (no trailing slash).
     pub fn management_endpoint(&self) -> String {
-        format!("http://{}/{}", self.host(), self.gateway.api.stage)
+        self.outputs().management_endpoint
     }
 
     pub fn outputs(&self) -> Outputs {
-        Outputs {
-            url: self.url(),
-            management_endpoint: self.management_endpoint(),
-        }
+        outputs_for(self.local_addr, &self.gateway.api.stage)
     }
 
     pub fn api_id(&self) -> &str {

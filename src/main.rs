@@ -36,7 +36,9 @@ enum Command {
     },
 }
 
-const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -69,7 +71,8 @@ fn load(path: &Path) -> anyhow::Result<(config::Config, WebSocketApi)> {
 }
 
 fn validate(path: &Path) -> anyhow::Result<()> {
-    let (config, _) = load(path)?;
+    let (config, api) = load(path)?;
+    api.check(config.listen.unwrap_or_else(default_listen))?;
     println!(
         "{} is valid: API {} with {} route(s)",
         path.display(),
@@ -82,9 +85,7 @@ fn validate(path: &Path) -> anyhow::Result<()> {
 async fn serve(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()> {
     let (config, api) = load(path)?;
     let routes = api.describe_routes();
-    let addr = listen
-        .or(config.listen)
-        .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default address"));
+    let addr = listen.or(config.listen).unwrap_or_else(default_listen);
     let server = api.bind(addr).await?;
     let outputs = server.outputs();
     let outputs_file = write_outputs(config.dir(), &outputs)?;

@@ -18,6 +18,7 @@ environment = { FROM_TRANSFORM = "yes" }
 [routes]
 echo = { handler = "handlers.echo", return_response = true }
 env = { handler = "handlers.env", return_response = true, link = ["Fns"] }
+toplevel = { handler = "toplevel.handler", return_response = true, link = ["Fns"] }
 fail = { handler = "handlers.fail", return_response = true }
 hang = { handler = "handlers.hang", timeout = "1 second" }
 exit = "handlers.exit"
@@ -32,11 +33,9 @@ pyfail = { handler = "py/handlers.fail", return_response = true }
 fn app(config: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/functions");
-    std::fs::copy(
-        fixtures.join("handlers.mjs"),
-        dir.path().join("handlers.mjs"),
-    )
-    .unwrap();
+    for file in ["handlers.mjs", "toplevel.mjs"] {
+        std::fs::copy(fixtures.join(file), dir.path().join(file)).unwrap();
+    }
     std::fs::create_dir(dir.path().join("py")).unwrap();
     std::fs::copy(
         fixtures.join("py/handlers.py"),
@@ -47,9 +46,12 @@ fn app(config: &str) -> tempfile::TempDir {
     dir
 }
 
+/// Builds and checks the app as `wsgate serve` does before it accepts.
 fn build(dir: &Path) -> Result<WebSocketApi, String> {
     let config = wsgate::config::load(&dir.join("wsgate.toml")).map_err(|e| e.to_string())?;
-    WebSocketApi::from_config(&config).map_err(|e| e.to_string())
+    let api = WebSocketApi::from_config(&config).map_err(|e| e.to_string())?;
+    api.check(any_port()).map_err(|e| e.to_string())?;
+    Ok(api)
 }
 
 async fn ask(client: &mut Client, action: &str) -> String {
@@ -95,6 +97,12 @@ async fn node_and_python_handlers_run_warm_with_lambda_and_sst_environment() {
         server.management_endpoint().as_str()
     );
     assert_eq!(env["fromTransform"], "yes");
+    // A module that reads its linked resource at import passes the start-up
+    // check and sees the real endpoint.
+    assert_eq!(
+        ask(&mut client, "toplevel").await,
+        server.management_endpoint()
+    );
     server.shutdown().await;
 }
 
@@ -153,11 +161,17 @@ async fn missing_files_and_exports_fail_at_start_naming_the_route() {
 
     let dir = app("name = \"Fns\"\n[routes]\nnope = \"handlers.notThere\"\n");
     let error = build(dir.path()).err().unwrap();
-    assert!(error.contains("no exported function `notThere`"), "{error}");
+    assert!(
+        error.contains("cannot load export `notThere`") && error.contains("does not"),
+        "{error}"
+    );
 
     let dir = app("name = \"Fns\"\n[routes]\nnope = \"py/handlers.notThere\"\n");
     let error = build(dir.path()).err().unwrap();
-    assert!(error.contains("no exported function `notThere`"), "{error}");
+    assert!(
+        error.contains("cannot load export `notThere`") && error.contains("does not"),
+        "{error}"
+    );
 
     let dir = app(
         "name = \"Fns\"\n[routes]\necho = { handler = \"handlers.echo\", link = [\"Other\"] }\n",

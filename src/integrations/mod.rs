@@ -73,6 +73,12 @@ pub trait Integration: Send + Sync + 'static {
 
     /// A short description for logs and start-up output, e.g. `http POST http://...`.
     fn describe(&self) -> String;
+
+    /// Start-up check, run once the API's outputs are known and before any
+    /// connection is accepted (e.g. that a function's export exists).
+    fn check(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Reads a Lambda proxy response the way API Gateway does: an empty reply or

@@ -67,6 +67,17 @@ impl Instance {
                 command.env(key, value);
             }
         }
+        // If wsgate itself is killed (no destructors run), its instances go too.
+        #[cfg(target_os = "linux")]
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
         let mut child = command
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", launch.program.display()))?;

@@ -18,7 +18,7 @@ use pool::Pool;
 use rand::Rng;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 /// Invocations that may wait for a busy function, per unit of
@@ -30,8 +30,8 @@ pub struct Environment {
     pub api_name: String,
     pub stage: String,
     pub region: String,
-    /// Set once the listener is bound (the outputs carry its port).
-    pub outputs: OnceLock<Outputs>,
+    /// Set when the listener is bound (the outputs carry its port).
+    pub outputs: RwLock<Option<Outputs>>,
     pub credentials: SessionCredentials,
 }
 
@@ -81,6 +81,8 @@ pub struct FunctionSpec {
 
 pub struct FunctionIntegration {
     description: String,
+    /// For handler strings: the source file and export to check at start.
+    export: Option<(PathBuf, String)>,
     pool: Pool,
 }
 
@@ -116,6 +118,7 @@ impl FunctionIntegration {
         .map_err(|e| format!("cannot find {}: {e}", config_dir.display()))?;
         let state_dir = config_dir.join(".wsgate");
         let name = function_name(&env.api_name, &spec.route_key);
+        let mut export = None;
         let (program, args, description, runtime_env) = match &spec.command {
             Some(command) => {
                 let program = resolve_program(config_dir, &command[0]);
@@ -130,6 +133,7 @@ impl FunctionIntegration {
                 resolve::write_bootstraps(&state_dir)?;
                 let resolved = resolve::resolve(config_dir, &state_dir, &name, &spec.handler)?;
                 let (program, args) = resolve::program(&state_dir, resolved.runtime);
+                export = Some((resolved.source.clone(), resolved.export.clone()));
                 let kind = match resolved.runtime {
                     resolve::Runtime::Node => "nodejs20.x",
                     resolve::Runtime::Python => "python3.11",
@@ -174,6 +178,7 @@ impl FunctionIntegration {
         let lambda_env = move || lambda_environment(&env, &spec, &name);
         Ok(FunctionIntegration {
             description,
+            export,
             pool: Pool::new(
                 launch,
                 arn,
@@ -232,7 +237,7 @@ fn lambda_environment(env: &Environment, spec: &FunctionSpec, name: &str) -> Vec
     .collect();
     for linked in &spec.link {
         if *linked == env.api_name
-            && let Some(outputs) = env.outputs.get()
+            && let Some(outputs) = env.outputs.read().expect("lock poisoned").as_ref()
         {
             vars.push((
                 format!("SST_RESOURCE_{linked}"),
@@ -266,5 +271,22 @@ impl Integration for FunctionIntegration {
 
     fn describe(&self) -> String {
         self.description.clone()
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let Some((source, export)) = &self.export else {
+            return Ok(());
+        };
+        let launch = self.pool.launch();
+        let mut env = self.pool.dynamic_env();
+        env.extend(launch.env.iter().cloned());
+        resolve::check_export(
+            &launch.program,
+            &launch.args,
+            &launch.cwd,
+            &env,
+            source,
+            export,
+        )
     }
 }

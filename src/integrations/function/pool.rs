@@ -116,6 +116,15 @@ impl Pool {
         result
     }
 
+    pub fn launch(&self) -> &Launch {
+        &self.launch
+    }
+
+    /// The environment an instance started now would get.
+    pub fn dynamic_env(&self) -> Vec<(String, String)> {
+        (self.dynamic_env)()
+    }
+
     fn take_idle(&self) -> Option<Instance> {
         let mut idle = self.idle.lock().expect("lock poisoned");
         while let Some(instance) = idle.pop() {

@@ -53,7 +53,8 @@ pub fn find(dir: &Path, handler: &str) -> Result<(Runtime, PathBuf, String), Str
     ))
 }
 
-/// Resolves, builds (TypeScript) and checks a handler string.
+/// Resolves and builds (TypeScript) a handler string; `check_export`
+/// proves the export once the function's environment is known.
 pub fn resolve(
     dir: &Path,
     state_dir: &Path,
@@ -66,14 +67,12 @@ pub fn resolve(
     } else {
         source.clone()
     };
-    let resolved = Resolved {
+    Ok(Resolved {
         runtime,
         source,
         entry,
         export,
-    };
-    check_export(state_dir, &resolved)?;
-    Ok(resolved)
+    })
 }
 
 fn is_typescript(path: &Path) -> bool {
@@ -164,35 +163,38 @@ pub fn program(state_dir: &Path, runtime: Runtime) -> (PathBuf, Vec<String>) {
     }
 }
 
-/// Loads the module once, outside any invocation, to prove the export is a
-/// function; the error names the file and export.
-fn check_export(state_dir: &Path, resolved: &Resolved) -> Result<(), String> {
-    let (program, args) = program(state_dir, resolved.runtime);
-    let output = Command::new(&program)
-        .args(&args)
+/// Loads the module once, outside any invocation and with the function's
+/// own environment (apps read `Resource` at import time), to prove the
+/// export is a function; the error names the file and the export.
+pub fn check_export(
+    program: &Path,
+    args: &[String],
+    cwd: &Path,
+    env: &[(String, String)],
+    source: &Path,
+    export: &str,
+) -> Result<(), String> {
+    let output = Command::new(program)
+        .args(args)
         .arg("--check")
-        .env("WSGATE_HANDLER_FILE", &resolved.entry)
-        .env("WSGATE_HANDLER_EXPORT", &resolved.export)
-        .current_dir(resolved.source.parent().unwrap_or(Path::new(".")))
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .current_dir(cwd)
         .output()
         .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
     if output.status.success() {
-        Ok(())
-    } else {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let mut lines: Vec<&str> = stderr
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .collect();
-        lines.reverse();
-        lines.truncate(3);
-        lines.reverse();
-        let last = lines.join(" | ");
-        Err(format!(
-            "{} has no exported function `{}` ({last})",
-            resolved.source.display(),
-            resolved.export
-        ))
+        return Ok(());
     }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let last = lines[lines.len().saturating_sub(3)..].join(" | ");
+    // The bootstrap's message says which: a missing export or a module
+    // that fails to load.
+    Err(format!(
+        "{}: cannot load export `{export}`: {last}",
+        source.display()
+    ))
 }
