@@ -7,17 +7,14 @@
 mod measure;
 #[path = "raw_echo.rs"]
 mod raw_echo;
+#[path = "util.rs"]
+mod util;
 
 use measure::measure;
+use util::arg;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use std::convert::Infallible;
 use std::path::Path;
-use tokio::net::TcpListener;
 use wsgate::{Response, RouteOptions, WebSocketApi, handler_fn};
 
 async fn raw_echo() -> String {
@@ -26,29 +23,11 @@ async fn raw_echo() -> String {
 
 /// An HTTP integration backend that echoes the event's body.
 async fn http_backend() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            tokio::spawn(async move {
-                let service =
-                    service_fn(|request: http::Request<hyper::body::Incoming>| async move {
-                        let body = request.into_body().collect().await.unwrap().to_bytes();
-                        let event: serde_json::Value = serde_json::from_slice(&body).unwrap();
-                        let reply = serde_json::json!({ "statusCode": 200, "body": event["body"] })
-                            .to_string();
-                        Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from(reply))))
-                    });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
+    let addr = util::serve_http(|body| {
+        let event: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        Bytes::from(serde_json::json!({ "statusCode": 200, "body": event["body"] }).to_string())
+    })
+    .await;
     format!("http://{addr}/echo")
 }
 
@@ -63,13 +42,6 @@ fn write_handlers(dir: &Path) {
         "def handler(event, context):\n    return {'statusCode': 200, 'body': event['body']}\n",
     )
     .unwrap();
-}
-
-fn arg(args: &[String], name: &str, default: f64) -> f64 {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map_or(default, |v| v.parse().expect("a number"))
 }
 
 #[tokio::main]

@@ -6,6 +6,8 @@
 
 #[path = "measure.rs"]
 mod measure;
+#[path = "util.rs"]
+mod util;
 
 use measure::measure;
 use std::io::{BufRead, BufReader};
@@ -13,6 +15,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
+use util::arg;
 
 struct Process(Child);
 
@@ -63,13 +66,6 @@ fn start(
         .recv_timeout(Duration::from_secs(60))
         .expect("server became ready");
     (process, value)
-}
-
-fn arg(args: &[String], name: &str, default: f64) -> f64 {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map_or(default, |v| v.parse().unwrap())
 }
 
 #[tokio::main]

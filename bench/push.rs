@@ -4,47 +4,26 @@
 //!
 //! `cargo build --release --bin wsgate --examples && target/release/examples/push [--seconds S] [--broadcast N]`
 
+#[path = "util.rs"]
+mod util;
+
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use http_body_util::{BodyExt, Full};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use std::convert::Infallible;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::Message;
+use util::arg;
 
 const CALLERS: usize = 64;
 
 /// The comparison: the cheapest possible answer to the same POSTs.
 async fn bare_hyper() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            tokio::spawn(async move {
-                let service =
-                    service_fn(|request: http::Request<hyper::body::Incoming>| async move {
-                        let _ = request.into_body().collect().await;
-                        Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::new())))
-                    });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    format!("http://{addr}")
+    format!("http://{}", util::serve_http(|_| Bytes::new()).await)
 }
 
 /// POSTs for `seconds` from 64 callers; each caller has its own URL.
@@ -181,13 +160,6 @@ async fn open(gateway: &Gateway, n: usize) -> Vec<(Socket, String)> {
         .buffer_unordered(256)
         .collect()
         .await
-}
-
-fn arg(args: &[String], name: &str, default: f64) -> f64 {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map_or(default, |v| v.parse().unwrap())
 }
 
 #[tokio::main]
