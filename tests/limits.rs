@@ -268,14 +268,14 @@ async fn binary_frames_close_with_1003_unless_base64_is_on() {
 #[tokio::test]
 async fn idle_connections_close_with_1001() {
     let limits = Limits {
-        idle_timeout: Duration::from_millis(400),
+        idle_timeout: Duration::from_millis(1000),
         ..Limits::default()
     };
     let (server, mut ended) = server_with(limits, BinaryMode::Reject).await;
     let mut client = connect(&server.url()).await;
     // Messages keep it open past the idle timeout...
     for _ in 0..4 {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
         send_text(&mut client, "tick").await;
         assert_eq!(next_text(&mut client).await, "false:tick");
     }
