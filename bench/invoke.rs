@@ -44,11 +44,43 @@ fn write_handlers(dir: &Path) {
     .unwrap();
 }
 
+/// The median run (by throughput) of `runs` measurements.
+async fn median_of(
+    runs: usize,
+    url: &str,
+    action: &str,
+    connections: usize,
+    seconds: f64,
+) -> measure::Stats {
+    let mut results = Vec::new();
+    for _ in 0..runs.max(1) {
+        results.push(measure(url, action, connections, seconds).await);
+    }
+    results.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+    results.swap_remove(results.len() / 2)
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let seconds = arg(&args, "--seconds", 3.0);
-    let connections = arg(&args, "--connections", 16.0) as usize;
+    let runs = arg(&args, "--runs", 1.0) as usize;
+    let levels: Vec<usize> = args
+        .iter()
+        .position(|a| a == "--levels")
+        .and_then(|i| args.get(i + 1))
+        .map_or("1,16", String::as_str)
+        .split(',')
+        .map(|n| n.parse().expect("--levels takes numbers like 1,100,1000"))
+        .collect();
+    let csv = args
+        .iter()
+        .position(|a| a == "--csv")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    // Enough instances (and waiting room: 10 per instance) for the most
+    // connections measured, capped so the machine is not swamped.
+    let concurrency = levels.iter().copied().max().unwrap_or(1).clamp(1, 100);
 
     let dir = std::env::temp_dir().join(format!("wsgate-bench-invoke-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -61,9 +93,9 @@ async fn main() {
 name = "Bench"
 [routes]
 http = {{ url = "{http}", return_response = true }}
-node = {{ handler = "echo.handler", return_response = true, concurrency = {connections} }}
-python = {{ handler = "echo_py.handler", return_response = true, concurrency = {connections} }}
-rust = {{ command = ["{rust}"], return_response = true, concurrency = {connections} }}
+node = {{ handler = "echo.handler", return_response = true, concurrency = {concurrency} }}
+python = {{ handler = "echo_py.handler", return_response = true, concurrency = {concurrency} }}
+rust = {{ command = ["{rust}"], return_response = true, concurrency = {concurrency} }}
 "#,
         http = http_backend().await,
         rust = rust_handler.display(),
@@ -88,48 +120,45 @@ rust = {{ command = ["{rust}"], return_response = true, concurrency = {connectio
     let raw = raw_echo().await;
 
     println!(
-        "warm echo round trips, {seconds}s per cell, loopback; ratio = throughput / raw tokio-tungstenite"
+        "warm echo round trips, {seconds}s per cell, median of {runs} run(s), loopback; ratio = throughput / raw tokio-tungstenite at the same connections"
     );
     println!(
-        "{:<22} {:>12} {:>9} {:>9} {:>7}   {:>12} {:>9} {:>7}",
-        "kind",
-        "1 conn rt/s",
-        "p50 us",
-        "p99 us",
-        "ratio",
-        format!("{connections} conn rt/s"),
-        "p99 us",
-        "ratio"
+        "{:<22} {:>6} {:>10} {:>9} {:>9} {:>7}",
+        "kind", "conns", "rt/s", "p50 us", "p99 us", "ratio"
     );
-    let mut baseline = None;
-    for (kind, url) in [
-        ("raw tokio-tungstenite", raw.as_str()),
-        ("in-process Rust", &server.url()),
-        ("http", &server.url()),
-        ("lambda: rust runtime", &server.url()),
-        ("lambda: node", &server.url()),
-        ("lambda: python", &server.url()),
-    ] {
-        let action = match kind {
-            "in-process Rust" => "native",
-            "lambda: rust runtime" => "rust",
-            "lambda: node" => "node",
-            "lambda: python" => "python",
-            other => other,
-        };
-        let one = measure(url, action, 1, seconds).await;
-        let many = measure(url, action, connections, seconds).await;
-        let (base_one, base_many) = *baseline.get_or_insert((one.rate, many.rate));
-        println!(
-            "{kind:<22} {:>12.0} {:>9} {:>9} {:>7.2}   {:>12.0} {:>9} {:>7.2}",
-            one.rate,
-            one.p50_us,
-            one.p99_us,
-            one.rate / base_one,
-            many.rate,
-            many.p99_us,
-            many.rate / base_many
-        );
+    let mut rows =
+        vec!["kind,connections,round_trips_per_s,p50_us,p99_us,ratio_to_raw".to_string()];
+    for &connections in &levels {
+        let mut baseline = None;
+        for (kind, action, url) in [
+            ("raw tokio-tungstenite", "raw", raw.as_str()),
+            ("in-process Rust", "native", &server.url()),
+            ("http", "http", &server.url()),
+            ("lambda: rust runtime", "rust", &server.url()),
+            ("lambda: node", "node", &server.url()),
+            ("lambda: python", "python", &server.url()),
+        ] {
+            let stats = median_of(runs, url, action, connections, seconds).await;
+            let base = *baseline.get_or_insert(stats.rate);
+            println!(
+                "{kind:<22} {connections:>6} {:>10.0} {:>9} {:>9} {:>7.2}",
+                stats.rate,
+                stats.p50_us,
+                stats.p99_us,
+                stats.rate / base
+            );
+            rows.push(format!(
+                "{kind},{connections},{:.0},{},{},{:.3}",
+                stats.rate,
+                stats.p50_us,
+                stats.p99_us,
+                stats.rate / base
+            ));
+        }
+    }
+    if let Some(path) = csv {
+        std::fs::write(&path, rows.join("\n") + "\n").unwrap();
+        println!("wrote {path}");
     }
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
