@@ -332,3 +332,32 @@ async fn stage_endpoint_and_root_for_default_stage() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn delete_connection_runs_disconnect_once() {
+    let mut backend = Backend::start(|_, _| Reply::ok()).await;
+    let server = api_with(&backend, &["$connect", "$disconnect"], "").await;
+    let mut client = connect(&server.url()).await;
+    let id = backend.event_for("$connect").await["requestContext"]["connectionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let endpoint = format!("{}/@connections/{id}", server.management_endpoint());
+    let (status, _, _) = management("DELETE", &endpoint, "").await;
+    assert_eq!(status, 204);
+    assert_eq!(next_close(&mut client).await.0, 1000);
+    let event = backend.event_for("$disconnect").await;
+    assert_eq!(event["requestContext"]["connectionId"], id.as_str());
+    assert_eq!(event["requestContext"]["disconnectStatusCode"], 1000);
+    // Exactly once: no second $disconnect for this connection.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let disconnects = backend
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, e)| e["requestContext"]["routeKey"] == "$disconnect")
+        .count();
+    assert_eq!(disconnects, 1);
+    server.shutdown().await;
+}
