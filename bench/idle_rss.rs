@@ -7,6 +7,8 @@
 
 #[path = "raw_echo.rs"]
 mod raw_echo;
+#[path = "util.rs"]
+mod util;
 
 use futures_util::StreamExt;
 use std::io::{BufRead, BufReader};
@@ -61,11 +63,9 @@ fn spawn(
 }
 
 fn start_wsgate(dir: &std::path::Path) -> Server {
-    let exe = std::env::current_exe().unwrap();
-    let wsgate = exe.parent().unwrap().parent().unwrap().join("wsgate");
     let config = dir.join("wsgate.toml");
     std::fs::write(&config, "name = \"Bench\"\n").unwrap();
-    let mut command = Command::new(wsgate);
+    let mut command = Command::new(util::wsgate_binary());
     command
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&config)

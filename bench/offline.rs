@@ -93,13 +93,7 @@ async fn main() {
             .then(|| line.rsplit(' ').next().unwrap().to_string())
     });
 
-    let wsgate_exe = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("wsgate");
+    let wsgate_exe = util::wsgate_binary();
     let mut gateway = Command::new(wsgate_exe);
     gateway
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])

@@ -91,13 +91,7 @@ fn start_gateway(dir: &std::path::Path) -> Gateway {
         "name = \"Push\"\n[routes]\nwhoami = { handler = \"whoami.handler\", return_response = true, concurrency = 32 }\n",
     )
     .unwrap();
-    let wsgate = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("wsgate");
+    let wsgate = util::wsgate_binary();
     let mut child = Command::new(wsgate)
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(dir.join("wsgate.toml"))

@@ -10,6 +10,15 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
 
+/// The `wsgate` binary of the same build (examples live in `<profile>/examples/`).
+pub fn wsgate_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("own path");
+    exe.parent()
+        .and_then(|examples| examples.parent())
+        .expect("examples folder inside a profile folder")
+        .join("wsgate")
+}
+
 /// `--name value` as a number, or `default`.
 pub fn arg(args: &[String], name: &str, default: f64) -> f64 {
     args.iter()
