@@ -58,10 +58,9 @@ pub async fn run<S>(
     finish(&gateway, &meta, ending.code, &ending.reason).await;
 }
 
-/// Unregisters a connection whose socket is gone and runs `$disconnect`
-/// (best effort: its reply goes nowhere).
+/// Runs `$disconnect` for a connection already unregistered whose socket
+/// is gone (best effort: its reply goes nowhere).
 pub async fn finish(gateway: &Gateway, meta: &ConnectionMeta, code: u16, reason: &str) {
-    gateway.registry.unregister(&meta.connection_id);
     let ending = Ending::new(code, reason);
     tracing::debug!(connection_id = %meta.connection_id, code, reason = %ending.reason, "disconnected");
     if let Some(route) = gateway.route("$disconnect") {

@@ -328,6 +328,7 @@ where
     response.push_str("\r\n");
     if let Err(e) = stream.write_all(response.as_bytes()).await {
         tracing::debug!(connection_id = %meta.connection_id, error = %e, "client left during the handshake");
+        gateway.registry.unregister(&meta.connection_id);
         connection::finish(gateway, &meta, 1006, "").await;
         return None;
     }
