@@ -17,12 +17,16 @@
 //! # Ok(()) }
 //! ```
 
-use crate::config::{BinaryMode, Config, HandlerSpec};
+use crate::auth::Authenticator;
+use crate::auth::authorizer::Authorizer;
+use crate::auth::keyring::{Credentials, Keyring};
+use crate::auth::policy::Policy;
+use crate::config::{BinaryMode, Config, DEFAULT_REGION, HandlerSpec, RouteAuth, RouteConfig};
 use crate::events::ApiInfo;
 use crate::gateway::limits::Limits;
 use crate::gateway::registry::{Connections, InMemoryRegistry, Registry};
 use crate::gateway::router::{DEFAULT_EXPRESSION, RouteSelector};
-use crate::gateway::{Gateway, Route, listener};
+use crate::gateway::{ConnectAuth, Gateway, Route, listener};
 use crate::ids::api_id_for;
 use crate::integrations::function::{self, FunctionIntegration, FunctionSpec};
 use crate::integrations::http::HttpIntegration;
@@ -72,10 +76,13 @@ pub struct WebSocketApi {
     routes: Vec<Route>,
     /// Shared by function handlers; told the outputs once bound.
     functions: Option<Arc<function::Environment>>,
+    region: String,
+    keyring: Arc<Keyring>,
+    /// False until a key is added; serving then generates one.
+    has_credentials: bool,
+    insecure_dev: bool,
+    connect_auth: Option<ConnectAuth>,
 }
-
-/// Region handed to function handlers and used in ARNs.
-const DEFAULT_REGION: &str = "us-east-1";
 
 /// SST's defaults for a function's `timeout` and `memory`, and Lambda-like
 /// concurrency per function.
@@ -107,6 +114,11 @@ impl WebSocketApi {
             binary: BinaryMode::default(),
             routes: Vec::new(),
             functions: None,
+            region: DEFAULT_REGION.into(),
+            keyring: Arc::new(Keyring::default()),
+            has_credentials: false,
+            insecure_dev: false,
+            connect_auth: None,
         }
     }
 
@@ -118,52 +130,123 @@ impl WebSocketApi {
             .map_err(|e| BuildError::HttpClient(e.to_string()))?;
         let mut api = WebSocketApi::new(&config.name)
             .stage(&config.stage)
+            .region(&config.region)
             .route_selection_expression(&config.route_selection_expression)
             .limits(config.limits.clone())
             .binary(config.binary);
+        for key in &config.credentials {
+            api = api.credential(
+                &key.access_key_id,
+                &key.secret_access_key,
+                &key.user,
+                Policy {
+                    allow: key.allow.clone(),
+                },
+            );
+        }
         for route in &config.routes {
-            let integration: Arc<dyn Integration> = match &route.handler {
-                HandlerSpec::Url(url) => {
-                    let url = reqwest::Url::parse(url)
-                        .map_err(|e| BuildError::Route(route.key.clone(), e.to_string()))?;
-                    Arc::new(HttpIntegration::new(url, client.clone()))
-                }
-                HandlerSpec::Handler(_) | HandlerSpec::Command(_) => {
-                    let environment = Arc::clone(api.functions.get_or_insert_with(|| {
-                        Arc::new(function::Environment {
-                            api_name: config.name.clone(),
-                            stage: config.stage.clone(),
-                            region: DEFAULT_REGION.into(),
-                            outputs: RwLock::new(None),
-                            credentials: function::SessionCredentials::generate(),
-                        })
-                    }));
-                    let spec = function_spec(route);
-                    let integration = FunctionIntegration::new(&spec, config.dir(), environment)
-                        .map_err(|e| BuildError::Route(route.key.clone(), e))?;
-                    api = api.route_with(
-                        &route.key,
-                        Arc::new(integration),
-                        RouteOptions {
-                            // The function enforces its own timeout; the
-                            // gateway keeps API Gateway's 29 s.
-                            timeout: None,
-                            return_response: route.return_response,
-                        },
-                    );
-                    continue;
-                }
-            };
+            let (integration, timeout) = api.integration_for(route, config, &client)?;
             api = api.route_with(
                 &route.key,
                 integration,
                 RouteOptions {
-                    timeout: route.timeout,
+                    timeout,
                     return_response: route.return_response,
                 },
             );
+            match &route.auth {
+                None => {}
+                Some(RouteAuth::Iam) => api.connect_auth = Some(ConnectAuth::Iam),
+                Some(RouteAuth::Lambda(name)) => {
+                    let authorizer = config
+                        .authorizers
+                        .iter()
+                        .find(|a| a.name == *name)
+                        .ok_or_else(|| {
+                            BuildError::Route(route.key.clone(), format!("no authorizer {name}"))
+                        })?;
+                    let (integration, timeout) =
+                        api.integration_for(&authorizer.handler, config, &client)?;
+                    api.connect_auth = Some(ConnectAuth::Lambda(Arc::new(Authorizer {
+                        name: name.clone(),
+                        integration,
+                        identity_sources: authorizer.identity_sources.clone(),
+                        timeout: timeout.unwrap_or(config.limits.integration_timeout),
+                    })));
+                }
+            }
         }
         Ok(api)
+    }
+
+    /// The integration a route (or authorizer) config names, and the
+    /// timeout the gateway applies to it (`None`: functions enforce their
+    /// own, the gateway keeps API Gateway's 29 s).
+    fn integration_for(
+        &mut self,
+        route: &RouteConfig,
+        config: &Config,
+        client: &reqwest::Client,
+    ) -> Result<(Arc<dyn Integration>, Option<Duration>), BuildError> {
+        match &route.handler {
+            HandlerSpec::Url(url) => {
+                let url = reqwest::Url::parse(url)
+                    .map_err(|e| BuildError::Route(route.key.clone(), e.to_string()))?;
+                Ok((
+                    Arc::new(HttpIntegration::new(url, client.clone())),
+                    route.timeout,
+                ))
+            }
+            HandlerSpec::Handler(_) | HandlerSpec::Command(_) => {
+                let environment = Arc::clone(self.functions.get_or_insert_with(|| {
+                    Arc::new(function::Environment {
+                        api_name: config.name.clone(),
+                        api_id: api_id_for(&config.name),
+                        stage: config.stage.clone(),
+                        region: config.region.clone(),
+                        outputs: RwLock::new(None),
+                        keyring: Arc::clone(&self.keyring),
+                    })
+                }));
+                let spec = function_spec(route);
+                let integration = FunctionIntegration::new(&spec, config.dir(), environment)
+                    .map_err(|e| BuildError::Route(route.key.clone(), e))?;
+                Ok((Arc::new(integration), None))
+            }
+        }
+    }
+
+    /// The region signatures are scoped to (default `us-east-1`).
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        self.region = region.into();
+        self
+    }
+
+    /// Accepts SigV4 signatures made with this key, allowed `policy`.
+    pub fn credential(
+        mut self,
+        access_key_id: &str,
+        secret_access_key: &str,
+        user: &str,
+        policy: Policy,
+    ) -> Self {
+        self.keyring
+            .insert_user(access_key_id, secret_access_key, user, policy);
+        self.has_credentials = true;
+        self
+    }
+
+    /// Accepts unsigned management calls (signed ones are still verified).
+    /// For local development only.
+    pub fn insecure_dev(mut self, insecure: bool) -> Self {
+        self.insecure_dev = insecure;
+        self
+    }
+
+    /// How `$connect` is authorized: IAM (SigV4) or a Lambda authorizer.
+    pub fn connect_auth(mut self, auth: ConnectAuth) -> Self {
+        self.connect_auth = Some(auth);
+        self
     }
 
     pub fn stage(mut self, stage: impl Into<String>) -> Self {
@@ -255,6 +338,11 @@ impl WebSocketApi {
         })?;
         // Handlers are checked before the first connection is accepted.
         self.check(local_addr)?;
+        // With no key configured, one is generated for this run.
+        let generated_credentials =
+            (!self.has_credentials).then(|| self.keyring.generate_user("wsgate"));
+        let mut auth = Authenticator::new(&self.region, Arc::clone(&self.keyring));
+        auth.insecure_dev = self.insecure_dev;
         let registry: Arc<dyn Registry> = Arc::new(InMemoryRegistry::default());
         let connections = Connections::new(Arc::clone(&registry), self.limits.max_message_size);
         let gateway = Arc::new(Gateway {
@@ -278,12 +366,15 @@ impl WebSocketApi {
             connections,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            auth,
+            connect_auth: self.connect_auth,
         });
         let accept = tokio::spawn(listener::accept_loop(Arc::clone(&gateway), listener));
         Ok(Server {
             gateway,
             local_addr,
             accept,
+            generated_credentials,
         })
     }
 }
@@ -317,6 +408,7 @@ pub struct Server {
     gateway: Arc<Gateway>,
     local_addr: SocketAddr,
     accept: tokio::task::JoinHandle<()>,
+    generated_credentials: Option<Credentials>,
 }
 
 impl Server {
@@ -340,6 +432,16 @@ impl Server {
 
     pub fn api_id(&self) -> &str {
         &self.gateway.api.api_id
+    }
+
+    /// The key generated for this run when none was configured.
+    pub fn generated_credentials(&self) -> Option<&Credentials> {
+        self.generated_credentials.as_ref()
+    }
+
+    /// The region signatures must be scoped to.
+    pub fn region(&self) -> &str {
+        &self.gateway.auth.region
     }
 
     /// The `@connections` operations, in process.

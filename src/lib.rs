@@ -3,6 +3,7 @@
 //! `ApiGatewayWebSocket` component.
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod events;
 pub mod gateway;
@@ -11,8 +12,11 @@ pub mod integrations;
 pub mod management;
 
 pub use api::{BuildError, Outputs, RouteOptions, Server, WebSocketApi};
+pub use auth::keyring::Credentials;
+pub use auth::policy::{Allow, Policy};
 pub use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 pub use config::BinaryMode;
+pub use gateway::ConnectAuth;
 pub use gateway::limits::Limits;
 pub use gateway::registry::{ConnectionInfo, Connections, PushError};
 pub use integrations::native::{BoxError, handler_fn};

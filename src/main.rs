@@ -28,6 +28,10 @@ enum Command {
         /// Address to listen on (overrides `listen` in the config).
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// Accept unsigned @connections calls (signed ones are still
+        /// verified). Local development only.
+        #[arg(long)]
+        insecure_dev: bool,
     },
     /// Check a config file without serving it.
     Validate {
@@ -50,9 +54,13 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve { config, listen } => tokio::runtime::Runtime::new()
+        Command::Serve {
+            config,
+            listen,
+            insecure_dev,
+        } => tokio::runtime::Runtime::new()
             .context("cannot start the async runtime")
-            .and_then(|rt| rt.block_on(serve(&config, listen))),
+            .and_then(|rt| rt.block_on(serve(&config, listen, insecure_dev))),
         Command::Validate { config } => validate(&config),
     };
     match result {
@@ -82,11 +90,16 @@ fn validate(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()> {
+async fn serve(path: &Path, listen: Option<SocketAddr>, insecure_dev: bool) -> anyhow::Result<()> {
     let (config, api) = load(path)?;
     let routes = api.describe_routes();
     let addr = listen.or(config.listen).unwrap_or_else(default_listen);
-    let server = api.bind(addr).await?;
+    if insecure_dev {
+        tracing::warn!(
+            "--insecure-dev: UNSIGNED @connections CALLS ARE ACCEPTED. Anyone who can reach {addr} can push to and close every connection. Never use this outside local development."
+        );
+    }
+    let server = api.insecure_dev(insecure_dev).bind(addr).await?;
     let outputs = server.outputs();
     let outputs_file = write_outputs(config.dir(), &outputs)?;
     println!(
@@ -100,6 +113,20 @@ async fn serve(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()> {
     println!("  outputs written to  {}", outputs_file.display());
     println!("  url:                {}", outputs.url);
     println!("  managementEndpoint: {}", outputs.management_endpoint);
+    if let Some(credentials) = server.generated_credentials() {
+        let exports = format!(
+            "export AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} AWS_REGION={region} AWS_DEFAULT_REGION={region}",
+            credentials.access_key_id,
+            credentials.secret_access_key,
+            region = server.region()
+        );
+        let file = write_credentials(config.dir(), &exports)?;
+        println!(
+            "  no [[credentials]] configured; this run's key (also in {}):",
+            file.display()
+        );
+        println!("{exports}");
+    }
 
     wait_for_signal().await?;
     tracing::info!("shutting down: closing connections with 1001 and running $disconnect");
@@ -117,6 +144,27 @@ fn write_outputs(dir: &Path, outputs: &Outputs) -> anyhow::Result<PathBuf> {
     std::fs::write(&file, json + "\n")
         .with_context(|| format!("cannot write {}", file.display()))?;
     Ok(file)
+}
+
+/// Writes the generated key as shell exports, readable by the owner only.
+fn write_credentials(dir: &Path, exports: &str) -> anyhow::Result<PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let folder = dir.join(".wsgate");
+    std::fs::create_dir_all(&folder)
+        .with_context(|| format!("cannot create {}", folder.display()))?;
+    let path = folder.join("credentials");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    // An older file keeps its mode when opened: tighten it in any case.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    writeln!(file, "{exports}").with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

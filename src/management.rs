@@ -2,6 +2,7 @@
 //! listener at `managementEndpoint`. Errors carry `x-amzn-ErrorType` so the
 //! AWS SDKs type them (GoneException, PayloadTooLargeException, ...).
 
+use crate::auth::{AuthError, sigv4};
 use crate::gateway::Gateway;
 use crate::gateway::paths::{self, Target};
 use crate::gateway::registry::PushError;
@@ -29,18 +30,30 @@ pub async fn handle(gateway: &Gateway, request: Request<Incoming>) -> Reply {
 }
 
 async fn connection(gateway: &Gateway, request: Request<Incoming>, id: &str) -> Reply {
-    let connections = &gateway.connections;
-    let result = match *request.method() {
-        Method::POST => {
-            let body = match read_body(request, gateway.limits.max_message_size).await {
-                Ok(body) => body,
-                Err(reply) => return reply,
-            };
-            connections
-                .post(id, body)
-                .await
-                .map(|()| empty(StatusCode::OK))
+    let method = request.method().clone();
+    if ![Method::POST, Method::GET, Method::DELETE].contains(&method) {
+        return forbidden();
+    }
+    let (parts, body) = request.into_parts();
+    // The body is read first: the signature covers its hash.
+    let body = if method == Method::POST {
+        match read_body(&parts.headers, body, gateway.limits.max_message_size).await {
+            Ok(body) => body,
+            Err(reply) => return reply,
         }
+    } else {
+        Bytes::new()
+    };
+    if let Err(error) = authorize(gateway, &parts, &body) {
+        tracing::info!(method = %method, path = %parts.uri.path(), %error, "management call refused");
+        return auth_error(&error);
+    }
+    let connections = &gateway.connections;
+    let result = match method {
+        Method::POST => connections
+            .post(id, body)
+            .await
+            .map(|()| empty(StatusCode::OK)),
         Method::GET => connections.get(id).await.map(|info| {
             respond(
                 StatusCode::OK,
@@ -52,18 +65,59 @@ async fn connection(gateway: &Gateway, request: Request<Incoming>, id: &str) -> 
                 }),
             )
         }),
-        Method::DELETE => connections
+        _ => connections
             .delete(id)
             .await
             .map(|()| empty(StatusCode::NO_CONTENT)),
-        _ => return forbidden(),
     };
     result.unwrap_or_else(push_error)
 }
 
-async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, Reply> {
-    let declared = request
-        .headers()
+/// SigV4 and `execute-api:ManageConnections` on the call's ARN, which
+/// names the method and, as API Gateway's, `{connectionId}` literally.
+fn authorize(
+    gateway: &Gateway,
+    parts: &http::request::Parts,
+    body: &[u8],
+) -> Result<(), AuthError> {
+    let headers: Vec<(&str, &str)> = parts
+        .headers
+        .iter()
+        .filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?)))
+        .collect();
+    let request = sigv4::Request {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        headers: &headers,
+        body,
+    };
+    let resource = gateway.arn(&format!("{}/@connections/{{connectionId}}", parts.method));
+    gateway
+        .auth
+        .authorize_management(&request, &resource)
+        .map(|_| ())
+}
+
+fn auth_error(error: &AuthError) -> Reply {
+    // API Gateway spells the key `Message` in its IAM denials only.
+    let key = match error {
+        AuthError::Denied { .. } => "Message",
+        _ => "message",
+    };
+    respond(
+        StatusCode::from_u16(error.status()).unwrap_or(StatusCode::FORBIDDEN),
+        Some(error.error_type()),
+        json!({ key: error.to_string() }),
+    )
+}
+
+async fn read_body(
+    headers: &http::HeaderMap,
+    body: Incoming,
+    limit: usize,
+) -> Result<Bytes, Reply> {
+    let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
@@ -73,7 +127,7 @@ async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, Re
             limit,
         }));
     }
-    match Limited::new(request.into_body(), limit).collect().await {
+    match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
             Err(push_error(PushError::PayloadTooLarge {

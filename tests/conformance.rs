@@ -64,8 +64,10 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Runs a peer program; fails the test with its output unless it passes.
+/// Runs a peer program with the server's key in its environment (as the
+/// AWS SDKs read it); fails the test with its output unless it passes.
 async fn run_peer(program: &Path, args: &[&str], server: &wsgate::Server) -> String {
+    let key = server.generated_credentials().expect("a generated key");
     assert!(
         program.exists() || !program.is_absolute(),
         "{} is missing: run scripts/setup",
@@ -77,6 +79,12 @@ async fn run_peer(program: &Path, args: &[&str], server: &wsgate::Server) -> Str
             .args(args)
             .arg(server.url())
             .arg(server.management_endpoint())
+            .env("AWS_ACCESS_KEY_ID", &key.access_key_id)
+            .env("AWS_SECRET_ACCESS_KEY", &key.secret_access_key)
+            .env("AWS_REGION", server.region())
+            .env("AWS_DEFAULT_REGION", server.region())
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_PROFILE")
             .kill_on_drop(true)
             .output(),
     )

@@ -206,11 +206,11 @@ async fn push_while_connect_runs_is_gone() {
         .unwrap()
         .to_string();
     let endpoint = format!("{}/@connections/{id}", server.management_endpoint());
-    let (status, headers, _) = management("POST", &endpoint, "early").await;
+    let (status, headers, _) = management(&server, "POST", &endpoint, "early").await;
     assert_eq!(status, 410);
     assert_eq!(headers["x-amzn-errortype"], "GoneException");
     let mut client = connecting.await.unwrap();
-    let (status, _, _) = management("POST", &endpoint, "now").await;
+    let (status, _, _) = management(&server, "POST", &endpoint, "now").await;
     assert_eq!(status, 200);
     assert_eq!(next_text(&mut client).await, "now");
     server.shutdown().await;
@@ -343,7 +343,7 @@ async fn delete_connection_runs_disconnect_once() {
         .unwrap()
         .to_string();
     let endpoint = format!("{}/@connections/{id}", server.management_endpoint());
-    let (status, _, _) = management("DELETE", &endpoint, "").await;
+    let (status, _, _) = management(&server, "DELETE", &endpoint, "").await;
     assert_eq!(status, 204);
     assert_eq!(next_close(&mut client).await.0, 1000);
     let event = backend.event_for("$disconnect").await;

@@ -22,11 +22,15 @@ fn example(path: &str) -> String {
     format!("{}/examples/chat/{path}", env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The secret `run` would generate.
+const CHAT_SECRET: &str = "chat-example-test-secret";
+
 /// Starts backend.py on a free port; returns it and its address.
 fn start_backend() -> (KillOnDrop, String) {
     let mut child = Command::new("python3")
         .arg(example("backend.py"))
         .env("CHAT_BACKEND_PORT", "0")
+        .env("CHAT_BACKEND_SECRET", CHAT_SECRET)
         .stdout(Stdio::piped())
         .spawn()
         .expect("python3 runs the example backend");
@@ -42,7 +46,15 @@ fn start_backend() -> (KillOnDrop, String) {
 async fn start_gateway(backend_addr: &str) -> wsgate::Server {
     let text = std::fs::read_to_string(example("wsgate.toml"))
         .unwrap()
-        .replace("127.0.0.1:9000", backend_addr);
+        .replace("127.0.0.1:9000", backend_addr)
+        .replace(
+            "secret_access_key_env = \"CHAT_BACKEND_SECRET\"",
+            &format!("secret_access_key = \"{CHAT_SECRET}\""),
+        );
+    assert!(
+        text.contains(CHAT_SECRET),
+        "the example's key is configured"
+    );
     let config =
         wsgate::config::parse(std::path::Path::new(&example("wsgate.toml")), &text).unwrap();
     WebSocketApi::from_config(&config)

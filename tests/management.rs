@@ -16,17 +16,31 @@ use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 use wsgate::{Response, RouteOptions, WebSocketApi, handler_fn};
 
-fn sdk_client(endpoint: &str) -> aws_sdk_apigatewaymanagement::Client {
-    let config = aws_sdk_apigatewaymanagement::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            "AKIDEXAMPLE",
-            "secret",
-            None,
+/// The AWS SDK for Rust with the server's generated key.
+fn sdk_client(server: &wsgate::Server, endpoint: &str) -> aws_sdk_apigatewaymanagement::Client {
+    let key = server.generated_credentials().expect("a generated key");
+    sdk_client_as(
+        endpoint,
+        server.region(),
+        Credentials::new(
+            &key.access_key_id,
+            &key.secret_access_key,
+            key.session_token.clone(),
             None,
             "test",
-        ))
+        ),
+    )
+}
+
+fn sdk_client_as(
+    endpoint: &str,
+    region: &str,
+    credentials: Credentials,
+) -> aws_sdk_apigatewaymanagement::Client {
+    let config = aws_sdk_apigatewaymanagement::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region.to_string()))
+        .credentials_provider(credentials)
         .endpoint_url(endpoint)
         .http_client(aws_smithy_http_client::Builder::new().build_http())
         .build();
@@ -66,7 +80,7 @@ async fn connect_with_id(server: &wsgate::Server) -> (Client, String) {
 async fn aws_sdk_post_get_delete_and_gone() {
     for stage in ["$default", "prod"] {
         let server = server(stage).await;
-        let sdk = sdk_client(&server.management_endpoint());
+        let sdk = sdk_client(&server, &server.management_endpoint());
         let (mut client, id) = connect_with_id(&server).await;
 
         sdk.post_to_connection()
@@ -167,7 +181,7 @@ async fn aws_sdk_post_get_delete_and_gone() {
 #[tokio::test]
 async fn sdk_sees_payload_too_large_and_forbidden() {
     let server = server("prod").await;
-    let sdk = sdk_client(&server.management_endpoint());
+    let sdk = sdk_client(&server, &server.management_endpoint());
     let (_client, id) = connect_with_id(&server).await;
     let err = sdk
         .post_to_connection()
@@ -187,7 +201,7 @@ async fn sdk_sees_payload_too_large_and_forbidden() {
         .await
         .unwrap();
 
-    let wrong_stage = sdk_client(&format!("http://{}/dev", server.local_addr()));
+    let wrong_stage = sdk_client(&server, &format!("http://{}/dev", server.local_addr()));
     let err = wrong_stage
         .post_to_connection()
         .connection_id(&id)
@@ -220,13 +234,18 @@ async fn raw_paths_encodings_and_bad_ids() {
         ),
         (format!("/@connections/{id}"), "no stage"),
     ] {
-        let (status, _, _) = management("POST", &format!("{base}{path}"), body).await;
+        let (status, _, _) = management(&server, "POST", &format!("{base}{path}"), body).await;
         assert_eq!(status, 200, "{path}");
         assert_eq!(next_text(&mut client).await, body);
     }
 
-    let (status, headers, body) =
-        management("GET", &format!("{base}/$default/@connections/{id}"), "").await;
+    let (status, headers, body) = management(
+        &server,
+        "GET",
+        &format!("{base}/$default/@connections/{id}"),
+        "",
+    )
+    .await;
     assert_eq!(status, 200);
     let info: Value = serde_json::from_str(&body).unwrap();
     let keys: Vec<_> = info.as_object().unwrap().keys().cloned().collect();
@@ -235,12 +254,18 @@ async fn raw_paths_encodings_and_bad_ids() {
     assert!(headers.contains_key("x-amzn-requestid"));
 
     for bad in ["nope", "%FF%FE", "a%2Fb", &"x".repeat(2000), "%00"] {
-        let (status, headers, _) =
-            management("POST", &format!("{base}/$default/@connections/{bad}"), "x").await;
+        let (status, headers, _) = management(
+            &server,
+            "POST",
+            &format!("{base}/$default/@connections/{bad}"),
+            "x",
+        )
+        .await;
         assert!(status == 410 || status == 403, "{bad}: {status}");
         assert!(headers.contains_key("x-amzn-errortype"), "{bad}");
     }
     let (status, headers, body) = management(
+        &server,
         "POST",
         &format!("{base}/$default/@connections/{id}/extra"),
         "x",
@@ -248,11 +273,17 @@ async fn raw_paths_encodings_and_bad_ids() {
     .await;
     assert_eq!((status, body.as_str()), (403, r#"{"message":"Forbidden"}"#));
     assert_eq!(headers["x-amzn-errortype"], "ForbiddenException");
-    let (status, _, _) =
-        management("PUT", &format!("{base}/$default/@connections/{id}"), "x").await;
+    let (status, _, _) = management(
+        &server,
+        "PUT",
+        &format!("{base}/$default/@connections/{id}"),
+        "x",
+    )
+    .await;
     assert_eq!(status, 403);
     // The connection was never disturbed.
     let (status, _, _) = management(
+        &server,
         "POST",
         &format!("{base}/$default/@connections/{id}"),
         "still here",

@@ -5,6 +5,9 @@ response. Messages are broadcast with the @connections management API, at
 the endpoint handlers build from the event, as on AWS.
 """
 
+import datetime
+import hashlib
+import hmac
 import json
 import os
 import sys
@@ -23,10 +26,50 @@ def management_endpoint(event):
     return f"http://{context['domainName']}/{context['stage']}"
 
 
+# The key wsgate.toml's [[credentials]] accepts; `run` sets the secret.
+ACCESS_KEY_ID = os.environ.get("CHAT_BACKEND_KEY_ID", "AKIACHATBACKEND00001")
+REGION = os.environ.get("AWS_REGION", "us-east-1")
+
+
+def sigv4_headers(method, url, body):
+    """AWS Signature Version 4 headers for an execute-api call, as the AWS
+    SDKs sign (the standard library only, so the example needs no install)."""
+    secret = os.environ["CHAT_BACKEND_SECRET"]
+    parts = urllib.parse.urlsplit(url)
+    amz_date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    scope = f"{amz_date[:8]}/{REGION}/execute-api/aws4_request"
+    canonical_request = "\n".join([
+        method,
+        urllib.parse.quote(parts.path, safe="/~"),
+        parts.query,
+        f"host:{parts.netloc}\nx-amz-date:{amz_date}\n",
+        "host;x-amz-date",
+        hashlib.sha256(body).hexdigest(),
+    ])
+    string_to_sign = "\n".join([
+        "AWS4-HMAC-SHA256",
+        amz_date,
+        scope,
+        hashlib.sha256(canonical_request.encode()).hexdigest(),
+    ])
+    key = ("AWS4" + secret).encode()
+    for part in scope.split("/"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    signature = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+    return {
+        "X-Amz-Date": amz_date,
+        "Authorization": f"AWS4-HMAC-SHA256 Credential={ACCESS_KEY_ID}/{scope}, "
+        f"SignedHeaders=host;x-amz-date, Signature={signature}",
+    }
+
+
 def post_to_connection(endpoint, connection_id, data):
     """PostToConnection; returns False when the connection is gone (410)."""
     url = f"{endpoint}/@connections/{urllib.parse.quote(connection_id, safe='')}"
-    request = urllib.request.Request(url, data=data.encode(), method="POST")
+    body = data.encode()
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers=sigv4_headers("POST", url, body)
+    )
     try:
         urllib.request.urlopen(request, timeout=5).close()
         return True

@@ -103,6 +103,37 @@ pub struct Config {
     pub access_log_retention: Retention,
     pub limits: Limits,
     pub routes: Vec<RouteConfig>,
+    /// The region SigV4 signatures are scoped to and ARNs name.
+    pub region: String,
+    pub credentials: Vec<CredentialConfig>,
+    pub authorizers: Vec<AuthorizerConfig>,
+}
+
+/// One `[[credentials]]` key pair and what it may do.
+#[derive(Debug, Clone)]
+pub struct CredentialConfig {
+    pub line: usize,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// The IAM user name ARNs and events show.
+    pub user: String,
+    pub allow: Vec<crate::auth::policy::Allow>,
+}
+
+/// Where a Lambda REQUEST authorizer's identity comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentitySource {
+    Header(String),
+    QueryString(String),
+}
+
+/// One `[authorizers.<Name>]`: a handler (as a route's) and its identity
+/// sources.
+#[derive(Debug, Clone)]
+pub struct AuthorizerConfig {
+    pub name: String,
+    pub handler: RouteConfig,
+    pub identity_sources: Vec<IdentitySource>,
 }
 
 impl Config {
@@ -123,10 +154,36 @@ struct RawConfig {
     access_log: Option<RawAccessLog>,
     domain: Option<Spanned<toml::Value>>,
     transform: Option<RawTransform>,
-    credentials: Option<Spanned<toml::Value>>,
-    authorizers: Option<Spanned<toml::Value>>,
+    region: Option<Spanned<String>>,
+    #[serde(default)]
+    credentials: Vec<Spanned<RawCredential>>,
+    #[serde(default)]
+    authorizers: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
     #[serde(default)]
     routes: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCredential {
+    access_key_id: String,
+    secret_access_key: Option<String>,
+    secret_access_key_env: Option<String>,
+    user: Option<String>,
+    #[serde(default)]
+    allow: Vec<RawAllow>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAllow {
+    action: String,
+    #[serde(default = "any_resource")]
+    resource: String,
+}
+
+fn any_resource() -> String {
+    "*".into()
 }
 
 #[derive(Deserialize)]
@@ -350,12 +407,23 @@ fn check(file: &Path, raw: RawConfig, c: &mut Checker) -> Config {
     if let Some(domain) = &raw.domain {
         c.not_supported_yet(domain.span(), "domain", "a custom domain");
     }
-    if let Some(creds) = &raw.credentials {
-        c.not_supported_yet(creds.span(), "credentials", "SigV4 credentials");
-    }
-    if let Some(authorizers) = &raw.authorizers {
-        c.not_supported_yet(authorizers.span(), "authorizers", "Lambda authorizers");
-    }
+    let region = match &raw.region {
+        Some(r) => {
+            if !is_valid_region(r.get_ref()) {
+                c.at(
+                    r.span(),
+                    "region",
+                    format!(
+                        "\"{}\" is not a region name such as \"us-east-1\"",
+                        r.get_ref()
+                    ),
+                );
+            }
+            r.get_ref().clone()
+        }
+        None => DEFAULT_REGION.to_string(),
+    };
+    let credentials = check_credentials(&raw.credentials, c);
 
     let mut limits = Limits::default();
     let mut transform_handler = None;
@@ -381,9 +449,25 @@ fn check(file: &Path, raw: RawConfig, c: &mut Checker) -> Config {
         }
     }
 
+    let mut authorizers = Vec::new();
+    for (key, value) in &raw.authorizers {
+        if let Some(authorizer) = check_authorizer(key, value, c) {
+            authorizers.push(authorizer);
+        }
+    }
+
     let mut routes = Vec::new();
     for (key, value) in &raw.routes {
         if let Some(route) = check_route(key, value, transform_handler.as_ref(), c) {
+            if let Some(RouteAuth::Lambda(authorizer)) = &route.auth
+                && !authorizers.iter().any(|a| a.name == *authorizer)
+            {
+                c.at_line(
+                    route.line,
+                    &format!("routes.{}.auth.lambda", route.key),
+                    format!("no authorizer is called \"{authorizer}\"; define it as [authorizers.{authorizer}]"),
+                );
+            }
             for linked in route.link.iter().filter(|l| **l != name) {
                 c.at_line(
                     route.line,
@@ -405,7 +489,179 @@ fn check(file: &Path, raw: RawConfig, c: &mut Checker) -> Config {
         access_log_retention,
         limits,
         routes,
+        region,
+        credentials,
+        authorizers,
     }
+}
+
+/// The region when the config names none (as the AWS CLI's default).
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+fn is_valid_region(region: &str) -> bool {
+    let parts: Vec<&str> = region.split('-').collect();
+    parts.len() >= 3
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
+        && !parts[parts.len() - 1].is_empty()
+}
+
+fn check_credentials(raw: &[Spanned<RawCredential>], c: &mut Checker) -> Vec<CredentialConfig> {
+    let mut credentials: Vec<CredentialConfig> = Vec::new();
+    for (i, entry) in raw.iter().enumerate() {
+        let line = c.line(entry.span());
+        let key = format!("credentials[{i}]");
+        let raw = entry.get_ref();
+        let id = &raw.access_key_id;
+        if !(16..=128).contains(&id.len()) || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            c.at_line(
+                line,
+                &format!("{key}.access_key_id"),
+                "must be 16 to 128 letters and digits, as AWS access key ids",
+            );
+        }
+        if credentials.iter().any(|other| other.access_key_id == *id) {
+            c.at_line(
+                line,
+                &format!("{key}.access_key_id"),
+                format!("\"{id}\" is listed twice"),
+            );
+        }
+        let secret = match (&raw.secret_access_key, &raw.secret_access_key_env) {
+            (Some(secret), None) => Some(secret.clone()),
+            (None, Some(var)) => match std::env::var(var) {
+                Ok(secret) if !secret.is_empty() => Some(secret),
+                _ => {
+                    c.at_line(
+                        line,
+                        &format!("{key}.secret_access_key_env"),
+                        format!("the environment variable {var} is not set"),
+                    );
+                    None
+                }
+            },
+            _ => {
+                c.at_line(
+                    line,
+                    &key,
+                    "give one of `secret_access_key` and `secret_access_key_env`",
+                );
+                None
+            }
+        };
+        if raw.allow.is_empty() {
+            c.at_line(
+                line,
+                &format!("{key}.allow"),
+                "a key that allows nothing is useless; allow e.g. { action = \"execute-api:ManageConnections\", resource = \"*\" }",
+            );
+        }
+        for allow in &raw.allow {
+            let action = allow.action.to_ascii_lowercase();
+            if action != "*" && !action.starts_with("execute-api:") {
+                c.at_line(
+                    line,
+                    &format!("{key}.allow"),
+                    format!("\"{}\" is not an execute-api action; use execute-api:Invoke or execute-api:ManageConnections", allow.action),
+                );
+            }
+            if allow.resource != "*" && !allow.resource.starts_with("arn:aws:execute-api:") {
+                c.at_line(
+                    line,
+                    &format!("{key}.allow"),
+                    format!("\"{}\" is not an API Gateway ARN such as arn:aws:execute-api:<region>:<account>:<apiId>/<stage>/POST/@connections/*", allow.resource),
+                );
+            }
+        }
+        credentials.push(CredentialConfig {
+            line,
+            access_key_id: id.clone(),
+            secret_access_key: secret.unwrap_or_default(),
+            user: raw.user.clone().unwrap_or_else(|| format!("wsgate-{i}")),
+            allow: raw
+                .allow
+                .iter()
+                .map(|a| crate::auth::policy::Allow::new(&a.action, &a.resource))
+                .collect(),
+        });
+    }
+    credentials
+}
+
+fn check_authorizer(
+    key: &Spanned<String>,
+    value: &Spanned<toml::Value>,
+    c: &mut Checker,
+) -> Option<AuthorizerConfig> {
+    let name = key.get_ref();
+    let path = format!("authorizers.{name}");
+    let span = key.span();
+    if !is_valid_name(name) {
+        c.at(
+            span.clone(),
+            &path,
+            "an authorizer name starts with a letter, then letters and digits only",
+        );
+    }
+    let toml::Value::Table(table) = value.get_ref() else {
+        c.at(span, &path, "an authorizer is a table with `handler` (or `url` or `command`) and `identity_sources`");
+        return None;
+    };
+    let mut table = table.clone();
+    let sources = match table.remove("identity_sources") {
+        None => vec![IdentitySource::Header("Authorization".into())],
+        Some(toml::Value::Array(values)) => values
+            .iter()
+            .filter_map(|v| {
+                let parsed = v.as_str().and_then(parse_identity_source);
+                if parsed.is_none() {
+                    c.at(
+                        span.clone(),
+                        &format!("{path}.identity_sources"),
+                        format!("{v} is not route.request.header.<name> or route.request.querystring.<name>"),
+                    );
+                }
+                parsed
+            })
+            .collect(),
+        Some(_) => {
+            c.at(span.clone(), &format!("{path}.identity_sources"), "must be a list of strings");
+            Vec::new()
+        }
+    };
+    let handler = check_handler(name, &path, table, span, c)?;
+    if handler.auth.is_some() {
+        c.at_line(
+            handler.line,
+            &format!("{path}.auth"),
+            "an authorizer takes no `auth`",
+        );
+    }
+    if handler.return_response {
+        c.at_line(
+            handler.line,
+            &format!("{path}.return_response"),
+            "an authorizer takes no `return_response`",
+        );
+    }
+    Some(AuthorizerConfig {
+        name: name.clone(),
+        handler,
+        identity_sources: sources,
+    })
+}
+
+/// `route.request.header.<name>` or `route.request.querystring.<name>`.
+pub fn parse_identity_source(text: &str) -> Option<IdentitySource> {
+    if let Some(name) = text.strip_prefix("route.request.header.") {
+        return (!name.is_empty() && http::HeaderName::from_bytes(name.as_bytes()).is_ok())
+            .then(|| IdentitySource::Header(name.to_string()));
+    }
+    text.strip_prefix("route.request.querystring.")
+        .filter(|name| !name.is_empty())
+        .map(|name| IdentitySource::QueryString(name.to_string()))
 }
 
 fn apply_stage(stage: &Spanned<RawStage>, limits: &mut Limits, c: &mut Checker) {
@@ -519,6 +775,19 @@ fn check_route(
             table.insert(k.clone(), v.clone());
         }
     }
+    check_handler(name, &path, table, span, c)
+}
+
+/// A handler table (a route's or an authorizer's): which integration, and
+/// the function arguments.
+fn check_handler(
+    name: &String,
+    path: &str,
+    table: toml::Table,
+    span: std::ops::Range<usize>,
+    c: &mut Checker,
+) -> Option<RouteConfig> {
+    let path = path.to_string();
     let raw = match RawRoute::deserialize(table) {
         Ok(route) => route,
         Err(e) => {
@@ -616,7 +885,7 @@ fn check_route(
             }
         }
     }
-    if auth.is_some() && name != "$connect" {
+    if auth.is_some() && name != "$connect" && path.starts_with("routes.") {
         c.at(
             span.clone(),
             &format!("{path}.auth"),
@@ -629,9 +898,6 @@ fn check_route(
             &format!("{path}.concurrency"),
             "must be at least 1",
         );
-    }
-    if auth.is_some() {
-        c.not_supported_yet(span.clone(), &format!("{path}.auth"), "route `auth`");
     }
 
     Some(RouteConfig {

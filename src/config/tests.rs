@@ -133,14 +133,6 @@ fn later_features_parse_but_are_not_supported_yet() {
             "domain",
         ),
         (
-            "name = \"A\"\n[routes]\n\"$connect\" = { url = \"http://127.0.0.1:1/\", auth = { iam = true } }",
-            "routes.$connect.auth",
-        ),
-        (
-            "name = \"A\"\n[[credentials]]\naccess_key_id = \"x\"",
-            "credentials",
-        ),
-        (
             "name = \"A\"\n[transform.route.args]\nauth = 1",
             "transform.route.args",
         ),
@@ -186,4 +178,100 @@ web = { url = "http://127.0.0.1:1/" }
         None,
         "transforms of handlers leave url routes alone"
     );
+}
+
+#[test]
+fn credentials_authorizers_and_route_auth() {
+    // SAFETY: set before any thread of this test reads it; the name is unique.
+    unsafe { std::env::set_var("WSGATE_TEST_SECRET_1", "s3cret") };
+    let config = parse_str(
+        r#"
+name = "A"
+region = "eu-west-1"
+[[credentials]]
+access_key_id = "AKIAIOSFODNN7EXAMPLE"
+secret_access_key_env = "WSGATE_TEST_SECRET_1"
+user = "backend"
+allow = [{ action = "execute-api:ManageConnections", resource = "arn:aws:execute-api:*:*:*/*/POST/@connections/*" }, { action = "execute-api:Invoke" }]
+[authorizers.Token]
+handler = "src/auth.handler"
+identity_sources = ["route.request.header.Auth", "route.request.querystring.token"]
+[routes]
+"$connect" = { handler = "src/connect.handler", auth = { lambda = "Token" } }
+"#,
+    )
+    .unwrap();
+    assert_eq!(config.region, "eu-west-1");
+    let key = &config.credentials[0];
+    assert_eq!(key.secret_access_key, "s3cret");
+    assert_eq!(key.user, "backend");
+    assert_eq!(key.allow[1].resource, "*");
+    let authorizer = &config.authorizers[0];
+    assert_eq!(authorizer.name, "Token");
+    assert_eq!(
+        authorizer.identity_sources,
+        vec![
+            IdentitySource::Header("Auth".into()),
+            IdentitySource::QueryString("token".into())
+        ]
+    );
+    assert_eq!(
+        config.routes[0].auth,
+        Some(RouteAuth::Lambda("Token".into()))
+    );
+    let defaults =
+        parse_str("name = \"A\"\n[authorizers.T]\nurl = \"http://127.0.0.1:1/\"").unwrap();
+    assert_eq!(defaults.region, "us-east-1");
+    assert_eq!(
+        defaults.authorizers[0].identity_sources,
+        vec![IdentitySource::Header("Authorization".into())]
+    );
+}
+
+#[test]
+fn bad_credentials_and_auth_are_named() {
+    let cases = [
+        ("region = \"mars\"", "region"),
+        (
+            "[[credentials]]\naccess_key_id = \"short\"\nsecret_access_key = \"x\"\nallow = [{ action = \"*\" }]",
+            "credentials[0].access_key_id",
+        ),
+        (
+            "[[credentials]]\naccess_key_id = \"AKIAIOSFODNN7EXAMPLE\"\nallow = [{ action = \"*\" }]",
+            "credentials[0]",
+        ),
+        (
+            "[[credentials]]\naccess_key_id = \"AKIAIOSFODNN7EXAMPLE\"\nsecret_access_key_env = \"WSGATE_TEST_UNSET_VAR\"\nallow = [{ action = \"*\" }]",
+            "credentials[0].secret_access_key_env",
+        ),
+        (
+            "[[credentials]]\naccess_key_id = \"AKIAIOSFODNN7EXAMPLE\"\nsecret_access_key = \"x\"",
+            "credentials[0].allow",
+        ),
+        (
+            "[[credentials]]\naccess_key_id = \"AKIAIOSFODNN7EXAMPLE\"\nsecret_access_key = \"x\"\nallow = [{ action = \"s3:GetObject\" }]",
+            "credentials[0].allow",
+        ),
+        (
+            "[[credentials]]\naccess_key_id = \"AKIAIOSFODNN7EXAMPLE\"\nsecret_access_key = \"x\"\nallow = [{ action = \"*\", resource = \"arn:aws:s3:::b\" }]",
+            "credentials[0].allow",
+        ),
+        (
+            "[routes]\n\"$connect\" = { url = \"http://127.0.0.1:1/\", auth = { lambda = \"Nope\" } }",
+            "routes.$connect.auth.lambda",
+        ),
+        (
+            "[routes]\n\"$default\" = { url = \"http://127.0.0.1:1/\", auth = { iam = true } }",
+            "routes.$default.auth",
+        ),
+        (
+            "[authorizers.T]\nurl = \"http://127.0.0.1:1/\"\nidentity_sources = [\"route.request.body.x\"]",
+            "authorizers.T.identity_sources",
+        ),
+        ("[authorizers.T]\nidentity_sources = []", "authorizers.T"),
+    ];
+    for (source, key) in cases {
+        let err = error_text(&format!("name = \"A\"\n{source}"));
+        assert!(err.contains(&format!("`{key}`")), "for {source:?}: {err}");
+    }
 }

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use indexmap::IndexMap;
 use serde::Serialize;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// What every event of one API carries.
 #[derive(Debug, Clone)]
@@ -30,7 +31,16 @@ pub struct ConnectionMeta {
     /// The Host the client connected to (with its port: handlers build
     /// management endpoints from it).
     pub domain_name: String,
+    /// The signer of an IAM-authorized `$connect`.
+    pub caller: Option<crate::auth::keyring::Caller>,
+    /// What a Lambda authorizer returned (`context` keys, `principalId`);
+    /// every event of the connection carries it.
+    pub authorizer: Option<Arc<AuthorizerContext>>,
 }
+
+/// `requestContext.authorizer`: the authorizer's `context` keys, flattened,
+/// then `principalId`.
+pub type AuthorizerContext = IndexMap<String, serde_json::Value>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -62,6 +72,8 @@ pub struct Event {
 pub struct RequestContext {
     pub route_key: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorizer: Option<AuthorizerContext>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disconnect_status_code: Option<u16>,
@@ -87,6 +99,16 @@ pub struct Identity {
     pub source_ip: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_agent: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caller: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_arn: Option<String>,
 }
 
 /// The client's handshake request as the CONNECT event shows it.
@@ -114,6 +136,7 @@ impl Event {
             multi_value_query_string_parameters: None,
             request_context: RequestContext {
                 route_key: route_key.to_string(),
+                authorizer: conn.authorizer.as_deref().cloned(),
                 message_id: None,
                 disconnect_status_code: None,
                 event_type,
@@ -127,6 +150,11 @@ impl Event {
                 identity: Identity {
                     source_ip: conn.source_ip.clone(),
                     user_agent: conn.user_agent.clone(),
+                    account_id: conn.caller.as_ref().map(|c| c.account_id.clone()),
+                    access_key: conn.caller.as_ref().map(|c| c.access_key.clone()),
+                    caller: conn.caller.as_ref().map(|c| c.caller.clone()),
+                    user: conn.caller.as_ref().map(|c| c.user.clone()),
+                    user_arn: conn.caller.as_ref().map(|c| c.user_arn.clone()),
                 },
                 request_id,
                 domain_name: conn.domain_name.clone(),
@@ -261,6 +289,17 @@ impl Event {
         context.request_time_epoch = ctx.request_time_epoch;
         context.identity.source_ip = Some(ctx.identity.source_ip.clone());
         context.identity.user_agent = ctx.identity.user_agent.clone();
+        context.identity.account_id = ctx.identity.account_id.clone();
+        context.identity.access_key = ctx.identity.access_key.clone();
+        context.identity.caller = ctx.identity.caller.clone();
+        context.identity.user = ctx.identity.user.clone();
+        context.identity.user_arn = ctx.identity.user_arn.clone();
+        if let Some(authorizer) = &ctx.authorizer {
+            context.authorizer.fields = authorizer
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+        }
         context.request_id = Some(ctx.request_id.clone());
         context.domain_name = Some(ctx.domain_name.clone());
         context.connection_id = Some(ctx.connection_id.clone());

@@ -15,6 +15,8 @@ fn conn() -> ConnectionMeta {
         source_ip: "192.0.2.1".into(),
         user_agent: None,
         domain_name: "abcd1234.execute-api.us-east-1.amazonaws.com".into(),
+        caller: None,
+        authorizer: None,
     }
 }
 
@@ -202,6 +204,22 @@ fn direct_conversion_equals_deserializing_the_json() {
     request.headers.push(("X-Repeated".into(), "two".into()));
     let mut conn = conn();
     conn.user_agent = Some("agent/1".into());
+    conn.caller = Some(crate::auth::keyring::Caller {
+        account_id: "000000000000".into(),
+        access_key: "AKIAEXAMPLE".into(),
+        caller: "AIDAEXAMPLE".into(),
+        user: "AIDAEXAMPLE".into(),
+        user_arn: "arn:aws:iam::000000000000:user/alice".into(),
+    });
+    conn.authorizer = Some(std::sync::Arc::new(
+        [
+            ("tenant".to_string(), Value::from("t1")),
+            ("level".to_string(), Value::from(3)),
+            ("principalId".to_string(), Value::from("user-1")),
+        ]
+        .into_iter()
+        .collect(),
+    ));
     let events = [
         Event::connect(&api(), &conn, "r1".into(), &request),
         Event::message(
@@ -235,4 +253,60 @@ fn direct_conversion_equals_deserializing_the_json() {
             serde_json::from_slice(&event.to_json()).unwrap();
         assert_eq!(event.to_lambda_request(), via_json, "{}", event.route_key());
     }
+}
+
+#[test]
+fn authorizer_and_caller_appear_where_aws_puts_them() {
+    let mut conn = conn();
+    conn.authorizer = Some(std::sync::Arc::new(
+        [("principalId".to_string(), Value::from("me"))]
+            .into_iter()
+            .collect(),
+    ));
+    conn.caller = Some(crate::auth::keyring::Caller {
+        account_id: "000000000000".into(),
+        access_key: "AKIAEXAMPLE".into(),
+        caller: "AIDAEXAMPLE".into(),
+        user: "AIDAEXAMPLE".into(),
+        user_arn: "arn:aws:iam::000000000000:user/alice".into(),
+    });
+    let event: Value = serde_json::from_slice(
+        &Event::message(
+            &api(),
+            &conn,
+            "echo",
+            "r".into(),
+            "m".into(),
+            "b".into(),
+            false,
+        )
+        .to_json(),
+    )
+    .unwrap();
+    let context = &event["requestContext"];
+    assert_eq!(key_order(context)[..2], ["routeKey", "authorizer"]);
+    assert_eq!(context["authorizer"]["principalId"], "me");
+    assert_eq!(
+        context["identity"]["userArn"],
+        "arn:aws:iam::000000000000:user/alice"
+    );
+    assert_eq!(context["identity"]["accessKey"], "AKIAEXAMPLE");
+    let plain: Value = serde_json::from_slice(
+        &Event::message(
+            &api(),
+            &super::tests::conn(),
+            "echo",
+            "r".into(),
+            "m".into(),
+            "b".into(),
+            false,
+        )
+        .to_json(),
+    )
+    .unwrap();
+    assert!(plain["requestContext"].get("authorizer").is_none());
+    assert_eq!(
+        key_order(&plain["requestContext"]["identity"]),
+        ["sourceIp"]
+    );
 }

@@ -4,7 +4,11 @@
 
 use super::connection;
 use super::registry::{ConnectionEntry, Outbound};
-use super::{Gateway, InvokeError};
+use super::{ConnectAuth, Gateway, InvokeError};
+use crate::auth::authorizer::Verdict;
+use crate::auth::keyring::Caller;
+use crate::auth::policy::INVOKE;
+use crate::auth::{AuthError, sigv4};
 use crate::events::{ConnectionMeta, Event, HandshakeRequest};
 use crate::ids::new_id;
 use base64::Engine;
@@ -273,21 +277,67 @@ where
         }
     };
 
-    let meta = Arc::new(ConnectionMeta {
+    let mut meta = ConnectionMeta {
         connection_id: new_id(),
         connected_at: chrono::Utc::now().timestamp_millis(),
         source_ip: peer.ip().to_string(),
         user_agent: head.header("user-agent").map(str::to_string),
         domain_name: head.header("host").unwrap_or_default().trim().to_string(),
-    });
+        caller: None,
+        authorizer: None,
+    };
+    let request = HandshakeRequest {
+        headers: with_forwarding_headers(&head.headers, peer, local),
+        query: head.query().map(str::to_string),
+    };
+    let request_id = new_id();
+
+    // The CONNECT event's authorizer block also carries the latency.
+    let mut connect_authorizer = None;
+    if let Some(auth) = &gateway.connect_auth {
+        let refusal = match auth {
+            ConnectAuth::Iam => match authorize_iam(gateway, &head) {
+                Ok(caller) => {
+                    meta.caller = Some(caller);
+                    None
+                }
+                Err(e) => Some((403, Some(e.error_type()), e.to_string())),
+            },
+            ConnectAuth::Lambda(authorizer) => {
+                let event = Event::connect(&gateway.api, &meta, request_id.clone(), &request);
+                match authorizer.authorize(&gateway.arn("$connect"), &event).await {
+                    Verdict::Allow(context) => {
+                        let mut later = context.clone();
+                        later.shift_remove("integrationLatency");
+                        meta.authorizer = Some(Arc::new(later));
+                        connect_authorizer = Some(context);
+                        None
+                    }
+                    Verdict::Unauthorized => Some((401, None, "Unauthorized".to_string())),
+                    Verdict::Forbidden(why) => {
+                        tracing::info!(authorizer = %authorizer.name, reason = %why, "connection refused");
+                        Some((403, None, "Forbidden".to_string()))
+                    }
+                }
+            }
+        };
+        if let Some((status, error_type, message)) = refusal {
+            tracing::debug!(%peer, status, %message, "upgrade not authorized");
+            let headers: Vec<(&str, &str)> = error_type
+                .map(|t| vec![("x-amzn-ErrorType", t)])
+                .unwrap_or_default();
+            write_response(stream, status, &headers, &message_body(&message)).await;
+            return None;
+        }
+    }
+    let meta = Arc::new(meta);
 
     let mut accept_headers = Vec::new();
     if let Some(route) = gateway.route("$connect") {
-        let request = HandshakeRequest {
-            headers: with_forwarding_headers(&head.headers, peer, local),
-            query: head.query().map(str::to_string),
-        };
-        let event = Event::connect(&gateway.api, &meta, new_id(), &request);
+        let mut event = Event::connect(&gateway.api, &meta, request_id, &request);
+        if connect_authorizer.is_some() {
+            event.request_context.authorizer = connect_authorizer;
+        }
         let (status, body) = match gateway.invoke(route, &event).await {
             Ok(response) if response.is_success() => {
                 accept_headers = response.headers;
@@ -333,6 +383,29 @@ where
         return None;
     }
     Some((entry, outbound_rx))
+}
+
+/// Verifies a SigV4-signed upgrade (headers or presigned URL) for
+/// `execute-api:Invoke` on `$connect`.
+fn authorize_iam(gateway: &Gateway, head: &RequestHead) -> Result<Caller, AuthError> {
+    let headers: Vec<(&str, &str)> = head
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let request = sigv4::Request {
+        method: &head.method,
+        path: head.path(),
+        query: head.query(),
+        headers: &headers,
+        body: b"",
+    };
+    gateway.auth.authorize(
+        &request,
+        INVOKE,
+        &gateway.arn("$connect"),
+        std::time::SystemTime::now(),
+    )
 }
 
 /// API Gateway adds X-Forwarded-For/-Port/-Proto to what the handler sees.

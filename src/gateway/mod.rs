@@ -9,6 +9,10 @@ pub mod paths;
 pub mod registry;
 pub mod router;
 
+use crate::auth::Authenticator;
+use crate::auth::authorizer::Authorizer;
+use crate::auth::keyring::ACCOUNT_ID;
+use crate::auth::policy::execute_api_arn;
 use crate::config::BinaryMode;
 use crate::events::{ApiInfo, Event};
 use crate::integrations::{Context, Integration, IntegrationError, Response};
@@ -57,9 +61,32 @@ pub struct Gateway {
     pub shutdown: CancellationToken,
     /// Every connection task, so shutdown can wait for their `$disconnect`.
     pub tasks: TaskTracker,
+    /// Verifies SigV4 signatures (management API, IAM `$connect`).
+    pub auth: Authenticator,
+    pub connect_auth: Option<ConnectAuth>,
+}
+
+/// How `$connect` is authorized, as the route's `auth`.
+#[derive(Clone)]
+pub enum ConnectAuth {
+    /// The upgrade request is SigV4-signed (headers or presigned URL).
+    Iam,
+    Lambda(Arc<Authorizer>),
 }
 
 impl Gateway {
+    /// The ARN API Gateway gives `rest` (a route key, or a management
+    /// method and path) on this API and stage.
+    pub fn arn(&self, rest: &str) -> String {
+        execute_api_arn(
+            &self.auth.region,
+            ACCOUNT_ID,
+            &self.api.api_id,
+            &self.api.stage,
+            rest,
+        )
+    }
+
     pub fn route(&self, key: &str) -> Option<&Route> {
         self.routes.get(key)
     }

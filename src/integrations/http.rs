@@ -4,6 +4,7 @@
 use super::{Context, Integration, IntegrationError, Response, parse_proxy_response};
 use crate::events::Event;
 use async_trait::async_trait;
+use bytes::Bytes;
 
 /// Replies larger than this are refused (API Gateway's integration
 /// response limit is 10 MB).
@@ -28,12 +29,24 @@ impl Integration for HttpIntegration {
         event: &Event,
         _context: &Context,
     ) -> Result<Response, IntegrationError> {
+        let body = self
+            .invoke_json(Bytes::from(event.to_json()), event.request_id())
+            .await?;
+        parse_proxy_response(&body)
+            .map_err(|e| IntegrationError::Failed(format!("{} {e}", self.url)))
+    }
+
+    async fn invoke_json(
+        &self,
+        payload: Bytes,
+        _request_id: &str,
+    ) -> Result<Bytes, IntegrationError> {
         let failed = |what: String| IntegrationError::Failed(format!("{} {what}", self.url));
         let mut reply = self
             .client
             .post(self.url.clone())
             .header("content-type", "application/json")
-            .body(event.to_json())
+            .body(payload)
             .send()
             .await
             .map_err(|e| failed(format!("unreachable: {e}")))?;
@@ -52,7 +65,7 @@ impl Integration for HttpIntegration {
         if !status.is_success() {
             return Err(failed(format!("answered HTTP {status}")));
         }
-        parse_proxy_response(&body).map_err(|e| failed(e.to_string()))
+        Ok(Bytes::from(body))
     }
 
     fn describe(&self) -> String {

@@ -71,6 +71,18 @@ pub trait Integration: Send + Sync + 'static {
     /// Runs the handler for one event. Timeouts are the caller's concern.
     async fn invoke(&self, event: &Event, context: &Context) -> Result<Response, IntegrationError>;
 
+    /// Sends any JSON payload and returns the handler's raw reply: how a
+    /// Lambda authorizer, whose event and reply are not proxy-shaped, runs.
+    async fn invoke_json(
+        &self,
+        _payload: bytes::Bytes,
+        _request_id: &str,
+    ) -> Result<bytes::Bytes, IntegrationError> {
+        Err(IntegrationError::Failed(
+            "this kind of handler cannot run as an authorizer".into(),
+        ))
+    }
+
     /// A short description for logs and start-up output, e.g. `http POST http://...`.
     fn describe(&self) -> String;
 

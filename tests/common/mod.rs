@@ -213,16 +213,99 @@ impl Backend {
     }
 }
 
-/// A raw management API call; returns status, headers and body.
+/// A management API call signed with the server's generated key by
+/// `aws-sigv4` (the AWS SDK for Rust's signer); returns status, headers
+/// and body.
 pub async fn management(
+    server: &wsgate::Server,
     method: &str,
     url: &str,
     body: impl Into<Bytes>,
 ) -> (u16, http::HeaderMap, String) {
+    let key = server.generated_credentials().expect("a generated key");
+    management_as(Some((key, server.region())), method, url, body).await
+}
+
+/// A management API call, signed with `key` in `region`, or unsigned.
+pub async fn management_as(
+    key: Option<(&wsgate::Credentials, &str)>,
+    method: &str,
+    url: &str,
+    body: impl Into<Bytes>,
+) -> (u16, http::HeaderMap, String) {
+    let body: Bytes = body.into();
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(url)
+        .body(())
+        .unwrap();
+    if let Some((key, region)) = key {
+        sign(
+            &mut request,
+            key,
+            region,
+            "execute-api",
+            &body,
+            std::time::SystemTime::now(),
+        );
+    }
+    send(request, body).await
+}
+
+/// Signs `request` in place as an AWS SDK would (headers, payload hash).
+pub fn sign(
+    request: &mut http::Request<()>,
+    key: &wsgate::Credentials,
+    region: &str,
+    service: &str,
+    body: &[u8],
+    time: std::time::SystemTime,
+) {
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    use aws_sigv4::sign::v4;
+    let identity = aws_credential_types::Credentials::new(
+        &key.access_key_id,
+        &key.secret_access_key,
+        key.session_token.clone(),
+        None,
+        "test",
+    )
+    .into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name(service)
+        .time(time)
+        .settings(SigningSettings::default())
+        .build()
+        .unwrap()
+        .into();
+    let uri = request.uri().to_string();
+    let headers: Vec<(String, String)> = request
+        .headers()
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_string()))
+        .collect();
+    let signable = SignableRequest::new(
+        request.method().as_str(),
+        uri,
+        headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+        SignableBody::Bytes(body),
+    )
+    .unwrap();
+    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+    instructions.apply_to_request_http1x(request);
+}
+
+/// Sends a built request with `body`.
+pub async fn send(request: http::Request<()>, body: Bytes) -> (u16, http::HeaderMap, String) {
     let client = reqwest::Client::new();
-    let response = client
-        .request(method.parse().unwrap(), url)
-        .body(body.into())
+    let mut builder = client.request(request.method().clone(), request.uri().to_string());
+    for (name, value) in request.headers() {
+        builder = builder.header(name, value);
+    }
+    let response = builder
+        .body(body)
         .send()
         .await
         .expect("management call failed");

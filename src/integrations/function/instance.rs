@@ -1,7 +1,9 @@
 //! One function instance: a process started with `AWS_LAMBDA_RUNTIME_API`
 //! pointing at its own Runtime API server, watched for exit and memory.
 
+use super::pool::InstanceEnv;
 use super::runtime_api::{Invocation, RuntimeApi};
+use crate::auth::keyring::SessionLease;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -35,15 +37,21 @@ pub struct Instance {
     api: RuntimeApi,
     /// Kills the process when the instance is dropped.
     _kill: DropGuard,
+    /// The instance's credentials, revoked when it is dropped.
+    _lease: Option<SessionLease>,
 }
 
 impl Instance {
     pub async fn start(
         id: u64,
         launch: &Launch,
-        dynamic_env: Vec<(String, String)>,
+        dynamic_env: InstanceEnv,
         function_arn: &str,
     ) -> Result<Instance, String> {
+        let InstanceEnv {
+            vars: dynamic_env,
+            lease,
+        } = dynamic_env;
         let (api, invocations) = RuntimeApi::start(function_arn.to_string())
             .await
             .map_err(|e| format!("cannot start the Runtime API: {e}"))?;
@@ -129,6 +137,7 @@ impl Instance {
             exited,
             api,
             _kill: kill.drop_guard(),
+            _lease: lease,
         })
     }
 

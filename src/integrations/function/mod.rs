@@ -9,13 +9,13 @@ mod runtime_api;
 
 use super::{Context, Integration, IntegrationError, Response, parse_proxy_response};
 use crate::api::Outputs;
+use crate::auth::keyring::{ACCOUNT_ID, Keyring};
+use crate::auth::policy::{Allow, MANAGE_CONNECTIONS, Policy, execute_api_arn};
 use crate::events::Event;
 use async_trait::async_trait;
-use base64::Engine;
 use bytes::Bytes;
 use instance::Launch;
-use pool::Pool;
-use rand::Rng;
+use pool::{InstanceEnv, Pool};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -28,39 +28,33 @@ pub const WAITING_PER_INSTANCE: usize = 10;
 /// What every function of one gateway shares.
 pub struct Environment {
     pub api_name: String,
+    pub api_id: String,
     pub stage: String,
     pub region: String,
     /// Set when the listener is bound (the outputs carry its port).
     pub outputs: RwLock<Option<Outputs>>,
-    pub credentials: SessionCredentials,
+    /// Issues each instance its own session credentials.
+    pub keyring: Arc<Keyring>,
 }
 
-/// Short-lived credentials handed to function handlers.
-#[derive(Debug, Clone)]
-pub struct SessionCredentials {
-    pub access_key_id: String,
-    pub secret_access_key: String,
-    pub session_token: String,
-}
-
-impl SessionCredentials {
-    pub fn generate() -> SessionCredentials {
-        let mut rng = rand::rng();
-        let mut text = |alphabet: &[u8], len: usize| -> String {
-            (0..len)
-                .map(|_| alphabet[(rng.next_u32() as usize) % alphabet.len()] as char)
-                .collect()
-        };
-        let upper = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-        let mixed = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let access_key_id = format!("ASIA{}", text(upper, 16));
-        let secret_access_key = text(mixed, 40);
-        let mut token = [0u8; 96];
-        rand::rng().fill_bytes(&mut token);
-        SessionCredentials {
-            access_key_id,
-            secret_access_key,
-            session_token: base64::engine::general_purpose::STANDARD.encode(token),
+impl Environment {
+    /// What a function's credentials allow: linked to the API, managing
+    /// its connections (as SST's link grants); otherwise nothing.
+    fn policy(&self, spec: &FunctionSpec) -> Policy {
+        if !spec.link.contains(&self.api_name) {
+            return Policy::default();
+        }
+        Policy {
+            allow: vec![Allow::new(
+                MANAGE_CONNECTIONS,
+                execute_api_arn(
+                    &self.region,
+                    ACCOUNT_ID,
+                    &self.api_id,
+                    "*",
+                    "*/@connections/*",
+                ),
+            )],
         }
     }
 }
@@ -172,7 +166,7 @@ impl FunctionIntegration {
             env: static_env,
             memory_limit_bytes: spec.memory_bytes,
         };
-        let arn = format!("arn:aws:lambda:{}:000000000000:function:{name}", env.region);
+        let arn = format!("arn:aws:lambda:{}:{ACCOUNT_ID}:function:{name}", env.region);
         let (timeout, concurrency) = (spec.timeout, spec.concurrency);
         let spec = spec.clone();
         let lambda_env = move || lambda_environment(&env, &spec, &name);
@@ -202,7 +196,9 @@ fn resolve_program(config_dir: &Path, program: &str) -> PathBuf {
 
 /// The environment Lambda and SST give a function, computed when an
 /// instance starts (the API's outputs are known by then).
-fn lambda_environment(env: &Environment, spec: &FunctionSpec, name: &str) -> Vec<(String, String)> {
+fn lambda_environment(env: &Environment, spec: &FunctionSpec, name: &str) -> InstanceEnv {
+    let lease = env.keyring.issue_session(name, env.policy(spec));
+    let credentials = &lease.credentials;
     let memory_mb = (spec.memory_bytes / (1024 * 1024)).to_string();
     let mut vars: Vec<(String, String)> = [
         ("AWS_LAMBDA_FUNCTION_NAME", name.to_string()),
@@ -220,12 +216,15 @@ fn lambda_environment(env: &Environment, spec: &FunctionSpec, name: &str) -> Vec
         ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".to_string()),
         ("AWS_REGION", env.region.clone()),
         ("AWS_DEFAULT_REGION", env.region.clone()),
-        ("AWS_ACCESS_KEY_ID", env.credentials.access_key_id.clone()),
+        ("AWS_ACCESS_KEY_ID", credentials.access_key_id.clone()),
         (
             "AWS_SECRET_ACCESS_KEY",
-            env.credentials.secret_access_key.clone(),
+            credentials.secret_access_key.clone(),
         ),
-        ("AWS_SESSION_TOKEN", env.credentials.session_token.clone()),
+        (
+            "AWS_SESSION_TOKEN",
+            credentials.session_token.clone().unwrap_or_default(),
+        ),
         ("TZ", ":UTC".to_string()),
         (
             "SST_RESOURCE_App",
@@ -250,7 +249,10 @@ fn lambda_environment(env: &Environment, spec: &FunctionSpec, name: &str) -> Vec
             ));
         }
     }
-    vars
+    InstanceEnv {
+        vars,
+        lease: Some(lease),
+    }
 }
 
 #[async_trait]
@@ -260,13 +262,21 @@ impl Integration for FunctionIntegration {
         event: &Event,
         _context: &Context,
     ) -> Result<Response, IntegrationError> {
-        let payload = Bytes::from(event.to_json());
         let reply = self
-            .pool
-            .invoke(payload, event.request_id().to_string())
-            .await
-            .map_err(|failure| IntegrationError::Failed(failure.to_string()))?;
+            .invoke_json(Bytes::from(event.to_json()), event.request_id())
+            .await?;
         parse_proxy_response(&reply)
+    }
+
+    async fn invoke_json(
+        &self,
+        payload: Bytes,
+        request_id: &str,
+    ) -> Result<Bytes, IntegrationError> {
+        self.pool
+            .invoke(payload, request_id.to_string())
+            .await
+            .map_err(|failure| IntegrationError::Failed(failure.to_string()))
     }
 
     fn describe(&self) -> String {
@@ -278,7 +288,8 @@ impl Integration for FunctionIntegration {
             return Ok(());
         };
         let launch = self.pool.launch();
-        let mut env = self.pool.dynamic_env();
+        // The check's credentials are revoked as soon as it is done.
+        let InstanceEnv { vars: mut env, .. } = self.pool.dynamic_env();
         env.extend(launch.env.iter().cloned());
         resolve::check_export(
             &launch.program,

@@ -4,6 +4,7 @@
 
 use super::instance::{Instance, Launch};
 use super::runtime_api::{Invocation, Outcome};
+use crate::auth::keyring::SessionLease;
 use bytes::Bytes;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,8 +25,14 @@ pub enum InvokeFailure {
     Start(String),
 }
 
-/// Environment computed when an instance starts.
-pub type DynamicEnv = Box<dyn Fn() -> Vec<(String, String)> + Send + Sync>;
+/// What an instance gets when it starts: variables computed then, and the
+/// session credentials it holds until it ends.
+pub struct InstanceEnv {
+    pub vars: Vec<(String, String)>,
+    pub lease: Option<SessionLease>,
+}
+
+pub type DynamicEnv = Box<dyn Fn() -> InstanceEnv + Send + Sync>;
 
 pub struct Pool {
     launch: Launch,
@@ -121,7 +128,7 @@ impl Pool {
     }
 
     /// The environment an instance started now would get.
-    pub fn dynamic_env(&self) -> Vec<(String, String)> {
+    pub fn dynamic_env(&self) -> InstanceEnv {
         (self.dynamic_env)()
     }
 

@@ -2,6 +2,10 @@
 // the browser's own WebSocket, a subprotocol negotiated by $connect, and a
 // push through the management API. Usage: node browser.mjs <url> <managementEndpoint>
 import { chromium } from "playwright-core";
+import {
+  ApiGatewayManagementApiClient,
+  PostToConnectionCommand,
+} from "@aws-sdk/client-apigatewaymanagementapi";
 
 const [url, endpoint] = process.argv.slice(2);
 const fail = (message) => {
@@ -51,11 +55,11 @@ try {
   if (echoed !== JSON.stringify({ action: "echo", from: "chromium" })) fail(`echo gave ${echoed}`);
   console.log("browser: routed message echoed");
 
-  const response = await fetch(`${endpoint}/@connections/${encodeURIComponent(opened.id)}`, {
-    method: "POST",
-    body: "pushed to the browser",
-  });
-  if (response.status !== 200) fail(`push answered ${response.status}`);
+  // Pushes are SigV4-signed; credentials come from the environment.
+  const management = new ApiGatewayManagementApiClient({ endpoint });
+  await management.send(
+    new PostToConnectionCommand({ ConnectionId: opened.id, Data: "pushed to the browser" }),
+  );
   const pushed = await next();
   if (pushed !== "pushed to the browser") fail(`push gave ${pushed}`);
   console.log("browser: push received");

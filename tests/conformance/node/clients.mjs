@@ -44,11 +44,8 @@ const echoed = await socket.next();
 if (echoed !== JSON.stringify({ action: "echo", text: "héllo" })) fail(`echo gave ${echoed}`);
 console.log("ws: routed message echoed");
 
-const client = new ApiGatewayManagementApiClient({
-  endpoint,
-  region: "us-east-1",
-  credentials: { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "secret" },
-});
+// Credentials and region come from the environment, as on Lambda.
+const client = new ApiGatewayManagementApiClient({ endpoint });
 await client.send(new PostToConnectionCommand({ ConnectionId: id, Data: "pushed by the JS SDK" }));
 const pushed = await socket.next();
 if (pushed !== "pushed by the JS SDK") fail(`push gave ${pushed}`);

@@ -10,13 +10,8 @@ from websockets.asyncio.client import connect
 
 
 async def main(url, endpoint):
-    management = boto3.client(
-        "apigatewaymanagementapi",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="AKIDEXAMPLE",
-        aws_secret_access_key="secret",
-    )
+    # Credentials and region come from the environment, as on Lambda.
+    management = boto3.client("apigatewaymanagementapi", endpoint_url=endpoint)
     async with connect(url, user_agent_header="python-websockets-conformance") as socket:
         await socket.send(json.dumps({"action": "whoami"}))
         connection_id = await asyncio.wait_for(socket.recv(), 10)

@@ -1,0 +1,144 @@
+//! Who may call: SigV4 verification (`sigv4`), the accepted keys
+//! (`keyring`), what each may do (`policy`), and Lambda REQUEST
+//! authorizers (`authorizer`).
+
+pub mod authorizer;
+pub mod keyring;
+pub mod policy;
+pub mod sigv4;
+
+use keyring::{Caller, Keyring};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// Why a request was refused; each carries API Gateway's status, message
+/// and `x-amzn-ErrorType`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("Missing Authentication Token")]
+    Missing,
+    #[error("{0}")]
+    Incomplete(String),
+    #[error("{0}")]
+    InvalidSignature(String),
+    #[error("The security token included in the request is invalid.")]
+    UnrecognizedClient,
+    #[error("User: {user_arn} is not authorized to perform: {action} on resource: {resource}")]
+    Denied {
+        user_arn: String,
+        action: String,
+        resource: String,
+    },
+}
+
+impl AuthError {
+    pub fn mismatch() -> AuthError {
+        AuthError::InvalidSignature(
+            "The request signature we calculated does not match the signature you provided. \
+             Check your AWS Secret Access Key and signing method. \
+             Consult the service documentation for details."
+                .into(),
+        )
+    }
+
+    /// Every refusal is a 403, as API Gateway's.
+    pub fn status(&self) -> u16 {
+        403
+    }
+
+    /// The `x-amzn-ErrorType` the AWS SDKs read.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            AuthError::Missing => "MissingAuthenticationTokenException",
+            AuthError::Incomplete(_) => "IncompleteSignatureException",
+            AuthError::InvalidSignature(_) => "InvalidSignatureException",
+            AuthError::UnrecognizedClient => "UnrecognizedClientException",
+            // The management API's modelled error, so SDKs type it.
+            AuthError::Denied { .. } => "ForbiddenException",
+        }
+    }
+}
+
+/// Verifies signatures and checks policies for one API.
+#[derive(Debug)]
+pub struct Authenticator {
+    pub region: String,
+    pub keyring: Arc<Keyring>,
+    /// Unsigned management calls are accepted (`--insecure-dev`); signed
+    /// ones are still verified.
+    pub insecure_dev: bool,
+}
+
+impl Authenticator {
+    pub fn new(region: impl Into<String>, keyring: Arc<Keyring>) -> Authenticator {
+        Authenticator {
+            region: region.into(),
+            keyring,
+            insecure_dev: false,
+        }
+    }
+
+    /// Verifies the request's signature and that its key may do `action`
+    /// on `resource`; returns the caller.
+    pub fn authorize(
+        &self,
+        request: &sigv4::Request,
+        action: &str,
+        resource: &str,
+        now: SystemTime,
+    ) -> Result<Caller, AuthError> {
+        let claim = sigv4::parse(request)?;
+        sigv4::check_scope_and_time(&claim, &self.region, now)?;
+        let key = self
+            .keyring
+            .get(&claim.access_key_id)
+            .ok_or(AuthError::UnrecognizedClient)?;
+        if !same_token(key.session_token.as_deref(), claim.session_token.as_deref()) {
+            return Err(AuthError::UnrecognizedClient);
+        }
+        sigv4::verify_signature(
+            request,
+            &claim,
+            &sigv4::Secret {
+                secret_access_key: &key.secret_access_key,
+                session_token: key.session_token.as_deref(),
+            },
+        )?;
+        if !key.policy.allows(action, resource) {
+            return Err(AuthError::Denied {
+                user_arn: key.caller.user_arn.clone(),
+                action: action.to_string(),
+                resource: resource.to_string(),
+            });
+        }
+        Ok(key.caller.clone())
+    }
+
+    /// As `authorize`, but with `--insecure-dev` an unsigned request
+    /// passes (as `None`).
+    pub fn authorize_management(
+        &self,
+        request: &sigv4::Request,
+        resource: &str,
+    ) -> Result<Option<Caller>, AuthError> {
+        match self.authorize(
+            request,
+            policy::MANAGE_CONNECTIONS,
+            resource,
+            SystemTime::now(),
+        ) {
+            Err(AuthError::Missing) if self.insecure_dev => Ok(None),
+            other => other.map(Some),
+        }
+    }
+}
+
+/// A session key needs its own token; a long-term key takes none.
+fn same_token(expected: Option<&str>, sent: Option<&str>) -> bool {
+    use subtle::ConstantTimeEq;
+    match (expected, sent) {
+        (None, None) => true,
+        (Some(expected), Some(sent)) => expected.as_bytes().ct_eq(sent.as_bytes()).into(),
+        _ => false,
+    }
+}
