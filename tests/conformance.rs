@@ -6,7 +6,6 @@ mod common;
 
 use common::*;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 use wsgate::{Response, RouteOptions, WebSocketApi, handler_fn};
 
 fn two_way() -> RouteOptions {
@@ -17,6 +16,10 @@ fn two_way() -> RouteOptions {
 }
 
 async fn gateway() -> wsgate::Server {
+    conformance_api().bind(any_port()).await.unwrap()
+}
+
+fn conformance_api() -> WebSocketApi {
     WebSocketApi::new("Conformance")
         .route(
             "$connect",
@@ -55,50 +58,29 @@ async fn gateway() -> wsgate::Server {
             }),
             two_way(),
         )
-        .bind(any_port())
-        .await
-        .unwrap()
 }
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Runs a peer program with the server's key in its environment (as the
-/// AWS SDKs read it); fails the test with its output unless it passes.
-async fn run_peer(program: &Path, args: &[&str], server: &wsgate::Server) -> String {
+/// Runs `program script <url> <managementEndpoint> [flags]` with the
+/// server's generated key in its environment, as the AWS SDKs read it.
+async fn run_peer(
+    program: &Path,
+    script: &Path,
+    flags: &[&str],
+    server: &wsgate::Server,
+) -> String {
     let key = server.generated_credentials().expect("a generated key");
-    assert!(
-        program.exists() || !program.is_absolute(),
-        "{} is missing: run scripts/setup",
-        program.display()
-    );
-    let output = tokio::time::timeout(
-        Duration::from_secs(90),
-        tokio::process::Command::new(program)
-            .args(args)
-            .arg(server.url())
-            .arg(server.management_endpoint())
-            .env("AWS_ACCESS_KEY_ID", &key.access_key_id)
-            .env("AWS_SECRET_ACCESS_KEY", &key.secret_access_key)
-            .env("AWS_REGION", server.region())
-            .env("AWS_DEFAULT_REGION", server.region())
-            .env_remove("AWS_SESSION_TOKEN")
-            .env_remove("AWS_PROFILE")
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("peer did not finish in 90 s")
-    .expect("peer could not start");
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    assert!(
-        output.status.success(),
-        "{} {args:?} failed:\n{stdout}\n{}",
-        program.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
+    let env = [
+        ("AWS_ACCESS_KEY_ID", key.access_key_id.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", key.secret_access_key.as_str()),
+    ];
+    let (url, endpoint) = (server.url(), server.management_endpoint());
+    let mut args = vec![script.to_str().unwrap(), &url, &endpoint];
+    args.extend(flags);
+    common::run_peer(program, &args, server.region(), &env).await
 }
 
 #[tokio::test]
@@ -110,7 +92,7 @@ async fn node_ws_client_and_aws_sdk_v3() {
     );
     let server = gateway().await;
     let script = root().join("tests/conformance/node/clients.mjs");
-    let stdout = run_peer(Path::new("node"), &[script.to_str().unwrap()], &server).await;
+    let stdout = run_peer(Path::new("node"), &script, &[], &server).await;
     assert!(
         stdout.contains("sdk: GoneException typed") && stdout.contains("node: all checks passed"),
         "{stdout}"
@@ -123,7 +105,7 @@ async fn python_websockets_and_boto3() {
     let python = root().join(".venv/bin/python");
     let server = gateway().await;
     let script = root().join("tests/conformance/python/clients.py");
-    let stdout = run_peer(&python, &[script.to_str().unwrap()], &server).await;
+    let stdout = run_peer(&python, &script, &[], &server).await;
     assert!(
         stdout.contains("boto3: GoneException typed")
             && stdout.contains("python: all checks passed"),
@@ -140,10 +122,23 @@ async fn headless_chromium() {
     );
     let server = gateway().await;
     let script = root().join("tests/conformance/node/browser.mjs");
-    let stdout = run_peer(Path::new("node"), &[script.to_str().unwrap()], &server).await;
+    let stdout = run_peer(Path::new("node"), &script, &[], &server).await;
     assert!(
         stdout.contains("browser: closed (4000)") && stdout.contains("browser: all checks passed"),
         "{stdout}"
     );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn headless_chromium_with_a_presigned_url() {
+    let server = conformance_api()
+        .connect_auth(wsgate::ConnectAuth::Iam)
+        .bind(any_port())
+        .await
+        .unwrap();
+    let script = root().join("tests/conformance/node/browser.mjs");
+    let stdout = run_peer(Path::new("node"), &script, &["--presign"], &server).await;
+    assert!(stdout.contains("browser: all checks passed"), "{stdout}");
     server.shutdown().await;
 }

@@ -297,6 +297,57 @@ pub fn sign(
     instructions.apply_to_request_http1x(request);
 }
 
+/// A presigned URL for `url` (GET, `host` signed), as a browser would be
+/// handed; `ws://` URLs are signed as their `http://` form.
+pub fn presign(
+    url: &str,
+    key: &wsgate::Credentials,
+    region: &str,
+    expires: Duration,
+    time: std::time::SystemTime,
+) -> String {
+    use aws_sigv4::http_request::{
+        SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign,
+    };
+    use aws_sigv4::sign::v4;
+    let http_url = url.replacen("ws://", "http://", 1);
+    let identity = aws_credential_types::Credentials::new(
+        &key.access_key_id,
+        &key.secret_access_key,
+        key.session_token.clone(),
+        None,
+        "test",
+    )
+    .into();
+    let mut settings = SigningSettings::default();
+    settings.signature_location = SignatureLocation::QueryParams;
+    settings.expires_in = Some(expires);
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name("execute-api")
+        .time(time)
+        .settings(settings)
+        .build()
+        .unwrap()
+        .into();
+    let mut request = http::Request::builder()
+        .method("GET")
+        .uri(&http_url)
+        .body(())
+        .unwrap();
+    let signable = SignableRequest::new(
+        "GET",
+        http_url.clone(),
+        std::iter::empty(),
+        SignableBody::Bytes(b""),
+    )
+    .unwrap();
+    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+    instructions.apply_to_request_http1x(&mut request);
+    request.uri().to_string().replacen("http://", "ws://", 1)
+}
+
 /// Sends a built request with `body`.
 pub async fn send(request: http::Request<()>, body: Bytes) -> (u16, http::HeaderMap, String) {
     let client = reqwest::Client::new();
@@ -313,4 +364,42 @@ pub async fn send(request: http::Request<()>, body: Bytes) -> (u16, http::Header
     let headers = response.headers().clone();
     let body = response.text().await.unwrap();
     (status, headers, body)
+}
+
+/// Runs a peer program (a real SDK or client) with `args` and AWS
+/// credentials in `env`; fails the test with its output unless it passes.
+pub async fn run_peer(
+    program: &std::path::Path,
+    args: &[&str],
+    region: &str,
+    env: &[(&str, &str)],
+) -> String {
+    assert!(
+        program.exists() || !program.is_absolute(),
+        "{} is missing: run scripts/setup",
+        program.display()
+    );
+    let mut command = tokio::process::Command::new(program);
+    command
+        .args(args)
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_REGION", region)
+        .env("AWS_DEFAULT_REGION", region)
+        .kill_on_drop(true);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = tokio::time::timeout(Duration::from_secs(90), command.output())
+        .await
+        .expect("peer did not finish in 90 s")
+        .expect("peer could not start");
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "{} {args:?} failed:\n{stdout}\n{}",
+        program.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
 }

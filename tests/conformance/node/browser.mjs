@@ -1,13 +1,17 @@
 // Headless Chromium (Debian's, driven by playwright-core) against wsgate:
 // the browser's own WebSocket, a subprotocol negotiated by $connect, and a
-// push through the management API. Usage: node browser.mjs <url> <managementEndpoint>
+// push through the management API. Usage:
+// node browser.mjs <url> <managementEndpoint> [--presign]
+// With --presign the page connects with a presigned URL (IAM $connect).
 import { chromium } from "playwright-core";
+import { presign } from "./presign.mjs";
 import {
   ApiGatewayManagementApiClient,
   PostToConnectionCommand,
 } from "@aws-sdk/client-apigatewaymanagementapi";
 
-const [url, endpoint] = process.argv.slice(2);
+const [plainUrl, endpoint] = process.argv.slice(2);
+const url = process.argv.includes("--presign") ? await presign(plainUrl) : plainUrl;
 const fail = (message) => {
   console.error(`FAIL ${message}`);
   process.exit(1);
