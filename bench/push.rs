@@ -1,6 +1,8 @@
 //! Push through the management API: PostToConnection rate (keep-alive, 64
 //! concurrent callers) against a bare hyper server answering the same POSTs
-//! in this process, and one message broadcast to N connections.
+//! in this process, SigV4-signed (as the SDKs call) and unsigned (the
+//! gateway runs with --insecure-dev, which accepts both), and one signed
+//! message broadcast to N connections.
 //!
 //! `cargo build --release --bin wsgate --examples && target/release/examples/push [--seconds S] [--broadcast N]`
 
@@ -17,7 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::Message;
-use util::arg;
+use util::{Key, arg};
 
 const CALLERS: usize = 64;
 
@@ -26,8 +28,19 @@ async fn bare_hyper() -> String {
     format!("http://{}", util::serve_http(|_| Bytes::new()).await)
 }
 
+/// How the benchmark's callers sign.
+#[derive(Clone, Copy, PartialEq)]
+enum Signing {
+    None,
+    /// Every request, as an AWS SDK does: the client's signing cost counts.
+    EachRequest,
+    /// Once per caller, the same signature replayed (valid for 5 minutes):
+    /// only the gateway's verification cost counts.
+    Replayed,
+}
+
 /// POSTs for `seconds` from 64 callers; each caller has its own URL.
-async fn post_rate(urls: Vec<String>, seconds: f64) -> f64 {
+async fn post_rate(urls: Vec<String>, seconds: f64, key: &Key, signing: Signing) -> f64 {
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let done = Arc::new(AtomicUsize::new(0));
@@ -37,19 +50,23 @@ async fn post_rate(urls: Vec<String>, seconds: f64) -> f64 {
         .map(|url| {
             let client = client.clone();
             let done = Arc::clone(&done);
+            let key = key.clone();
             tokio::spawn(async move {
+                const BODY: &str = "0123456789abcdef";
+                let replayed = key.sign_post(&url, BODY.as_bytes());
                 // Bounded: at most 100,000 posts per caller.
                 for _ in 0..100_000 {
                     if Instant::now() >= deadline {
                         break;
                     }
-                    let status = client
-                        .post(&url)
-                        .body("0123456789abcdef")
-                        .send()
-                        .await
-                        .unwrap()
-                        .status();
+                    let request = match signing {
+                        Signing::None => client.post(&url).body(BODY),
+                        Signing::EachRequest => signed_post(&client, &url, BODY, Some(&key)),
+                        Signing::Replayed => replayed
+                            .iter()
+                            .fold(client.post(&url).body(BODY), |r, (n, v)| r.header(n, v)),
+                    };
+                    let status = request.send().await.unwrap().status();
                     assert_eq!(status, 200, "{url}");
                     done.fetch_add(1, Ordering::Relaxed);
                 }
@@ -62,11 +79,28 @@ async fn post_rate(urls: Vec<String>, seconds: f64) -> f64 {
     done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
 
+fn signed_post(
+    client: &reqwest::Client,
+    url: &str,
+    body: &'static str,
+    key: Option<&Key>,
+) -> reqwest::RequestBuilder {
+    let mut request = client.post(url).body(body);
+    for (name, value) in key
+        .map(|k| k.sign_post(url, body.as_bytes()))
+        .unwrap_or_default()
+    {
+        request = request.header(name, value);
+    }
+    request
+}
+
 struct Gateway {
     child: std::process::Child,
     url: String,
     management: String,
     addr: SocketAddr,
+    key: Key,
 }
 
 impl Drop for Gateway {
@@ -93,16 +127,22 @@ fn start_gateway(dir: &std::path::Path) -> Gateway {
     .unwrap();
     let wsgate = util::wsgate_binary();
     let mut child = Command::new(wsgate)
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .args([
+            "serve",
+            "--insecure-dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+        ])
         .arg(dir.join("wsgate.toml"))
-        .env("WSGATE_LOG", "warn")
+        .env("WSGATE_LOG", "error")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("wsgate starts");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut url, mut management) = (String::new(), String::new());
-    while management.is_empty() {
+    let (mut url, mut management, mut key) = (String::new(), String::new(), None);
+    while key.is_none() {
         let line = lines.next().expect("wsgate printed its outputs").unwrap();
         if let Some(v) = line.trim().strip_prefix("url:") {
             url = v.trim().to_string();
@@ -110,6 +150,7 @@ fn start_gateway(dir: &std::path::Path) -> Gateway {
         if let Some(v) = line.trim().strip_prefix("managementEndpoint:") {
             management = v.trim().to_string();
         }
+        key = Key::from_exports(&line);
     }
     std::thread::spawn(move || for _ in lines {});
     let addr = url
@@ -124,6 +165,7 @@ fn start_gateway(dir: &std::path::Path) -> Gateway {
         url,
         management,
         addr,
+        key: key.unwrap(),
     }
 }
 
@@ -179,17 +221,31 @@ async fn main() {
     let bare_rate = post_rate(
         (0..CALLERS).map(|i| format!("{bare}/{i}")).collect(),
         seconds,
+        &gateway.key,
+        Signing::None,
     )
     .await;
-    let push_rate = post_rate(urls, seconds).await;
+    let unsigned_rate = post_rate(urls.clone(), seconds, &gateway.key, Signing::None).await;
+    let replayed_rate = post_rate(urls.clone(), seconds, &gateway.key, Signing::Replayed).await;
+    let signed_rate = post_rate(urls, seconds, &gateway.key, Signing::EachRequest).await;
     for drain in drains {
         drain.abort();
     }
     println!("PostToConnection, {CALLERS} keep-alive callers, {seconds}s, loopback");
     println!("  bare hyper POST:     {bare_rate:>9.0} req/s");
     println!(
-        "  wsgate push:         {push_rate:>9.0} req/s   ({:.2}x bare hyper)",
-        push_rate / bare_rate
+        "  wsgate unsigned:     {unsigned_rate:>9.0} req/s   ({:.2}x bare hyper)",
+        unsigned_rate / bare_rate
+    );
+    println!(
+        "  wsgate SigV4 verify: {replayed_rate:>9.0} req/s   ({:.2}x bare hyper, {:.2}x unsigned; one signature per caller, replayed)",
+        replayed_rate / bare_rate,
+        replayed_rate / unsigned_rate
+    );
+    println!(
+        "  wsgate SigV4 signed: {signed_rate:>9.0} req/s   ({:.2}x bare hyper, {:.2}x unsigned; the client signs each request, as the SDKs)",
+        signed_rate / bare_rate,
+        signed_rate / unsigned_rate
     );
 
     // Broadcast: one message to every connection; time until the last has it.
@@ -211,13 +267,13 @@ async fn main() {
     let client = reqwest::Client::new();
     let started = Instant::now();
     let management = gateway.management.clone();
+    let key = gateway.key.clone();
     futures_util::stream::iter(ids)
         .map(|id| {
-            let (client, management) = (client.clone(), management.clone());
+            let (client, management, key) = (client.clone(), management.clone(), key.clone());
             async move {
-                let status = client
-                    .post(format!("{management}/@connections/{id}"))
-                    .body("broadcast")
+                let url = format!("{management}/@connections/{id}");
+                let status = signed_post(&client, &url, "broadcast", Some(&key))
                     .send()
                     .await
                     .unwrap()

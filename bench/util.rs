@@ -53,3 +53,58 @@ pub async fn serve_http(reply: fn(Bytes) -> Bytes) -> SocketAddr {
     });
     addr
 }
+
+/// An access key, as `wsgate serve` prints it.
+#[derive(Clone)]
+pub struct Key {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub region: String,
+}
+
+impl Key {
+    /// Reads `export AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... AWS_REGION=...`.
+    pub fn from_exports(line: &str) -> Option<Key> {
+        let var = |name: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(&format!("{name}=")))
+                .map(str::to_string)
+        };
+        Some(Key {
+            access_key_id: var("AWS_ACCESS_KEY_ID")?,
+            secret_access_key: var("AWS_SECRET_ACCESS_KEY")?,
+            region: var("AWS_REGION")?,
+        })
+    }
+
+    /// SigV4 headers for a POST of `body` to `url`, as an AWS SDK signs.
+    pub fn sign_post(&self, url: &str, body: &[u8]) -> Vec<(String, String)> {
+        use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+        use aws_sigv4::sign::v4;
+        let identity = aws_credential_types::Credentials::new(
+            &self.access_key_id,
+            &self.secret_access_key,
+            None,
+            None,
+            "bench",
+        )
+        .into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.region)
+            .name("execute-api")
+            .time(std::time::SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .unwrap()
+            .into();
+        let signable =
+            SignableRequest::new("POST", url, std::iter::empty(), SignableBody::Bytes(body))
+                .unwrap();
+        let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+        instructions
+            .headers()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+}

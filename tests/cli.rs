@@ -95,7 +95,8 @@ async fn serve_writes_outputs_and_shuts_down_gracefully_on_sigterm() {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut url = None;
     let mut management_endpoint = None;
-    while management_endpoint.is_none() {
+    let mut exports = None;
+    while exports.is_none() {
         let line = lines.next().expect("serve printed its outputs").unwrap();
         if let Some(value) = line.trim().strip_prefix("url:") {
             url = Some(value.trim().to_string());
@@ -103,8 +104,12 @@ async fn serve_writes_outputs_and_shuts_down_gracefully_on_sigterm() {
         if let Some(value) = line.trim().strip_prefix("managementEndpoint:") {
             management_endpoint = Some(value.trim().to_string());
         }
+        if line.starts_with("export AWS_ACCESS_KEY_ID=") {
+            exports = Some(line);
+        }
     }
     let (url, management_endpoint) = (url.unwrap(), management_endpoint.unwrap());
+    let exports = exports.unwrap();
     assert!(
         url.starts_with("ws://127.0.0.1:") && url.ends_with("/dev"),
         "{url}"
@@ -118,8 +123,38 @@ async fn serve_writes_outputs_and_shuts_down_gracefully_on_sigterm() {
     assert_eq!(outputs["url"], url.as_str());
     assert_eq!(outputs["managementEndpoint"], management_endpoint.as_str());
 
+    // No [[credentials]]: a key for this run, printed and kept 0600.
+    let file = dir.path().join(".wsgate/credentials");
+    assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), exports);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let var = |name: &str| {
+        exports
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{name}=")))
+            .unwrap()
+            .to_string()
+    };
+    let key = wsgate::Credentials {
+        access_key_id: var("AWS_ACCESS_KEY_ID"),
+        secret_access_key: var("AWS_SECRET_ACCESS_KEY"),
+        session_token: None,
+    };
+    assert_eq!(var("AWS_REGION"), "us-east-1");
+
     let mut client = connect(&url).await;
-    backend.event_for("$connect").await;
+    let id = backend.event_for("$connect").await["requestContext"]["connectionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let push = format!("{management_endpoint}/@connections/{id}");
+    assert_eq!(management_as(None, "POST", &push, "unsigned").await.0, 403);
+    let signed = management_as(Some((&key, "us-east-1")), "POST", &push, "signed").await;
+    assert_eq!(signed.0, 200);
+    assert_eq!(next_text(&mut client).await, "signed");
 
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -143,4 +178,51 @@ async fn serve_writes_outputs_and_shuts_down_gracefully_on_sigterm() {
     .await
     .unwrap();
     assert!(status.success(), "exit status {status}");
+}
+
+#[tokio::test]
+async fn insecure_dev_warns_and_accepts_unsigned_pushes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        "name = \"Dev\"\n[routes]\necho = { url = \"http://127.0.0.1:1/\" }\n",
+    );
+    let mut child = wsgate()
+        .args([
+            "serve",
+            "--insecure-dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+        ])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("serve printed its outputs").unwrap();
+        if let Some(value) = line.trim().strip_prefix("url:") {
+            break value.trim().to_string();
+        }
+    };
+    let mut warning = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut warning)
+        .unwrap();
+    assert!(
+        warning.contains("--insecure-dev") && warning.contains("UNSIGNED"),
+        "{warning}"
+    );
+    let mut client = connect(&url).await;
+    let endpoint = url.replace("ws://", "http://");
+    // The connection id is unknown to the test; GetConnection on a made-up
+    // one shows auth passed (410, not 403).
+    let (status, _, _) =
+        management_as(None, "GET", &format!("{endpoint}/@connections/nope"), "").await;
+    assert_eq!(status, 410);
+    client.close(None).await.unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
 }
