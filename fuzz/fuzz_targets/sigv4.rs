@@ -18,17 +18,10 @@ fuzz_target!(|data: &[u8]| {
     let _session = keyring.issue_session("fuzz-fn", Policy::allow_all());
     let auth = Authenticator::new("us-east-1", keyring);
     if let Ok(Some((head, len))) = parse_head(data) {
-        let headers: Vec<(&str, &str)> = head
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
+        let headers = head.header_pairs();
         let request = sigv4::Request {
-            method: &head.method,
-            path: head.path(),
-            query: head.query(),
-            headers: &headers,
             body: &data[len..],
+            ..head.signed_request(&headers)
         };
         let _ = auth.authorize(&request, "execute-api:Invoke", "arn:x", SystemTime::now());
         if let Ok(claim) = sigv4::parse(&request) {

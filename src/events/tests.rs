@@ -20,6 +20,16 @@ fn conn() -> ConnectionMeta {
     }
 }
 
+fn alice() -> crate::auth::keyring::Caller {
+    crate::auth::keyring::Caller {
+        account_id: "000000000000".into(),
+        access_key: "AKIAEXAMPLE".into(),
+        caller: "AIDAEXAMPLE".into(),
+        user: "AIDAEXAMPLE".into(),
+        user_arn: "arn:aws:iam::000000000000:user/alice".into(),
+    }
+}
+
 /// The shape of a JSON value: keys in order and value types, recursively.
 /// Header maps compare by their value types only, since clients differ.
 fn shape(value: &Value) -> Value {
@@ -204,13 +214,7 @@ fn direct_conversion_equals_deserializing_the_json() {
     request.headers.push(("X-Repeated".into(), "two".into()));
     let mut conn = conn();
     conn.user_agent = Some("agent/1".into());
-    conn.caller = Some(crate::auth::keyring::Caller {
-        account_id: "000000000000".into(),
-        access_key: "AKIAEXAMPLE".into(),
-        caller: "AIDAEXAMPLE".into(),
-        user: "AIDAEXAMPLE".into(),
-        user_arn: "arn:aws:iam::000000000000:user/alice".into(),
-    });
+    conn.caller = Some(alice());
     conn.authorizer = Some(std::sync::Arc::new(
         [
             ("tenant".to_string(), Value::from("t1")),
@@ -263,13 +267,7 @@ fn authorizer_and_caller_appear_where_aws_puts_them() {
             .into_iter()
             .collect(),
     ));
-    conn.caller = Some(crate::auth::keyring::Caller {
-        account_id: "000000000000".into(),
-        access_key: "AKIAEXAMPLE".into(),
-        caller: "AIDAEXAMPLE".into(),
-        user: "AIDAEXAMPLE".into(),
-        user_arn: "arn:aws:iam::000000000000:user/alice".into(),
-    });
+    conn.caller = Some(alice());
     let event: Value = serde_json::from_slice(
         &Event::message(
             &api(),

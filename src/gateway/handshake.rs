@@ -60,6 +60,25 @@ impl RequestHead {
         self.target.split_once('?').map(|(_, q)| q)
     }
 
+    /// The headers as name/value pairs, for signature verification.
+    pub fn header_pairs(&self) -> Vec<(&str, &str)> {
+        self.headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect()
+    }
+
+    /// The head as SigV4 verification sees it (an upgrade has no body).
+    pub fn signed_request<'a>(&'a self, headers: &'a [(&'a str, &'a str)]) -> sigv4::Request<'a> {
+        sigv4::Request {
+            method: &self.method,
+            path: self.path(),
+            query: self.query(),
+            headers,
+            body: b"",
+        }
+    }
+
     pub fn wants_websocket(&self) -> bool {
         self.header("upgrade")
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("websocket"))
@@ -388,20 +407,9 @@ where
 /// Verifies a SigV4-signed upgrade (headers or presigned URL) for
 /// `execute-api:Invoke` on `$connect`.
 fn authorize_iam(gateway: &Gateway, head: &RequestHead) -> Result<Caller, AuthError> {
-    let headers: Vec<(&str, &str)> = head
-        .headers
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
-    let request = sigv4::Request {
-        method: &head.method,
-        path: head.path(),
-        query: head.query(),
-        headers: &headers,
-        body: b"",
-    };
+    let headers = head.header_pairs();
     gateway.auth.authorize(
-        &request,
+        &head.signed_request(&headers),
         INVOKE,
         &gateway.arn("$connect"),
         std::time::SystemTime::now(),

@@ -261,7 +261,49 @@ pub fn sign(
     body: &[u8],
     time: std::time::SystemTime,
 ) {
-    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    let settings = aws_sigv4::http_request::SigningSettings::default();
+    sign_with(request, key, (region, service), body, time, settings);
+}
+
+/// A presigned URL for `url` (GET, `host` signed), as a browser would be
+/// handed; `ws://` URLs are signed as their `http://` form.
+pub fn presign(
+    url: &str,
+    key: &wsgate::Credentials,
+    region: &str,
+    expires: Duration,
+    time: std::time::SystemTime,
+) -> String {
+    use aws_sigv4::http_request::{SignatureLocation, SigningSettings};
+    let mut settings = SigningSettings::default();
+    settings.signature_location = SignatureLocation::QueryParams;
+    settings.expires_in = Some(expires);
+    let mut request = http::Request::builder()
+        .method("GET")
+        .uri(url.replacen("ws://", "http://", 1))
+        .body(())
+        .unwrap();
+    sign_with(
+        &mut request,
+        key,
+        (region, "execute-api"),
+        b"",
+        time,
+        settings,
+    );
+    request.uri().to_string().replacen("http://", "ws://", 1)
+}
+
+/// `aws-sigv4`, the AWS SDK for Rust's signer, applied to `request`.
+fn sign_with(
+    request: &mut http::Request<()>,
+    key: &wsgate::Credentials,
+    (region, service): (&str, &str),
+    body: &[u8],
+    time: std::time::SystemTime,
+    settings: aws_sigv4::http_request::SigningSettings,
+) {
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, sign};
     use aws_sigv4::sign::v4;
     let identity = aws_credential_types::Credentials::new(
         &key.access_key_id,
@@ -276,7 +318,7 @@ pub fn sign(
         .region(region)
         .name(service)
         .time(time)
-        .settings(SigningSettings::default())
+        .settings(settings)
         .build()
         .unwrap()
         .into();
@@ -295,57 +337,6 @@ pub fn sign(
     .unwrap();
     let (instructions, _) = sign(signable, &params).unwrap().into_parts();
     instructions.apply_to_request_http1x(request);
-}
-
-/// A presigned URL for `url` (GET, `host` signed), as a browser would be
-/// handed; `ws://` URLs are signed as their `http://` form.
-pub fn presign(
-    url: &str,
-    key: &wsgate::Credentials,
-    region: &str,
-    expires: Duration,
-    time: std::time::SystemTime,
-) -> String {
-    use aws_sigv4::http_request::{
-        SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign,
-    };
-    use aws_sigv4::sign::v4;
-    let http_url = url.replacen("ws://", "http://", 1);
-    let identity = aws_credential_types::Credentials::new(
-        &key.access_key_id,
-        &key.secret_access_key,
-        key.session_token.clone(),
-        None,
-        "test",
-    )
-    .into();
-    let mut settings = SigningSettings::default();
-    settings.signature_location = SignatureLocation::QueryParams;
-    settings.expires_in = Some(expires);
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(region)
-        .name("execute-api")
-        .time(time)
-        .settings(settings)
-        .build()
-        .unwrap()
-        .into();
-    let mut request = http::Request::builder()
-        .method("GET")
-        .uri(&http_url)
-        .body(())
-        .unwrap();
-    let signable = SignableRequest::new(
-        "GET",
-        http_url.clone(),
-        std::iter::empty(),
-        SignableBody::Bytes(b""),
-    )
-    .unwrap();
-    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
-    instructions.apply_to_request_http1x(&mut request);
-    request.uri().to_string().replacen("http://", "ws://", 1)
 }
 
 /// Sends a built request with `body`.
