@@ -26,6 +26,7 @@ use crate::events::ApiInfo;
 use crate::gateway::limits::Limits;
 use crate::gateway::registry::{Connections, InMemoryRegistry, Registry};
 use crate::gateway::router::{DEFAULT_EXPRESSION, RouteSelector};
+use crate::gateway::throttle::TokenBucket;
 use crate::gateway::{ConnectAuth, Gateway, Route, listener};
 use crate::ids::api_id_for;
 use crate::integrations::function::{self, FunctionIntegration, FunctionSpec};
@@ -77,6 +78,8 @@ pub struct WebSocketApi {
     /// Shared by function handlers; told the outputs once bound.
     functions: Option<Arc<function::Environment>>,
     region: String,
+    /// `None`: derived from the name, stable across restarts.
+    api_id: Option<String>,
     keyring: Arc<Keyring>,
     /// False until a key is added; serving then generates one.
     has_credentials: bool,
@@ -115,6 +118,7 @@ impl WebSocketApi {
             routes: Vec::new(),
             functions: None,
             region: DEFAULT_REGION.into(),
+            api_id: None,
             keyring: Arc::new(Keyring::default()),
             has_credentials: false,
             insecure_dev: false,
@@ -131,6 +135,7 @@ impl WebSocketApi {
         let mut api = WebSocketApi::new(&config.name)
             .stage(&config.stage)
             .region(&config.region)
+            .api_id(config.api_id.clone())
             .route_selection_expression(&config.route_selection_expression)
             .limits(config.limits.clone())
             .binary(config.binary);
@@ -198,14 +203,16 @@ impl WebSocketApi {
                 ))
             }
             HandlerSpec::Handler(_) | HandlerSpec::Command(_) => {
+                let api_id = self.effective_api_id();
+                let keyring = Arc::clone(&self.keyring);
                 let environment = Arc::clone(self.functions.get_or_insert_with(|| {
                     Arc::new(function::Environment {
                         api_name: config.name.clone(),
-                        api_id: api_id_for(&config.name),
+                        api_id,
                         stage: config.stage.clone(),
                         region: config.region.clone(),
                         outputs: RwLock::new(None),
-                        keyring: Arc::clone(&self.keyring),
+                        keyring,
                     })
                 }));
                 let spec = function_spec(route);
@@ -214,6 +221,18 @@ impl WebSocketApi {
                 Ok((Arc::new(integration), None))
             }
         }
+    }
+
+    /// The API id events and ARNs carry (`None`: derived from the name).
+    pub fn api_id(mut self, api_id: Option<String>) -> Self {
+        self.api_id = api_id;
+        self
+    }
+
+    fn effective_api_id(&self) -> String {
+        self.api_id
+            .clone()
+            .unwrap_or_else(|| api_id_for(&self.name))
     }
 
     /// The region signatures are scoped to (default `us-east-1`).
@@ -347,7 +366,7 @@ impl WebSocketApi {
         let connections = Connections::new(Arc::clone(&registry), self.limits.max_message_size);
         let gateway = Arc::new(Gateway {
             api: ApiInfo {
-                api_id: api_id_for(&self.name),
+                api_id: self.effective_api_id(),
                 stage: self.stage,
             },
             name: self.name,
@@ -357,7 +376,7 @@ impl WebSocketApi {
                 .map(|r| (r.key.clone(), r))
                 .collect::<HashMap<_, _>>(),
             selector,
-            limits: self.limits,
+            limits: self.limits.clone(),
             binary: self.binary,
             registry,
             context: Context {
@@ -368,6 +387,7 @@ impl WebSocketApi {
             tasks: TaskTracker::new(),
             auth,
             connect_auth: self.connect_auth,
+            throttle: self.limits.throttle.map(TokenBucket::new),
         });
         let accept = tokio::spawn(listener::accept_loop(Arc::clone(&gateway), listener));
         Ok(Server {

@@ -34,6 +34,13 @@ async fn connection(gateway: &Gateway, request: Request<Incoming>, id: &str) -> 
     if ![Method::POST, Method::GET, Method::DELETE].contains(&method) {
         return forbidden();
     }
+    if !gateway.admit() {
+        return respond(
+            StatusCode::TOO_MANY_REQUESTS,
+            Some("LimitExceededException"),
+            json!({ "message": "Too Many Requests" }),
+        );
+    }
     let (parts, body) = request.into_parts();
     // The body is read first: the signature covers its hash.
     let body = if method == Method::POST {

@@ -336,3 +336,54 @@ async fn shutdown_closes_with_1001_and_runs_every_disconnect() {
         "every $disconnect ran before shutdown returned"
     );
 }
+
+#[tokio::test]
+async fn stage_throttling_refuses_messages_and_management_calls_over_the_rate() {
+    let limits = wsgate::Limits {
+        throttle: Some(wsgate::gateway::throttle::ThrottleSettings {
+            burst_limit: 4,
+            rate_limit: 0.5,
+        }),
+        ..Default::default()
+    };
+    let server = wsgate::WebSocketApi::new("Throttled")
+        .limits(limits)
+        .route_with(
+            "$default",
+            wsgate::handler_fn(|event, _| async move {
+                Ok(wsgate::Response::ok().with_body(event.body.unwrap_or_default()))
+            }),
+            wsgate::RouteOptions {
+                return_response: true,
+                ..Default::default()
+            },
+        )
+        .bind(any_port())
+        .await
+        .unwrap();
+    // The upgrade takes one token; three messages pass, the rest are refused.
+    let mut client = connect(&server.url()).await;
+    for i in 0..5 {
+        send_text(&mut client, &format!("m{i}")).await;
+    }
+    let mut replies = Vec::new();
+    for _ in 0..5 {
+        replies.push(next_text(&mut client).await);
+    }
+    let passed = replies.iter().filter(|r| r.starts_with('m')).count();
+    let refused: Vec<&String> = replies.iter().filter(|r| !r.starts_with('m')).collect();
+    assert_eq!(passed, 3, "{replies:?}");
+    assert_eq!(refused.len(), 2, "{replies:?}");
+    let error: serde_json::Value = serde_json::from_str(refused[0]).unwrap();
+    assert_eq!(error["message"], "Too many requests");
+    let url = format!("{}/@connections/x", server.management_endpoint());
+    let (status, headers, body) = management(&server, "POST", &url, "x").await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(headers["x-amzn-errortype"], "LimitExceededException");
+    assert_eq!(
+        try_connect(&server.url(), &[]).await.err(),
+        Some(429),
+        "upgrades are throttled too"
+    );
+    server.shutdown().await;
+}

@@ -98,6 +98,8 @@ pub struct Config {
     pub name: String,
     pub stage: String,
     pub route_selection_expression: String,
+    /// `[transform.api] api_id`; `None`: derived from the name.
+    pub api_id: Option<String>,
     pub listen: Option<SocketAddr>,
     pub binary: BinaryMode,
     pub access_log_retention: Retention,
@@ -196,7 +198,7 @@ struct RawAccessLog {
 #[serde(deny_unknown_fields)]
 struct RawTransform {
     stage: Option<Spanned<RawStage>>,
-    api: Option<Spanned<toml::Value>>,
+    api: Option<Spanned<RawTransformApi>>,
     route: Option<Spanned<RawTransformRoute>>,
     access_log: Option<Spanned<toml::Value>>,
 }
@@ -205,7 +207,22 @@ struct RawTransform {
 #[serde(deny_unknown_fields)]
 struct RawTransformRoute {
     handler: Option<toml::Table>,
-    args: Option<toml::Value>,
+    args: Option<RawRouteArgs>,
+}
+
+/// `[transform.route.args]`: SST's route args (only `auth` is one).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRouteArgs {
+    auth: Option<toml::Value>,
+}
+
+/// `[transform.api]`: the API resource's own settings.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTransformApi {
+    route_selection_expression: Option<String>,
+    api_id: Option<String>,
 }
 
 /// `[transform.stage]`: the stage settings that are the gateway's limits.
@@ -427,22 +444,46 @@ fn check(file: &Path, raw: RawConfig, c: &mut Checker) -> Config {
 
     let mut limits = Limits::default();
     let mut transform_handler = None;
+    let mut transform_auth = None;
+    let mut route_selection_expression = route_selection_expression;
+    let mut api_id = None;
     if let Some(transform) = raw.transform {
         if let Some(route) = transform.route {
-            let span = route.span();
             let route = route.into_inner();
-            if route.args.is_some() {
-                c.not_supported_yet(span, "transform.route.args", "`[transform.route.args]`");
-            }
             transform_handler = route.handler;
+            transform_auth = route.args.and_then(|a| a.auth);
         }
-        for (key, value) in [
-            ("transform.api", &transform.api),
-            ("transform.access_log", &transform.access_log),
-        ] {
-            if let Some(v) = value {
-                c.not_supported_yet(v.span(), key, &format!("`[{key}]`"));
+        if let Some(api) = transform.api {
+            let span = api.span();
+            let api = api.into_inner();
+            if let Some(expression) = api.route_selection_expression {
+                if let Err(msg) = RouteSelector::parse(&expression) {
+                    c.at(
+                        span.clone(),
+                        "transform.api.route_selection_expression",
+                        msg,
+                    );
+                }
+                route_selection_expression = expression;
             }
+            if let Some(id) = api.api_id {
+                if id.is_empty()
+                    || id.len() > 64
+                    || !id
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                {
+                    c.at(
+                        span,
+                        "transform.api.api_id",
+                        format!("\"{id}\" is not an API id: 1-64 lowercase letters and digits, e.g. \"a1b2c3d4e5\""),
+                    );
+                }
+                api_id = Some(id);
+            }
+        }
+        if let Some(v) = &transform.access_log {
+            c.not_supported_yet(v.span(), "transform.access_log", "`[transform.access_log]`");
         }
         if let Some(stage) = transform.stage {
             apply_stage(&stage, &mut limits, c);
@@ -458,7 +499,13 @@ fn check(file: &Path, raw: RawConfig, c: &mut Checker) -> Config {
 
     let mut routes = Vec::new();
     for (key, value) in &raw.routes {
-        if let Some(route) = check_route(key, value, transform_handler.as_ref(), c) {
+        if let Some(route) = check_route(
+            key,
+            value,
+            transform_handler.as_ref(),
+            transform_auth.as_ref(),
+            c,
+        ) {
             if let Some(RouteAuth::Lambda(authorizer)) = &route.auth
                 && !authorizers.iter().any(|a| a.name == *authorizer)
             {
@@ -484,6 +531,7 @@ fn check(file: &Path, raw: RawConfig, c: &mut Checker) -> Config {
         name,
         stage,
         route_selection_expression,
+        api_id,
         listen,
         binary,
         access_log_retention,
@@ -710,8 +758,49 @@ fn apply_stage(stage: &Spanned<RawStage>, limits: &mut Limits, c: &mut Checker) 
         "transform.stage.integration_timeout",
         &mut limits.integration_timeout,
     );
-    if s.throttling_burst_limit.is_some() || s.throttling_rate_limit.is_some() {
-        c.not_supported_yet(span.clone(), "transform.stage", "throttling");
+    let number = |value: &Option<toml::Value>| match value {
+        None => Ok(None),
+        Some(toml::Value::Integer(n)) if *n >= 0 => Ok(Some(*n as f64)),
+        Some(toml::Value::Float(n)) if *n >= 0.0 && n.is_finite() => Ok(Some(*n)),
+        Some(_) => Err(()),
+    };
+    match (
+        number(&s.throttling_burst_limit),
+        number(&s.throttling_rate_limit),
+    ) {
+        (Ok(None), Ok(None)) => {}
+        (Ok(burst), Ok(rate)) => {
+            // One given: the other follows it, as API Gateway's defaults
+            // keep burst and rate of the same order.
+            let rate = rate.or(burst).unwrap_or_default();
+            let burst = burst.unwrap_or(rate.ceil());
+            if burst > f64::from(u32::MAX) || burst.fract() != 0.0 {
+                c.at(
+                    span.clone(),
+                    "transform.stage.throttling_burst_limit",
+                    "must be a whole number of requests",
+                );
+            } else {
+                limits.throttle = Some(crate::gateway::throttle::ThrottleSettings {
+                    burst_limit: burst as u32,
+                    rate_limit: rate,
+                });
+            }
+        }
+        (burst, rate) => {
+            for (result, key) in [
+                (burst, "throttling_burst_limit"),
+                (rate, "throttling_rate_limit"),
+            ] {
+                if result.is_err() {
+                    c.at(
+                        span.clone(),
+                        &format!("transform.stage.{key}"),
+                        "must be a number of requests (per second, for the rate), 0 or more",
+                    );
+                }
+            }
+        }
     }
     if limits.max_frame_size > limits.max_message_size {
         c.at(
@@ -726,6 +815,7 @@ fn check_route(
     key: &Spanned<String>,
     value: &Spanned<toml::Value>,
     transform_handler: Option<&toml::Table>,
+    transform_auth: Option<&toml::Value>,
     c: &mut Checker,
 ) -> Option<RouteConfig> {
     let name = key.get_ref();
@@ -774,6 +864,13 @@ fn check_route(
         for (k, v) in transform {
             table.insert(k.clone(), v.clone());
         }
+    }
+    // `[transform.route.args]` likewise over every route; its `auth`
+    // reaches only $connect, as SST gives every other route none.
+    if let Some(auth) = transform_auth
+        && name == "$connect"
+    {
+        table.insert("auth".into(), auth.clone());
     }
     check_handler(name, &path, table, span, c)
 }

@@ -132,10 +132,6 @@ fn later_features_parse_but_are_not_supported_yet() {
             "name = \"A\"\n[domain]\nname = \"ws.example.com\"\npath = \"v1\"",
             "domain",
         ),
-        (
-            "name = \"A\"\n[transform.route.args]\nauth = 1",
-            "transform.route.args",
-        ),
     ];
     for (source, key) in cases {
         let err = error_text(source);
@@ -273,5 +269,71 @@ fn bad_credentials_and_auth_are_named() {
     for (source, key) in cases {
         let err = error_text(&format!("name = \"A\"\n{source}"));
         assert!(err.contains(&format!("`{key}`")), "for {source:?}: {err}");
+    }
+}
+
+#[test]
+fn transform_stage_throttling_api_and_route_args() {
+    let config = parse_str(
+        r#"
+name = "A"
+[transform.stage]
+throttling_burst_limit = 50
+throttling_rate_limit = 12.5
+[transform.api]
+route_selection_expression = "$request.body.type"
+api_id = "abc123xyz0"
+[transform.route.args]
+auth = { iam = true }
+[routes]
+"$connect" = { url = "http://127.0.0.1:1/" }
+"$default" = { url = "http://127.0.0.1:1/" }
+"#,
+    )
+    .unwrap();
+    let throttle = config.limits.throttle.unwrap();
+    assert_eq!((throttle.burst_limit, throttle.rate_limit), (50, 12.5));
+    assert_eq!(config.route_selection_expression, "$request.body.type");
+    assert_eq!(config.api_id.as_deref(), Some("abc123xyz0"));
+    let auth = |key: &str| {
+        config
+            .routes
+            .iter()
+            .find(|r| r.key == key)
+            .unwrap()
+            .auth
+            .clone()
+    };
+    assert_eq!(auth("$connect"), Some(RouteAuth::Iam));
+    assert_eq!(auth("$default"), None, "SST gives other routes no auth");
+
+    let rate_only =
+        parse_str("name = \"A\"\n[transform.stage]\nthrottling_rate_limit = 7").unwrap();
+    let throttle = rate_only.limits.throttle.unwrap();
+    assert_eq!((throttle.burst_limit, throttle.rate_limit), (7, 7.0));
+    for (source, key) in [
+        (
+            "[transform.stage]\nthrottling_burst_limit = -1",
+            "transform.stage.throttling_burst_limit",
+        ),
+        (
+            "[transform.stage]\nthrottling_rate_limit = \"fast\"",
+            "transform.stage.throttling_rate_limit",
+        ),
+        (
+            "[transform.api]\napi_id = \"Not An Id\"",
+            "transform.api.api_id",
+        ),
+        (
+            "[transform.api]\nroute_selection_expression = \"action\"",
+            "transform.api.route_selection_expression",
+        ),
+        (
+            "[transform.route.args]\nreturn_response = true",
+            "unknown field `return_response`",
+        ),
+    ] {
+        let err = error_text(&format!("name = \"A\"\n{source}"));
+        assert!(err.contains(key), "for {source:?}: {err}");
     }
 }

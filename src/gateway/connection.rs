@@ -210,6 +210,11 @@ async fn handle_message(
 ) {
     let meta = &entry.meta;
     let request_id = new_id();
+    if !gateway.admit() {
+        let reply = error_message("Too many requests", &meta.connection_id, &request_id);
+        entry.reply(Message::text(reply)).await;
+        return;
+    }
     let selection_input = (!is_base64_encoded).then_some(body.as_str());
     let Some(route) = gateway.select_route(selection_input) else {
         let reply = error_message("Forbidden", &meta.connection_id, &request_id);

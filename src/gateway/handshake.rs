@@ -296,6 +296,10 @@ where
         }
     };
 
+    if !gateway.admit() {
+        write_response(stream, 429, &[], &message_body("Too Many Requests")).await;
+        return None;
+    }
     let mut meta = ConnectionMeta {
         connection_id: new_id(),
         connected_at: chrono::Utc::now().timestamp_millis(),

@@ -18,6 +18,8 @@ pub struct Limits {
     /// Messages of one connection being handled at once; past this the
     /// gateway stops reading that socket until one finishes (backpressure).
     pub max_in_flight_per_connection: usize,
+    /// Stage throttling for the whole API; `None`: unthrottled.
+    pub throttle: Option<super::throttle::ThrottleSettings>,
 }
 
 impl Default for Limits {
@@ -29,6 +31,7 @@ impl Default for Limits {
             max_duration: Duration::from_secs(2 * 60 * 60),
             integration_timeout: Duration::from_secs(29),
             max_in_flight_per_connection: 64,
+            throttle: None,
         }
     }
 }

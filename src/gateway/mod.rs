@@ -8,6 +8,7 @@ pub mod listener;
 pub mod paths;
 pub mod registry;
 pub mod router;
+pub mod throttle;
 
 use crate::auth::Authenticator;
 use crate::auth::authorizer::Authorizer;
@@ -64,6 +65,8 @@ pub struct Gateway {
     /// Verifies SigV4 signatures (management API, IAM `$connect`).
     pub auth: Authenticator,
     pub connect_auth: Option<ConnectAuth>,
+    /// Stage throttling (`None`: unthrottled).
+    pub throttle: Option<throttle::TokenBucket>,
 }
 
 /// How `$connect` is authorized, as the route's `auth`.
@@ -85,6 +88,11 @@ impl Gateway {
             &self.api.stage,
             rest,
         )
+    }
+
+    /// Takes one request from the stage's throttle; false when over it.
+    pub fn admit(&self) -> bool {
+        self.throttle.as_ref().is_none_or(|t| t.try_acquire())
     }
 
     pub fn route(&self, key: &str) -> Option<&Route> {
