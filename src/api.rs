@@ -17,11 +17,15 @@
 //! # Ok(()) }
 //! ```
 
+use crate::access_log::format::Format;
+use crate::access_log::writer::{self, Clock, log_dir, system_clock};
 use crate::auth::Authenticator;
 use crate::auth::authorizer::Authorizer;
 use crate::auth::keyring::{Credentials, Keyring};
 use crate::auth::policy::Policy;
-use crate::config::{BinaryMode, Config, DEFAULT_REGION, HandlerSpec, RouteAuth, RouteConfig};
+use crate::config::{
+    BinaryMode, Config, DEFAULT_REGION, HandlerSpec, Retention, RouteAuth, RouteConfig,
+};
 use crate::events::ApiInfo;
 use crate::gateway::limits::Limits;
 use crate::gateway::registry::{Connections, InMemoryRegistry, Registry};
@@ -35,6 +39,7 @@ use crate::integrations::{Context, Integration};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -58,6 +63,8 @@ pub enum BuildError {
     },
     #[error("cannot build the HTTP integration client: {0}")]
     HttpClient(String),
+    #[error("cannot keep the access log in {path}: {1}", path = .0.display())]
+    AccessLog(PathBuf, std::io::Error),
 }
 
 /// Per-route settings besides the integration.
@@ -85,6 +92,17 @@ pub struct WebSocketApi {
     has_credentials: bool,
     insecure_dev: bool,
     connect_auth: Option<ConnectAuth>,
+    access_log: Option<AccessLogSettings>,
+}
+
+/// Where and how an API keeps its access log.
+#[derive(Clone)]
+pub struct AccessLogSettings {
+    /// The folder of the daily files.
+    pub dir: PathBuf,
+    pub retention: Retention,
+    pub format: Format,
+    pub clock: Clock,
 }
 
 /// SST's defaults for a function's `timeout` and `memory`, and Lambda-like
@@ -123,6 +141,7 @@ impl WebSocketApi {
             has_credentials: false,
             insecure_dev: false,
             connect_auth: None,
+            access_log: None,
         }
     }
 
@@ -138,7 +157,13 @@ impl WebSocketApi {
             .api_id(config.api_id.clone())
             .route_selection_expression(&config.route_selection_expression)
             .limits(config.limits.clone())
-            .binary(config.binary);
+            .binary(config.binary)
+            .access_log(AccessLogSettings {
+                dir: log_dir(config.dir(), &config.name, &config.stage),
+                retention: config.access_log_retention,
+                format: config.access_log_format.clone(),
+                clock: system_clock(),
+            });
         for key in &config.credentials {
             api = api.credential(
                 &key.access_key_id,
@@ -262,6 +287,12 @@ impl WebSocketApi {
         self
     }
 
+    /// Keeps an access log (from a config: `.wsgate/logs/<name>/<stage>/`).
+    pub fn access_log(mut self, settings: AccessLogSettings) -> Self {
+        self.access_log = Some(settings);
+        self
+    }
+
     /// How `$connect` is authorized: IAM (SigV4) or a Lambda authorizer.
     pub fn connect_auth(mut self, auth: ConnectAuth) -> Self {
         self.connect_auth = Some(auth);
@@ -362,11 +393,24 @@ impl WebSocketApi {
             (!self.has_credentials).then(|| self.keyring.generate_user("wsgate"));
         let mut auth = Authenticator::new(&self.region, Arc::clone(&self.keyring));
         auth.insecure_dev = self.insecure_dev;
+        let api_id = self.effective_api_id();
+        let access_log = match self.access_log {
+            None => None,
+            Some(settings) => Some(
+                writer::start(
+                    settings.dir.clone(),
+                    settings.retention,
+                    settings.format,
+                    settings.clock,
+                )
+                .map_err(|e| BuildError::AccessLog(settings.dir, e))?,
+            ),
+        };
         let registry: Arc<dyn Registry> = Arc::new(InMemoryRegistry::default());
         let connections = Connections::new(Arc::clone(&registry), self.limits.max_message_size);
         let gateway = Arc::new(Gateway {
             api: ApiInfo {
-                api_id: self.effective_api_id(),
+                api_id,
                 stage: self.stage,
             },
             name: self.name,
@@ -388,6 +432,7 @@ impl WebSocketApi {
             auth,
             connect_auth: self.connect_auth,
             throttle: self.limits.throttle.map(TokenBucket::new),
+            access_log,
         });
         let accept = tokio::spawn(listener::accept_loop(Arc::clone(&gateway), listener));
         Ok(Server {

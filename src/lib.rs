@@ -2,6 +2,7 @@
 //! Gateway WebSocket APIs and takes the app definition of SST's
 //! `ApiGatewayWebSocket` component.
 
+pub mod access_log;
 pub mod api;
 pub mod auth;
 pub mod config;

@@ -38,6 +38,29 @@ enum Command {
         #[arg(long, default_value = "wsgate.toml")]
         config: PathBuf,
     },
+    /// Show the access log of the API a config file describes.
+    Logs {
+        #[arg(long, default_value = "wsgate.toml")]
+        config: PathBuf,
+        /// Keep printing new lines, across the daily rotation.
+        #[arg(long)]
+        follow: bool,
+        /// Only lines from this long ago on: 30m, 1h, 2d.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only this route key.
+        #[arg(long)]
+        route: Option<String>,
+        /// Only this connection id.
+        #[arg(long)]
+        connection: Option<String>,
+        /// Only these statuses: 5xx, 4xx, 429.
+        #[arg(long)]
+        status: Option<String>,
+        /// Print the lines as they are stored (JSON).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn default_listen() -> SocketAddr {
@@ -62,6 +85,15 @@ fn main() -> ExitCode {
             .context("cannot start the async runtime")
             .and_then(|rt| rt.block_on(serve(&config, listen, insecure_dev))),
         Command::Validate { config } => validate(&config),
+        Command::Logs {
+            config,
+            follow,
+            since,
+            route,
+            connection,
+            status,
+            json,
+        } => logs(&config, follow, since, route, connection, status, json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -144,6 +176,67 @@ fn write_outputs(dir: &Path, outputs: &Outputs) -> anyhow::Result<PathBuf> {
     std::fs::write(&file, json + "\n")
         .with_context(|| format!("cannot write {}", file.display()))?;
     Ok(file)
+}
+
+fn logs(
+    path: &Path,
+    follow: bool,
+    since: Option<String>,
+    route: Option<String>,
+    connection: Option<String>,
+    status: Option<String>,
+    json: bool,
+) -> anyhow::Result<()> {
+    use std::io::{IsTerminal, Write};
+    use wsgate::access_log::reader::{self, Filter, Tail};
+    let config = config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let since = since
+        .map(|s| reader::parse_since(&s))
+        .transpose()
+        .map_err(anyhow::Error::msg)?
+        .map(|d| chrono::Utc::now() - d);
+    let filter = Filter {
+        since,
+        route,
+        connection,
+        status: status
+            .map(|s| reader::parse_status(&s))
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
+    };
+    let dir = wsgate::access_log::writer::log_dir(config.dir(), &config.name, &config.stage);
+    if !dir.is_dir() && !follow {
+        eprintln!("no access log yet in {}", dir.display());
+        return Ok(());
+    }
+    let color = !json && std::io::stdout().is_terminal();
+    let mut tail = Tail::new(dir, since);
+    let mut out = std::io::stdout().lock();
+    loop {
+        for line in tail.poll().unwrap_or_default() {
+            let parsed: Option<serde_json::Value> = serde_json::from_str(&line).ok();
+            let shown = match &parsed {
+                Some(value) if filter.matches(value) => {
+                    if json {
+                        line
+                    } else {
+                        reader::human(value, color)
+                    }
+                }
+                Some(_) => continue,
+                // Not JSON (a custom format): shown as it is, unfiltered.
+                None => line,
+            };
+            if writeln!(out, "{shown}").is_err() {
+                return Ok(());
+            }
+        }
+        if !follow {
+            return Ok(());
+        }
+        out.flush()?;
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
 }
 
 /// Writes the generated key as shell exports, readable by the owner only.

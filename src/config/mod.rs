@@ -103,6 +103,7 @@ pub struct Config {
     pub listen: Option<SocketAddr>,
     pub binary: BinaryMode,
     pub access_log_retention: Retention,
+    pub access_log_format: crate::access_log::format::Format,
     pub limits: Limits,
     pub routes: Vec<RouteConfig>,
     /// The region SigV4 signatures are scoped to and ARNs name.
@@ -200,7 +201,14 @@ struct RawTransform {
     stage: Option<Spanned<RawStage>>,
     api: Option<Spanned<RawTransformApi>>,
     route: Option<Spanned<RawTransformRoute>>,
-    access_log: Option<Spanned<toml::Value>>,
+    access_log: Option<Spanned<RawTransformAccessLog>>,
+}
+
+/// `[transform.access_log]`: the stage's access log format.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTransformAccessLog {
+    format: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -447,6 +455,7 @@ fn check(file: &Path, raw: RawConfig, c: &mut Checker) -> Config {
     let mut transform_auth = None;
     let mut route_selection_expression = route_selection_expression;
     let mut api_id = None;
+    let mut access_log_format = crate::access_log::format::Format::default();
     if let Some(transform) = raw.transform {
         if let Some(route) = transform.route {
             let route = route.into_inner();
@@ -482,8 +491,14 @@ fn check(file: &Path, raw: RawConfig, c: &mut Checker) -> Config {
                 api_id = Some(id);
             }
         }
-        if let Some(v) = &transform.access_log {
-            c.not_supported_yet(v.span(), "transform.access_log", "`[transform.access_log]`");
+        if let Some(access_log) = transform.access_log {
+            let span = access_log.span();
+            if let Some(format) = access_log.into_inner().format {
+                match crate::access_log::format::Format::parse(&format) {
+                    Ok(parsed) => access_log_format = parsed,
+                    Err(msg) => c.at(span, "transform.access_log.format", msg),
+                }
+            }
         }
         if let Some(stage) = transform.stage {
             apply_stage(&stage, &mut limits, c);
@@ -535,6 +550,7 @@ fn check(file: &Path, raw: RawConfig, c: &mut Checker) -> Config {
         listen,
         binary,
         access_log_retention,
+        access_log_format,
         limits,
         routes,
         region,

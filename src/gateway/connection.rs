@@ -4,6 +4,7 @@
 
 use super::registry::{ConnectionEntry, Outbound};
 use super::{Gateway, InvokeError, error_message};
+use crate::access_log::Record;
 use crate::config::BinaryMode;
 use crate::events::{ConnectionMeta, Event, disconnect_reason};
 use crate::ids::new_id;
@@ -63,10 +64,13 @@ pub async fn run<S>(
 pub async fn finish(gateway: &Gateway, meta: &ConnectionMeta, code: u16, reason: &str) {
     let ending = Ending::new(code, reason);
     tracing::debug!(connection_id = %meta.connection_id, code, reason = %ending.reason, "disconnected");
+    let event = Event::disconnect(&gateway.api, meta, new_id(), ending.code, &ending.reason);
+    let mut record = Record::for_event(&event, 200);
     if let Some(route) = gateway.route("$disconnect") {
-        let event = Event::disconnect(&gateway.api, meta, new_id(), ending.code, &ending.reason);
-        let _ = gateway.invoke(route, &event).await;
+        let (_, integration) = gateway.invoke(route, &event).await;
+        record.integration = Some(integration);
     }
+    gateway.log(record);
 }
 
 async fn serve<S>(
@@ -210,40 +214,46 @@ async fn handle_message(
 ) {
     let meta = &entry.meta;
     let request_id = new_id();
-    if !gateway.admit() {
-        let reply = error_message("Too many requests", &meta.connection_id, &request_id);
-        entry.reply(Message::text(reply)).await;
-        return;
-    }
     let selection_input = (!is_base64_encoded).then_some(body.as_str());
-    let Some(route) = gateway.select_route(selection_input) else {
-        let reply = error_message("Forbidden", &meta.connection_id, &request_id);
-        entry.reply(Message::text(reply)).await;
-        return;
-    };
+    let route = gateway.select_route(selection_input);
+    let route_key = route.map_or("$default", |r| r.key.as_str());
     let event = Event::message(
         &gateway.api,
         meta,
-        &route.key,
+        route_key,
         request_id.clone(),
         new_id(),
         body,
         is_base64_encoded,
     );
-    let failure = match gateway.invoke(route, &event).await {
-        Ok(response) => {
-            if route.return_response
-                && let Some(message) = reply_message(response.body, response.is_base64_encoded)
-            {
-                entry.reply(message).await;
+    let (status, failure, integration) = match route {
+        _ if !gateway.admit() => (429, Some("Too many requests"), None),
+        None => (403, Some("Forbidden"), None),
+        Some(route) => match gateway.invoke(route, &event).await {
+            (Ok(response), integration) => {
+                if route.return_response
+                    && let Some(message) = reply_message(response.body, response.is_base64_encoded)
+                {
+                    entry.reply(message).await;
+                }
+                (200, None, Some(integration))
             }
-            return;
-        }
-        Err(InvokeError::Failed(_)) => "Internal server error",
-        Err(InvokeError::TimedOut(_)) => "Endpoint request timed out",
+            (Err(InvokeError::Failed(_)), integration) => {
+                (500, Some("Internal server error"), Some(integration))
+            }
+            (Err(InvokeError::TimedOut(_)), integration) => {
+                (504, Some("Endpoint request timed out"), Some(integration))
+            }
+        },
     };
-    let reply = error_message(failure, &meta.connection_id, &request_id);
-    entry.reply(Message::text(reply)).await;
+    if let Some(failure) = failure {
+        let reply = error_message(failure, &meta.connection_id, &request_id);
+        entry.reply(Message::text(reply)).await;
+    }
+    let mut record = Record::for_event(&event, status);
+    record.integration = integration;
+    record.error_message = failure.map(str::to_string);
+    gateway.log(record);
 }
 
 /// A two-way route's reply body as a frame; empty bodies send nothing.

@@ -5,6 +5,7 @@
 use super::connection;
 use super::registry::{ConnectionEntry, Outbound};
 use super::{ConnectAuth, Gateway, InvokeError};
+use crate::access_log::Record;
 use crate::auth::authorizer::Verdict;
 use crate::auth::keyring::Caller;
 use crate::auth::policy::INVOKE;
@@ -296,10 +297,6 @@ where
         }
     };
 
-    if !gateway.admit() {
-        write_response(stream, 429, &[], &message_body("Too Many Requests")).await;
-        return None;
-    }
     let mut meta = ConnectionMeta {
         connection_id: new_id(),
         connected_at: chrono::Utc::now().timestamp_millis(),
@@ -314,6 +311,16 @@ where
         query: head.query().map(str::to_string),
     };
     let request_id = new_id();
+    if !gateway.admit() {
+        gateway.log(Record::refused_upgrade(
+            &meta,
+            &gateway.api,
+            429,
+            "Too Many Requests",
+        ));
+        write_response(stream, 429, &[], &message_body("Too Many Requests")).await;
+        return None;
+    }
 
     // The CONNECT event's authorizer block also carries the latency.
     let mut connect_authorizer = None;
@@ -346,6 +353,12 @@ where
         };
         if let Some((status, error_type, message)) = refusal {
             tracing::debug!(%peer, status, %message, "upgrade not authorized");
+            gateway.log(Record::refused_upgrade(
+                &meta,
+                &gateway.api,
+                status,
+                &message,
+            ));
             let headers: Vec<(&str, &str)> = error_type
                 .map(|t| vec![("x-amzn-ErrorType", t)])
                 .unwrap_or_default();
@@ -356,22 +369,39 @@ where
     let meta = Arc::new(meta);
 
     let mut accept_headers = Vec::new();
-    if let Some(route) = gateway.route("$connect") {
+    let route = gateway.route("$connect");
+    // The event is built for the handler, or for the access log alone.
+    if route.is_some() || gateway.access_log.is_some() {
         let mut event = Event::connect(&gateway.api, &meta, request_id, &request);
         if connect_authorizer.is_some() {
             event.request_context.authorizer = connect_authorizer;
         }
-        let (status, body) = match gateway.invoke(route, &event).await {
-            Ok(response) if response.is_success() => {
-                accept_headers = response.headers;
-                (101, None)
-            }
-            Ok(response) => (response.status_code, response.body),
-            Err(InvokeError::Failed(_)) => (502, Some(message_body("Internal server error"))),
-            Err(InvokeError::TimedOut(_)) => {
-                (504, Some(message_body("Endpoint request timed out")))
-            }
+        let (status, body, integration) = match route {
+            None => (101, None, None),
+            Some(route) => match gateway.invoke(route, &event).await {
+                (Ok(response), integration) if response.is_success() => {
+                    accept_headers = response.headers;
+                    (101, None, Some(integration))
+                }
+                (Ok(response), integration) => {
+                    (response.status_code, response.body, Some(integration))
+                }
+                (Err(InvokeError::Failed(_)), integration) => (
+                    502,
+                    Some(message_body("Internal server error")),
+                    Some(integration),
+                ),
+                (Err(InvokeError::TimedOut(_)), integration) => (
+                    504,
+                    Some(message_body("Endpoint request timed out")),
+                    Some(integration),
+                ),
+            },
         };
+        // API Gateway logs an accepted CONNECT as 200.
+        let mut record = Record::for_event(&event, if status == 101 { 200 } else { status });
+        record.integration = integration;
+        gateway.log(record);
         if status != 101 {
             tracing::info!(connection_id = %meta.connection_id, status, "$connect rejected the connection");
             write_response(stream, status, &[], body.as_deref().unwrap_or("")).await;

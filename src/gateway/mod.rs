@@ -10,6 +10,7 @@ pub mod registry;
 pub mod router;
 pub mod throttle;
 
+use crate::access_log::{self, AccessLog};
 use crate::auth::Authenticator;
 use crate::auth::authorizer::Authorizer;
 use crate::auth::keyring::ACCOUNT_ID;
@@ -67,6 +68,7 @@ pub struct Gateway {
     pub connect_auth: Option<ConnectAuth>,
     /// Stage throttling (`None`: unthrottled).
     pub throttle: Option<throttle::TokenBucket>,
+    pub access_log: Option<AccessLog>,
 }
 
 /// How `$connect` is authorized, as the route's `auth`.
@@ -107,8 +109,13 @@ impl Gateway {
             .or_else(|| self.routes.get("$default"))
     }
 
-    /// Runs a route's integration under its timeout.
-    pub async fn invoke(&self, route: &Route, event: &Event) -> Result<Response, InvokeError> {
+    /// Runs a route's integration under its timeout; also returns how the
+    /// call went, for the access log.
+    pub async fn invoke(
+        &self,
+        route: &Route,
+        event: &Event,
+    ) -> (Result<Response, InvokeError>, access_log::Integration) {
         let timeout = route.timeout.unwrap_or(self.limits.integration_timeout);
         let started = std::time::Instant::now();
         let result =
@@ -119,12 +126,13 @@ impl Gateway {
                 Ok(Err(e)) => Err(InvokeError::Failed(e)),
                 Err(_) => Err(InvokeError::TimedOut(timeout)),
             };
+        let latency_ms = started.elapsed().as_millis() as u64;
         match &result {
             Ok(response) => tracing::debug!(
                 route = %route.key,
                 request_id = %event.request_id(),
                 status = response.status_code,
-                latency_ms = started.elapsed().as_millis() as u64,
+                latency_ms,
                 "integration replied"
             ),
             Err(error) => tracing::warn!(
@@ -135,7 +143,24 @@ impl Gateway {
                 "integration failed"
             ),
         }
-        result
+        let integration = access_log::Integration {
+            request_id: event.request_id().to_string(),
+            latency_ms,
+            status: match &result {
+                Ok(_) => 200,
+                Err(InvokeError::Failed(_)) => 500,
+                Err(InvokeError::TimedOut(_)) => 504,
+            },
+            reply_status: result.as_ref().ok().map(|r| r.status_code),
+        };
+        (result, integration)
+    }
+
+    /// Writes one access log line, if the API keeps an access log.
+    pub fn log(&self, record: access_log::Record) {
+        if let Some(log) = &self.access_log {
+            log.log(&record);
+        }
     }
 }
 

@@ -1,0 +1,231 @@
+//! Access log formats: text with API Gateway's `$context` variables, as a
+//! stage's `accessLogSettings.format`. Values are JSON-escaped (formats are
+//! JSON templates) and missing ones are `-`, as API Gateway writes them.
+
+use super::Record;
+
+/// SST's format for `ApiGatewayWebSocket` access logs.
+pub const SST_FORMAT: &str = concat!(
+    r#"{"requestTime":"$context.requestTime","requestId":"$context.requestId","#,
+    r#""eventType":"$context.eventType","routeKey":"$context.routeKey","status":$context.status,"#,
+    r#""integrationRequestId":"$context.awsEndpointRequestId","#,
+    r#""integrationStatus":"$context.integrationStatus","#,
+    r#""integrationLatency":"$context.integrationLatency","#,
+    r#""integrationServiceStatus":"$context.integration.integrationStatus","#,
+    r#""ip":"$context.identity.sourceIp","userAgent":"$context.identity.userAgent","#,
+    r#""connectedAt":"$context.connectedAt","connectionId":"$context.connectionId"}"#
+);
+
+/// The variables a format may use.
+pub const VARIABLES: &[&str] = &[
+    "apiId",
+    "awsEndpointRequestId",
+    "connectedAt",
+    "connectionId",
+    "domainName",
+    "error.message",
+    "error.messageString",
+    "eventType",
+    "extendedRequestId",
+    "identity.sourceIp",
+    "identity.userAgent",
+    "integration.integrationStatus",
+    "integration.latency",
+    "integration.requestId",
+    "integration.status",
+    "integrationLatency",
+    "integrationStatus",
+    "messageId",
+    "requestId",
+    "requestTime",
+    "requestTimeEpoch",
+    "routeKey",
+    "stage",
+    "status",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    Text(String),
+    Variable(&'static str),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Format {
+    parts: Vec<Part>,
+}
+
+impl Default for Format {
+    fn default() -> Self {
+        Format::parse(SST_FORMAT).expect("SST's format parses")
+    }
+}
+
+impl Format {
+    /// Parses a format; unknown variables and line breaks are errors.
+    pub fn parse(text: &str) -> Result<Format, String> {
+        if text.contains(['\n', '\r']) {
+            return Err("an access log format is one line: remove the line breaks".into());
+        }
+        if !text.contains("$context.") {
+            return Err("an access log format needs at least one $context variable, e.g. $context.requestId".into());
+        }
+        let mut parts = Vec::new();
+        let mut rest = text;
+        while let Some(at) = rest.find("$context.") {
+            if at > 0 {
+                parts.push(Part::Text(rest[..at].to_string()));
+            }
+            let after = &rest[at + "$context.".len()..];
+            let len = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '_'))
+                .unwrap_or(after.len());
+            // A trailing dot ends a sentence, not a variable.
+            let name = after[..len].trim_end_matches('.');
+            let Some(known) = VARIABLES.iter().find(|v| **v == name) else {
+                return Err(format!(
+                    "$context.{name} is not a variable wsgate knows; use one of: {}",
+                    VARIABLES
+                        .iter()
+                        .map(|v| format!("$context.{v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            };
+            parts.push(Part::Variable(known));
+            rest = &after[name.len()..];
+        }
+        if !rest.is_empty() {
+            parts.push(Part::Text(rest.to_string()));
+        }
+        Ok(Format { parts })
+    }
+
+    pub fn render(&self, record: &Record) -> String {
+        let mut line = String::with_capacity(384);
+        for part in &self.parts {
+            match part {
+                Part::Text(text) => line.push_str(text),
+                Part::Variable(name) => match value(record, name) {
+                    Some(value) => escape_into(&mut line, &value),
+                    None => line.push('-'),
+                },
+            }
+        }
+        line
+    }
+}
+
+fn value(record: &Record, name: &str) -> Option<String> {
+    let integration = record.integration.as_ref();
+    Some(match name {
+        "apiId" => record.api_id.clone(),
+        "awsEndpointRequestId" | "integration.requestId" => integration?.request_id.clone(),
+        "connectedAt" => record.connected_at.to_string(),
+        "connectionId" => record.connection_id.clone(),
+        "domainName" => record.domain_name.clone(),
+        "error.message" | "error.messageString" => record.error_message.clone()?,
+        "eventType" => record.event_type.to_string(),
+        "extendedRequestId" | "requestId" => record.request_id.clone(),
+        "identity.sourceIp" => record.ip.clone(),
+        "identity.userAgent" => record.user_agent.clone()?,
+        "integration.integrationStatus" => integration?.reply_status?.to_string(),
+        "integration.latency" | "integrationLatency" => integration?.latency_ms.to_string(),
+        "integration.status" | "integrationStatus" => integration?.status.to_string(),
+        "messageId" => record.message_id.clone()?,
+        "requestTime" => record.request_time.clone(),
+        "requestTimeEpoch" => record.request_time_epoch.to_string(),
+        "routeKey" => record.route_key.clone(),
+        "stage" => record.stage.clone(),
+        "status" => record.status.to_string(),
+        _ => return None,
+    })
+}
+
+/// JSON string escaping, without the quotes: formats are JSON templates.
+fn escape_into(line: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '"' => line.push_str("\\\""),
+            '\\' => line.push_str("\\\\"),
+            c if (c as u32) < 0x20 => line.push_str(&format!("\\u{:04x}", c as u32)),
+            c => line.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::access_log::Integration;
+
+    fn record() -> Record {
+        Record {
+            request_time: "25/Nov/2026:19:30:00 +0000".into(),
+            request_time_epoch: 1,
+            request_id: "req=".into(),
+            event_type: "MESSAGE",
+            route_key: "send\"Message".into(),
+            status: 200,
+            connection_id: "conn=".into(),
+            connected_at: 1700,
+            ip: "127.0.0.1".into(),
+            user_agent: None,
+            integration: Some(Integration {
+                request_id: "req=".into(),
+                latency_ms: 12,
+                status: 200,
+                reply_status: Some(201),
+            }),
+            ..Record::default()
+        }
+    }
+
+    #[test]
+    fn sst_format_gives_sst_fields_with_status_an_integer() {
+        let line = Format::default().render(&record());
+        let json: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "requestTime",
+                "requestId",
+                "eventType",
+                "routeKey",
+                "status",
+                "integrationRequestId",
+                "integrationStatus",
+                "integrationLatency",
+                "integrationServiceStatus",
+                "ip",
+                "userAgent",
+                "connectedAt",
+                "connectionId"
+            ]
+        );
+        assert_eq!(json["status"], 200);
+        assert_eq!(json["routeKey"], "send\"Message");
+        assert_eq!(json["integrationLatency"], "12");
+        assert_eq!(json["integrationServiceStatus"], "201");
+        assert_eq!(json["userAgent"], "-");
+    }
+
+    #[test]
+    fn custom_formats_and_their_errors() {
+        let format = Format::parse("$context.requestId $context.status. done").unwrap();
+        assert_eq!(format.render(&record()), "req= 200. done");
+        assert!(
+            Format::parse("$context.nope")
+                .unwrap_err()
+                .contains("$context.nope")
+        );
+        assert!(Format::parse("a\nb $context.status").is_err());
+        assert!(Format::parse("no variables").is_err());
+    }
+}

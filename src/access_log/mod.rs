@@ -1,0 +1,151 @@
+//! Access logs as API Gateway writes them for a stage: one line per
+//! connect, message and disconnect, in a format of `$context` variables
+//! (SST's by default). Lines are handed to a background writer
+//! (`writer`) that never blocks the data plane; `reader` serves
+//! `wsgate logs`.
+
+pub mod format;
+pub mod reader;
+pub mod writer;
+
+use crate::events::{ConnectionMeta, Event};
+use format::Format;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::mpsc;
+
+/// What one access log line may say: API Gateway's `$context` variables.
+#[derive(Debug, Clone, Default)]
+pub struct Record {
+    /// Common Log Format, as `$context.requestTime`.
+    pub request_time: String,
+    pub request_time_epoch: i64,
+    pub request_id: String,
+    pub event_type: &'static str,
+    pub route_key: String,
+    /// What the client got: 200, or the refusal's status.
+    pub status: u16,
+    pub message_id: Option<String>,
+    pub connection_id: String,
+    pub connected_at: i64,
+    pub ip: String,
+    pub user_agent: Option<String>,
+    pub domain_name: String,
+    pub stage: String,
+    pub api_id: String,
+    /// Set when an integration ran.
+    pub integration: Option<Integration>,
+    /// `$context.error.message`, when the client got an error.
+    pub error_message: Option<String>,
+}
+
+/// How the route's integration went.
+#[derive(Debug, Clone)]
+pub struct Integration {
+    /// The request id the integration was called with.
+    pub request_id: String,
+    pub latency_ms: u64,
+    /// The call's own status: 200 when the handler answered, 500 when it
+    /// failed, 504 when it timed out.
+    pub status: u16,
+    /// The status the handler's reply carried (`statusCode`), if any.
+    pub reply_status: Option<u16>,
+}
+
+impl Record {
+    /// A record for `event`, with the client-facing `status`.
+    pub fn for_event(event: &Event, status: u16) -> Record {
+        let context = &event.request_context;
+        Record {
+            request_time: context.request_time.clone(),
+            request_time_epoch: context.request_time_epoch,
+            request_id: context.request_id.clone(),
+            event_type: match context.event_type {
+                crate::events::EventType::Connect => "CONNECT",
+                crate::events::EventType::Message => "MESSAGE",
+                crate::events::EventType::Disconnect => "DISCONNECT",
+            },
+            route_key: context.route_key.clone(),
+            status,
+            message_id: context.message_id.clone(),
+            connection_id: context.connection_id.clone(),
+            connected_at: context.connected_at,
+            ip: context.identity.source_ip.clone(),
+            user_agent: context.identity.user_agent.clone(),
+            domain_name: context.domain_name.clone(),
+            stage: context.stage.clone(),
+            api_id: context.api_id.clone(),
+            integration: None,
+            error_message: None,
+        }
+    }
+
+    /// A record for a request refused before any event existed (an
+    /// upgrade refused by auth or throttling).
+    pub fn refused_upgrade(
+        meta: &ConnectionMeta,
+        api: &crate::events::ApiInfo,
+        status: u16,
+        message: &str,
+    ) -> Record {
+        let now = chrono::Utc::now();
+        Record {
+            request_time: crate::events::clf_time(now),
+            request_time_epoch: now.timestamp_millis(),
+            request_id: crate::ids::new_id(),
+            event_type: "CONNECT",
+            route_key: "$connect".into(),
+            status,
+            connection_id: meta.connection_id.clone(),
+            connected_at: meta.connected_at,
+            ip: meta.source_ip.clone(),
+            user_agent: meta.user_agent.clone(),
+            domain_name: meta.domain_name.clone(),
+            stage: api.stage.clone(),
+            api_id: api.api_id.clone(),
+            error_message: Some(message.to_string()),
+            ..Record::default()
+        }
+    }
+}
+
+/// The data plane's handle: formats a line and queues it, dropping (and
+/// counting) when the writer is behind rather than waiting.
+#[derive(Clone)]
+pub struct AccessLog {
+    format: Arc<Format>,
+    lines: mpsc::Sender<String>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl AccessLog {
+    /// A handle and the receiving end for a writer; `capacity` lines may
+    /// wait.
+    pub fn channel(format: Format, capacity: usize) -> (AccessLog, mpsc::Receiver<String>) {
+        let (lines, receiver) = mpsc::channel(capacity.max(1));
+        (
+            AccessLog {
+                format: Arc::new(format),
+                lines,
+                dropped: Arc::new(AtomicU64::new(0)),
+            },
+            receiver,
+        )
+    }
+
+    pub fn log(&self, record: &Record) {
+        let line = self.format.render(record);
+        if self.lines.try_send(line).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Lines dropped so far because the writer was behind.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn dropped_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.dropped)
+    }
+}

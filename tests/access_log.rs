@@ -1,0 +1,231 @@
+//! Access logs: SST's fields written for every connect, message and
+//! disconnect, and `wsgate logs` reading them back.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use wsgate::WebSocketApi;
+
+const SST_FIELDS: [&str; 13] = [
+    "requestTime",
+    "requestId",
+    "eventType",
+    "routeKey",
+    "status",
+    "integrationRequestId",
+    "integrationStatus",
+    "integrationLatency",
+    "integrationServiceStatus",
+    "ip",
+    "userAgent",
+    "connectedAt",
+    "connectionId",
+];
+
+fn log_file(dir: &Path) -> PathBuf {
+    dir.join(".wsgate/logs/Logged/dev")
+        .join(format!("{}.jsonl", chrono::Utc::now().format("%Y-%m-%d")))
+}
+
+/// Waits until the writer has written `n` lines.
+async fn lines(dir: &Path, n: usize) -> Vec<Value> {
+    for _ in 0..200 {
+        if let Ok(text) = std::fs::read_to_string(log_file(dir)) {
+            let lines: Vec<Value> = text
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+                .collect();
+            if lines.len() >= n {
+                return lines;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the access log did not reach {n} lines");
+}
+
+/// An app in a temporary folder logging to `.wsgate/logs/Logged/dev/`.
+async fn logged_app(backend: &Backend) -> (tempfile::TempDir, wsgate::Server) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        r#"
+name = "Logged"
+stage = "dev"
+[access_log]
+retention = "1 week"
+[routes]
+"$connect" = {{ url = "{connect}" }}
+"$disconnect" = {{ url = "{disconnect}" }}
+echo = {{ url = "{echo}", return_response = true }}
+fail = {{ url = "http://127.0.0.1:1/unreachable" }}
+"#,
+        connect = backend.url("/connect"),
+        disconnect = backend.url("/disconnect"),
+        echo = backend.url("/echo"),
+    );
+    std::fs::write(dir.path().join("wsgate.toml"), config).unwrap();
+    let config = wsgate::config::load(&dir.path().join("wsgate.toml")).unwrap();
+    let server = WebSocketApi::from_config(&config)
+        .unwrap()
+        .bind(any_port())
+        .await
+        .unwrap();
+    (dir, server)
+}
+
+#[tokio::test]
+async fn every_event_writes_sst_fields_typed() {
+    let backend = Backend::start(|path, _| {
+        if path == "/echo" {
+            Reply::json(serde_json::json!({ "statusCode": 201, "body": "hi" }))
+        } else {
+            Reply::ok()
+        }
+    })
+    .await;
+    let (dir, server) = logged_app(&backend).await;
+    let (mut client, _) = try_connect(&server.url(), &[("User-Agent", "log-test")])
+        .await
+        .unwrap();
+    send_text(&mut client, r#"{"action":"echo"}"#).await;
+    assert_eq!(next_text(&mut client).await, "hi");
+    send_text(&mut client, r#"{"action":"fail"}"#).await;
+    next_text(&mut client).await;
+    send_text(&mut client, r#"{"action":"nowhere"}"#).await;
+    next_text(&mut client).await;
+    client.close(None).await.unwrap();
+
+    let lines = lines(dir.path(), 5).await;
+    for line in &lines {
+        let keys: Vec<&str> = line
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, SST_FIELDS, "{line}");
+        assert!(line["status"].is_u64(), "status is an integer: {line}");
+        for field in SST_FIELDS.iter().filter(|f| **f != "status") {
+            assert!(line[field].is_string(), "{field} is a string: {line}");
+        }
+        assert_eq!(line["ip"], "127.0.0.1");
+        assert_eq!(line["userAgent"], "log-test");
+    }
+    let find = |event: &str, route: &str| {
+        lines
+            .iter()
+            .find(|l| l["eventType"] == event && l["routeKey"] == route)
+            .unwrap_or_else(|| panic!("no {event} {route} line in {lines:?}"))
+    };
+    let connect = find("CONNECT", "$connect");
+    assert_eq!(connect["status"], 200);
+    assert_eq!(connect["integrationStatus"], "200");
+    assert!(
+        connect["integrationLatency"]
+            .as_str()
+            .unwrap()
+            .parse::<u64>()
+            .is_ok()
+    );
+    let echo = find("MESSAGE", "echo");
+    assert_eq!(
+        (
+            echo["status"].as_u64(),
+            echo["integrationServiceStatus"].as_str()
+        ),
+        (Some(200), Some("201"))
+    );
+    assert_eq!(echo["integrationRequestId"], echo["requestId"]);
+    let fail = find("MESSAGE", "fail");
+    assert_eq!(
+        (fail["status"].as_u64(), fail["integrationStatus"].as_str()),
+        (Some(500), Some("500"))
+    );
+    let nowhere = find("MESSAGE", "$default");
+    assert_eq!(nowhere["status"], 403);
+    assert_eq!(nowhere["integrationLatency"], "-");
+    let disconnect = find("DISCONNECT", "$disconnect");
+    assert_eq!(disconnect["status"], 200);
+    let ids: Vec<&Value> = lines.iter().map(|l| &l["connectionId"]).collect();
+    assert!(ids.iter().all(|id| *id == ids[0]), "one connection");
+    server.shutdown().await;
+}
+
+fn wsgate() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_wsgate"))
+}
+
+fn logs(dir: &Path, args: &[&str]) -> String {
+    let output = wsgate()
+        .arg("logs")
+        .arg("--config")
+        .arg(dir.join("wsgate.toml"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn logs_command_filters_and_follows() {
+    let backend = Backend::start(|_, _| Reply::ok()).await;
+    let (dir, server) = logged_app(&backend).await;
+    let mut first = connect(&server.url()).await;
+    send_text(&mut first, r#"{"action":"fail"}"#).await;
+    next_text(&mut first).await;
+    first.close(None).await.unwrap();
+    lines(dir.path(), 3).await;
+
+    let all = logs(dir.path(), &["--json"]);
+    assert_eq!(all.lines().count(), 3, "{all}");
+    let errors = logs(dir.path(), &["--json", "--status", "5xx"]);
+    let errors: Vec<Value> = errors
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0]["routeKey"], "fail");
+    let human = logs(dir.path(), &["--route", "fail"]);
+    assert!(
+        human.contains("MESSAGE") && human.contains("fail") && human.contains(" 500 "),
+        "{human}"
+    );
+    assert!(!human.contains('\x1b'), "no colour when not a terminal");
+    assert_eq!(logs(dir.path(), &["--connection", "nope="]), "");
+    assert_eq!(
+        logs(dir.path(), &["--since", "1h", "--json"])
+            .lines()
+            .count(),
+        3
+    );
+
+    // --follow prints what comes next.
+    let mut follower = wsgate()
+        .args([
+            "logs", "--follow", "--json", "--route", "$connect", "--config",
+        ])
+        .arg(dir.path().join("wsgate.toml"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(follower.stdout.take().unwrap()).lines();
+    let earlier: Value = serde_json::from_str(&out.next().unwrap().unwrap()).unwrap();
+    assert_eq!(earlier["routeKey"], "$connect");
+    let second = connect(&server.url()).await;
+    let next = tokio::task::spawn_blocking(move || out.next().unwrap().unwrap())
+        .await
+        .unwrap();
+    let next: Value = serde_json::from_str(&next).unwrap();
+    assert_eq!(next["routeKey"], "$connect");
+    assert_ne!(next["connectionId"], earlier["connectionId"]);
+    let _ = follower.kill();
+    let _ = follower.wait();
+    drop(second);
+    server.shutdown().await;
+}
