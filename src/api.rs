@@ -26,6 +26,7 @@ use crate::auth::policy::Policy;
 use crate::config::{
     BinaryMode, Config, DEFAULT_REGION, HandlerSpec, Retention, RouteAuth, RouteConfig,
 };
+use crate::domain::{Domain, DomainSettings};
 use crate::events::ApiInfo;
 use crate::gateway::limits::Limits;
 use crate::gateway::registry::{Connections, InMemoryRegistry, Registry};
@@ -63,6 +64,8 @@ pub enum BuildError {
     },
     #[error("cannot build the HTTP integration client: {0}")]
     HttpClient(String),
+    #[error("domain: {0}")]
+    Domain(String),
     #[error("cannot keep the access log in {path}: {1}", path = .0.display())]
     AccessLog(PathBuf, std::io::Error),
 }
@@ -93,6 +96,7 @@ pub struct WebSocketApi {
     insecure_dev: bool,
     connect_auth: Option<ConnectAuth>,
     access_log: Option<AccessLogSettings>,
+    domain: Option<DomainSettings>,
 }
 
 /// Where and how an API keeps its access log.
@@ -142,6 +146,7 @@ impl WebSocketApi {
             insecure_dev: false,
             connect_auth: None,
             access_log: None,
+            domain: None,
         }
     }
 
@@ -158,6 +163,7 @@ impl WebSocketApi {
             .route_selection_expression(&config.route_selection_expression)
             .limits(config.limits.clone())
             .binary(config.binary)
+            .domain(config.domain.clone())
             .access_log(AccessLogSettings {
                 dir: log_dir(config.dir(), &config.name, &config.stage),
                 retention: config.access_log_retention,
@@ -287,6 +293,12 @@ impl WebSocketApi {
         self
     }
 
+    /// Serves a custom domain with TLS (on the same port) and its base path.
+    pub fn domain(mut self, domain: Option<DomainSettings>) -> Self {
+        self.domain = domain;
+        self
+    }
+
     /// Keeps an access log (from a config: `.wsgate/logs/<name>/<stage>/`).
     pub fn access_log(mut self, settings: AccessLogSettings) -> Self {
         self.access_log = Some(settings);
@@ -351,9 +363,10 @@ impl WebSocketApi {
     /// Runs every route's start-up check (a function's export exists, with
     /// the environment it will run with) as if served at `addr`.
     pub fn check(&self, addr: SocketAddr) -> Result<(), BuildError> {
+        let domain = self.load_domain()?;
         if let Some(functions) = &self.functions {
             *functions.outputs.write().expect("lock poisoned") =
-                Some(outputs_for(addr, &self.stage));
+                Some(outputs_for(addr, &self.stage, domain.as_deref()));
         }
         for route in &self.routes {
             route
@@ -362,6 +375,15 @@ impl WebSocketApi {
                 .map_err(|e| BuildError::Route(route.key.clone(), e))?;
         }
         Ok(())
+    }
+
+    /// The custom domain with its certificate loaded and checked.
+    fn load_domain(&self) -> Result<Option<Arc<Domain>>, BuildError> {
+        self.domain
+            .clone()
+            .map(|settings| Domain::new(settings).map(Arc::new))
+            .transpose()
+            .map_err(BuildError::Domain)
     }
 
     /// Listens on `addr` and serves.
@@ -388,6 +410,7 @@ impl WebSocketApi {
         })?;
         // Handlers are checked before the first connection is accepted.
         self.check(local_addr)?;
+        let domain = self.load_domain()?;
         // With no key configured, one is generated for this run.
         let generated_credentials =
             (!self.has_credentials).then(|| self.keyring.generate_user("wsgate"));
@@ -433,7 +456,11 @@ impl WebSocketApi {
             connect_auth: self.connect_auth,
             throttle: self.limits.throttle.map(TokenBucket::new),
             access_log,
+            domain: domain.clone(),
         });
+        if let Some(domain) = domain {
+            tokio::spawn(domain.watch(gateway.shutdown.clone()));
+        }
         let accept = tokio::spawn(listener::accept_loop(Arc::clone(&gateway), listener));
         Ok(Server {
             gateway,
@@ -453,8 +480,9 @@ pub struct Outputs {
 }
 
 /// The outputs of an API served at `addr` (an unspecified address is
-/// reached on loopback).
-fn outputs_for(mut addr: SocketAddr, stage: &str) -> Outputs {
+/// reached on loopback); with a custom domain, `url` is the domain's, as
+/// SST gives it, and `managementEndpoint` stays on the API's own host.
+fn outputs_for(mut addr: SocketAddr, stage: &str, domain: Option<&Domain>) -> Outputs {
     if addr.ip().is_unspecified() {
         addr.set_ip(if addr.is_ipv4() {
             [127, 0, 0, 1].into()
@@ -463,7 +491,7 @@ fn outputs_for(mut addr: SocketAddr, stage: &str) -> Outputs {
         });
     }
     Outputs {
-        url: format!("ws://{addr}/{stage}"),
+        url: domain.map_or_else(|| format!("ws://{addr}/{stage}"), |d| d.url(addr.port())),
         management_endpoint: format!("http://{addr}/{stage}"),
     }
 }
@@ -492,7 +520,11 @@ impl Server {
     }
 
     pub fn outputs(&self) -> Outputs {
-        outputs_for(self.local_addr, &self.gateway.api.stage)
+        outputs_for(
+            self.local_addr,
+            &self.gateway.api.stage,
+            self.gateway.domain.as_deref(),
+        )
     }
 
     pub fn api_id(&self) -> &str {

@@ -6,6 +6,7 @@ pub mod access_log;
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod domain;
 pub mod events;
 pub mod gateway;
 pub mod ids;

@@ -53,17 +53,18 @@ fn validate_accepts_good_configs_and_names_file_line_key_for_bad_ones() {
         "{stderr}"
     );
 
-    let later = write_config(
+    // The certificate files are checked too, naming the missing one.
+    let no_cert = write_config(
         dir.path(),
-        "name = \"MyApi\"\ndomain = \"ws.example.com\"\n",
+        "name = \"MyApi\"\n[domain]\nname = \"ws.example.com\"\ncert = \"missing.pem\"\nkey = \"key.pem\"\n",
     );
     let out = wsgate()
         .args(["validate", "--config"])
-        .arg(&later)
+        .arg(&no_cert)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not supported yet"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.pem"));
 
     let missing = wsgate()
         .args(["validate", "--config", "/nonexistent/wsgate.toml"])

@@ -106,6 +106,8 @@ pub struct Config {
     pub access_log_format: crate::access_log::format::Format,
     pub limits: Limits,
     pub routes: Vec<RouteConfig>,
+    /// The custom domain, served with TLS.
+    pub domain: Option<crate::domain::DomainSettings>,
     /// The region SigV4 signatures are scoped to and ARNs name.
     pub region: String,
     pub credentials: Vec<CredentialConfig>,
@@ -429,9 +431,11 @@ fn check(file: &Path, raw: RawConfig, c: &mut Checker) -> Config {
         None => Retention::Days(30),
     };
 
-    if let Some(domain) = &raw.domain {
-        c.not_supported_yet(domain.span(), "domain", "a custom domain");
-    }
+    let config_dir = file.parent().unwrap_or(Path::new("."));
+    let domain = raw
+        .domain
+        .as_ref()
+        .and_then(|d| check_domain(d, config_dir, c));
     let region = match &raw.region {
         Some(r) => {
             if !is_valid_region(r.get_ref()) {
@@ -553,10 +557,132 @@ fn check(file: &Path, raw: RawConfig, c: &mut Checker) -> Config {
         access_log_format,
         limits,
         routes,
+        domain,
         region,
         credentials,
         authorizers,
     }
+}
+
+/// `[domain]`: SST's `name`, `path`, `cert` (here a PEM file), `dns`
+/// (only `false`), plus the key file TLS needs.
+fn check_domain(
+    value: &Spanned<toml::Value>,
+    config_dir: &Path,
+    c: &mut Checker,
+) -> Option<crate::domain::DomainSettings> {
+    let span = value.span();
+    let table = match value.get_ref() {
+        toml::Value::String(name) => {
+            c.at(
+                span,
+                "domain",
+                format!("wsgate serves TLS itself: use [domain] with name = \"{name}\" and the `cert` and `key` PEM files (ACME is not supported)"),
+            );
+            return None;
+        }
+        toml::Value::Table(table) => table,
+        _ => {
+            c.at(span, "domain", "a domain is a table: name, path, cert, key");
+            return None;
+        }
+    };
+    let mut text = |key: &str| -> Option<String> {
+        match table.get(key) {
+            None => None,
+            Some(toml::Value::String(s)) => Some(s.clone()),
+            Some(_) => {
+                c.at(span.clone(), &format!("domain.{key}"), "must be a string");
+                None
+            }
+        }
+    };
+    let (name, path, cert, key) = (text("name"), text("path"), text("cert"), text("key"));
+    for unknown in table
+        .keys()
+        .filter(|k| !["name", "path", "cert", "key", "dns"].contains(&k.as_str()))
+    {
+        c.at(
+            span.clone(),
+            &format!("domain.{unknown}"),
+            "unknown key; a domain has name, path, cert, key and dns",
+        );
+    }
+    match table.get("dns") {
+        None | Some(toml::Value::Boolean(false)) => {}
+        Some(_) => c.at(
+            span.clone(),
+            "domain.dns",
+            "DNS adapters apply to deploying on AWS; wsgate serves the domain itself: use dns = false or leave it out",
+        ),
+    }
+    let name = name.or_else(|| {
+        c.at(
+            span.clone(),
+            "domain.name",
+            "a domain needs a name, e.g. \"ws.example.com\"",
+        );
+        None
+    })?;
+    let valid_host = name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if !valid_host {
+        c.at(
+            span.clone(),
+            "domain.name",
+            format!("\"{name}\" is not a host name"),
+        );
+    }
+    let path = path
+        .map(|p| p.trim_matches('/').to_string())
+        .filter(|p| !p.is_empty());
+    if let Some(p) = &path
+        && !p
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+    {
+        c.at(
+            span.clone(),
+            "domain.path",
+            format!("\"{p}\" is not a base path: one segment of letters, digits and - . _ ~"),
+        );
+    }
+    let mut file = |value: Option<String>, key: &str| -> Option<PathBuf> {
+        match value {
+            None => {
+                c.at(
+                    span.clone(),
+                    &format!("domain.{key}"),
+                    format!(
+                        "wsgate serves TLS itself: give `{key}`, a PEM file (ACME is not supported)"
+                    ),
+                );
+                None
+            }
+            Some(v) if v.starts_with("arn:") => {
+                c.at(
+                    span.clone(),
+                    &format!("domain.{key}"),
+                    "a certificate ARN applies to deploying on AWS; give a PEM file",
+                );
+                None
+            }
+            Some(v) => Some(config_dir.join(v)),
+        }
+    };
+    let (cert, key) = (file(cert, "cert"), file(key, "key"));
+    Some(crate::domain::DomainSettings {
+        name,
+        path,
+        cert: cert?,
+        key: key?,
+    })
 }
 
 /// The region when the config names none (as the AWS CLI's default).

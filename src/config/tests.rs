@@ -125,18 +125,61 @@ fn bad_values_are_clear_errors() {
 }
 
 #[test]
-fn later_features_parse_but_are_not_supported_yet() {
+fn https_integrations_are_not_supported_yet() {
+    let err = error_text("name = \"A\"\n[routes]\necho = { url = \"https://example.com/\" }");
+    assert!(err.contains("not supported yet"), "{err}");
+    assert!(err.contains("`routes.echo.url`"), "{err}");
+}
+
+#[test]
+fn domain_takes_sst_keys_and_pem_files() {
+    let config = parse_str(
+        "name = \"A\"\n[domain]\nname = \"ws.example.com\"\npath = \"/v1/\"\ncert = \"tls/cert.pem\"\nkey = \"tls/key.pem\"\ndns = false",
+    )
+    .unwrap();
+    let domain = config.domain.unwrap();
+    assert_eq!(domain.name, "ws.example.com");
+    assert_eq!(domain.path.as_deref(), Some("v1"));
+    assert_eq!(domain.cert, Path::new("tls/cert.pem"));
     let cases = [
-        ("name = \"A\"\ndomain = \"ws.example.com\"", "domain"),
+        ("domain = \"ws.example.com\"", "`domain`", "cert"),
         (
-            "name = \"A\"\n[domain]\nname = \"ws.example.com\"\npath = \"v1\"",
-            "domain",
+            "[domain]\nname = \"ws.example.com\"",
+            "`domain.cert`",
+            "PEM",
+        ),
+        (
+            "[domain]\nname = \"a b\"\ncert = \"c\"\nkey = \"k\"",
+            "`domain.name`",
+            "host name",
+        ),
+        (
+            "[domain]\nname = \"x.com\"\ncert = \"arn:aws:acm:us-east-1:1:certificate/x\"\nkey = \"k\"",
+            "`domain.cert`",
+            "AWS",
+        ),
+        (
+            "[domain]\nname = \"x.com\"\ncert = \"c\"\nkey = \"k\"\ndns = \"cloudflare\"",
+            "`domain.dns`",
+            "AWS",
+        ),
+        (
+            "[domain]\nname = \"x.com\"\ncert = \"c\"\nkey = \"k\"\npath = \"a/b\"",
+            "`domain.path`",
+            "one segment",
+        ),
+        (
+            "[domain]\nname = \"x.com\"\ncert = \"c\"\nkey = \"k\"\nacme = true",
+            "`domain.acme`",
+            "unknown",
         ),
     ];
-    for (source, key) in cases {
-        let err = error_text(source);
-        assert!(err.contains("not supported yet"), "for {source:?}: {err}");
-        assert!(err.contains(&format!("`{key}`")), "for {source:?}: {err}");
+    for (source, key, words) in cases {
+        let err = error_text(&format!("name = \"A\"\n{source}"));
+        assert!(
+            err.contains(key) && err.contains(words),
+            "for {source:?}: {err}"
+        );
     }
 }
 

@@ -4,6 +4,7 @@
 use super::Gateway;
 use super::handshake::{self, HEAD_TIMEOUT, HeadError, read_head, write_response};
 use super::paths::{self, Target};
+use crate::domain::Domain;
 use crate::management;
 use bytes::{Buf, Bytes, BytesMut};
 use hyper::server::conn::http1;
@@ -40,16 +41,48 @@ pub async fn accept_loop(gateway: Arc<Gateway>, listener: TcpListener) {
     }
 }
 
-async fn handle_socket(gateway: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr) {
+async fn handle_socket(gateway: Arc<Gateway>, stream: TcpStream, peer: SocketAddr) {
     let Ok(local) = stream.local_addr() else {
         return;
     };
+    // With a custom domain, TLS and plain HTTP share the port: a TLS
+    // ClientHello starts with 0x16, an HTTP request with a letter.
+    if let Some(domain) = gateway.domain.clone() {
+        let mut first = [0u8; 1];
+        let peeked = tokio::time::timeout(HEAD_TIMEOUT, stream.peek(&mut first)).await;
+        if matches!(peeked, Ok(Ok(1))) && first[0] == 0x16 {
+            let accepted = tokio::select! {
+                _ = gateway.shutdown.cancelled() => return,
+                accepted = tokio::time::timeout(HEAD_TIMEOUT, domain.acceptor.accept(stream)) => accepted,
+            };
+            match accepted {
+                Ok(Ok(tls)) => serve_stream(gateway, tls, peer, local, Some(domain)).await,
+                Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            }
+            return;
+        }
+    }
+    serve_stream(gateway, stream, peer, local, None).await;
+}
+
+/// Reads the first request head and upgrades or serves HTTP. `domain` is
+/// set when the request came over the custom domain's TLS.
+async fn serve_stream<S>(
+    gateway: Arc<Gateway>,
+    mut stream: S,
+    peer: SocketAddr,
+    local: SocketAddr,
+    domain: Option<Arc<Domain>>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let mut buf = BytesMut::with_capacity(1024);
     let head = tokio::select! {
         _ = gateway.shutdown.cancelled() => return,
         head = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream, &mut buf)) => head,
     };
-    let (head, head_len) = match head {
+    let (mut head, head_len) = match head {
         Ok(Ok(parsed)) => parsed,
         Ok(Err(HeadError::Closed)) => return,
         Ok(Err(error @ HeadError::TooLarge)) => {
@@ -73,9 +106,33 @@ async fn handle_socket(gateway: Arc<Gateway>, mut stream: TcpStream, peer: Socke
             return;
         }
     };
-    if head.wants_websocket()
-        && paths::classify(head.path(), &gateway.api.stage) == Target::Endpoint
-    {
+    let upgrade = match &domain {
+        None => {
+            head.wants_websocket()
+                && paths::classify(head.path(), &gateway.api.stage) == Target::Endpoint
+        }
+        Some(domain) => {
+            let refusal = if !head.header("host").is_some_and(|h| domain.is_host(h)) {
+                Some((404, r#"{"message":"Not Found"}"#))
+            } else if !domain.maps(head.path()) {
+                Some((403, r#"{"message":"Forbidden"}"#))
+            } else if !head.wants_websocket() {
+                Some((426, r#"{"message":"Upgrade Required"}"#))
+            } else {
+                None
+            };
+            if let Some((status, body)) = refusal {
+                write_response(&mut stream, status, &[], body).await;
+                return;
+            }
+            if head.header("x-forwarded-proto").is_none() {
+                head.headers
+                    .push(("X-Forwarded-Proto".into(), "https".into()));
+            }
+            true
+        }
+    };
+    if upgrade {
         let leftover = buf[head_len..].to_vec();
         drop(buf);
         handshake::upgrade(gateway, stream, head, leftover, peer, local).await;
@@ -86,7 +143,10 @@ async fn handle_socket(gateway: Arc<Gateway>, mut stream: TcpStream, peer: Socke
 
 /// Serves plain HTTP/1.1 (keep-alive) on a socket whose first bytes were
 /// already read.
-async fn serve_http(gateway: Arc<Gateway>, io: Prefixed<TcpStream>) {
+async fn serve_http<S>(gateway: Arc<Gateway>, io: Prefixed<S>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let service_gateway = Arc::clone(&gateway);
     let service = service_fn(move |request| {
         let gateway = Arc::clone(&service_gateway);

@@ -69,6 +69,8 @@ pub struct Gateway {
     /// Stage throttling (`None`: unthrottled).
     pub throttle: Option<throttle::TokenBucket>,
     pub access_log: Option<AccessLog>,
+    /// The custom domain, served with TLS on the same port.
+    pub domain: Option<Arc<crate::domain::Domain>>,
 }
 
 /// How `$connect` is authorized, as the route's `auth`.
