@@ -194,7 +194,13 @@ fn logs(
         .map(|s| reader::parse_since(&s))
         .transpose()
         .map_err(anyhow::Error::msg)?
-        .map(|d| chrono::Utc::now() - d);
+        .map(|d| {
+            chrono::Duration::from_std(d)
+                .ok()
+                .and_then(|d| chrono::Utc::now().checked_sub_signed(d))
+                .ok_or_else(|| anyhow::anyhow!("--since reaches before any date"))
+        })
+        .transpose()?;
     let filter = Filter {
         since,
         route,

@@ -34,7 +34,8 @@ pub fn parse_since(text: &str) -> Result<Duration, String> {
     let short = |suffix: char, seconds: u64| {
         text.strip_suffix(suffix)
             .and_then(|n| n.parse::<u64>().ok())
-            .map(|n| Duration::from_secs(n * seconds))
+            .and_then(|n| n.checked_mul(seconds))
+            .map(Duration::from_secs)
     };
     short('s', 1)
         .or_else(|| short('m', 60))
@@ -237,6 +238,10 @@ mod tests {
         assert_eq!(parse_since("90m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_since("2 hours"), Ok(Duration::from_secs(7200)));
         assert!(parse_since("soon").is_err());
+        assert!(
+            parse_since("999999999999999999d").is_err(),
+            "overflow is an error"
+        );
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub struct ConnectionMeta {
     /// management endpoints from it).
     pub domain_name: String,
     /// The signer of an IAM-authorized `$connect`.
-    pub caller: Option<crate::auth::keyring::Caller>,
+    pub caller: Option<Arc<crate::auth::keyring::Caller>>,
     /// What a Lambda authorizer returned (`context` keys, `principalId`);
     /// every event of the connection carries it.
     pub authorizer: Option<Arc<AuthorizerContext>>,

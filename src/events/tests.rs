@@ -214,7 +214,7 @@ fn direct_conversion_equals_deserializing_the_json() {
     request.headers.push(("X-Repeated".into(), "two".into()));
     let mut conn = conn();
     conn.user_agent = Some("agent/1".into());
-    conn.caller = Some(alice());
+    conn.caller = Some(std::sync::Arc::new(alice()));
     conn.authorizer = Some(std::sync::Arc::new(
         [
             ("tenant".to_string(), Value::from("t1")),
@@ -267,7 +267,7 @@ fn authorizer_and_caller_appear_where_aws_puts_them() {
             .into_iter()
             .collect(),
     ));
-    conn.caller = Some(alice());
+    conn.caller = Some(std::sync::Arc::new(alice()));
     let event: Value = serde_json::from_slice(
         &Event::message(
             &api(),

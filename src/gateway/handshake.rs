@@ -328,7 +328,7 @@ where
         let refusal = match auth {
             ConnectAuth::Iam => match authorize_iam(gateway, &head) {
                 Ok(caller) => {
-                    meta.caller = Some(caller);
+                    meta.caller = Some(Arc::new(caller));
                     None
                 }
                 Err(e) => Some((403, Some(e.error_type()), e.to_string())),
