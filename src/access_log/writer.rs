@@ -266,6 +266,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn starting_sweeps_by_the_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        for day in ["2026-11-01", "2026-11-24"] {
+            std::fs::write(dir.path().join(format!("{day}.jsonl")), "x\n").unwrap();
+        }
+        // A fake "now" far from the real date: only the clock decides.
+        let (clock, _) = fake_clock("2026-11-25T08:00:00Z");
+        let log = start(
+            dir.path().to_path_buf(),
+            Retention::Days(3),
+            super::super::format::Format::default(),
+            clock,
+        )
+        .unwrap();
+        assert!(!dir.path().join("2026-11-01.jsonl").exists());
+        assert!(dir.path().join("2026-11-24.jsonl").exists());
+        drop(log);
+    }
+
+    #[tokio::test]
     async fn a_burst_of_ten_thousand_lines_is_written_whole() {
         let dir = tempfile::tempdir().unwrap();
         let (clock, _) = fake_clock("2026-11-25T12:00:00Z");
