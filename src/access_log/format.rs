@@ -3,6 +3,7 @@
 //! JSON templates) and missing ones are `-`, as API Gateway writes them.
 
 use super::Record;
+use std::borrow::Cow;
 
 /// SST's format for `ApiGatewayWebSocket` access logs.
 pub const SST_FORMAT: &str = concat!(
@@ -116,30 +117,35 @@ impl Format {
     }
 }
 
-fn value(record: &Record, name: &str) -> Option<String> {
+/// A variable's value: borrowed text, or a number written out.
+fn value<'a>(record: &'a Record, name: &str) -> Option<Cow<'a, str>> {
     let integration = record.integration.as_ref();
-    Some(match name {
-        "apiId" => record.api_id.clone(),
-        "awsEndpointRequestId" | "integration.requestId" => integration?.request_id.clone(),
-        "connectedAt" => record.connected_at.to_string(),
-        "connectionId" => record.connection_id.clone(),
-        "domainName" => record.domain_name.clone(),
-        "error.message" | "error.messageString" => record.error_message.clone()?,
-        "eventType" => record.event_type.to_string(),
-        "extendedRequestId" | "requestId" => record.request_id.clone(),
-        "identity.sourceIp" => record.ip.clone(),
-        "identity.userAgent" => record.user_agent.clone()?,
-        "integration.integrationStatus" => integration?.reply_status?.to_string(),
-        "integration.latency" | "integrationLatency" => integration?.latency_ms.to_string(),
-        "integration.status" | "integrationStatus" => integration?.status.to_string(),
-        "messageId" => record.message_id.clone()?,
-        "requestTime" => record.request_time.clone(),
-        "requestTimeEpoch" => record.request_time_epoch.to_string(),
-        "routeKey" => record.route_key.clone(),
-        "stage" => record.stage.clone(),
-        "status" => record.status.to_string(),
-        _ => return None,
-    })
+    let text = |s: &'a str| Some(Cow::Borrowed(s));
+    let number = |n: i64| Some(Cow::Owned(n.to_string()));
+    match name {
+        "apiId" => text(&record.api_id),
+        "awsEndpointRequestId" | "integration.requestId" => {
+            integration.and_then(|_| text(&record.request_id))
+        }
+        "connectedAt" => number(record.connected_at),
+        "connectionId" => text(&record.connection_id),
+        "domainName" => text(&record.domain_name),
+        "error.message" | "error.messageString" => text(record.error_message.as_deref()?),
+        "eventType" => text(record.event_type),
+        "extendedRequestId" | "requestId" => text(&record.request_id),
+        "identity.sourceIp" => text(&record.ip),
+        "identity.userAgent" => text(record.user_agent.as_deref()?),
+        "integration.integrationStatus" => number(integration?.reply_status?.into()),
+        "integration.latency" | "integrationLatency" => number(integration?.latency_ms as i64),
+        "integration.status" | "integrationStatus" => number(integration?.status.into()),
+        "messageId" => text(record.message_id.as_deref()?),
+        "requestTime" => text(&record.request_time),
+        "requestTimeEpoch" => number(record.request_time_epoch),
+        "routeKey" => text(&record.route_key),
+        "stage" => text(&record.stage),
+        "status" => number(record.status.into()),
+        _ => None,
+    }
 }
 
 /// JSON string escaping, without the quotes: formats are JSON templates.
@@ -172,7 +178,6 @@ mod tests {
             ip: "127.0.0.1".into(),
             user_agent: None,
             integration: Some(Integration {
-                request_id: "req=".into(),
                 latency_ms: 12,
                 status: 200,
                 reply_status: Some(201),

@@ -39,11 +39,10 @@ pub struct Record {
     pub error_message: Option<String>,
 }
 
-/// How the route's integration went.
+/// How the route's integration went. It was called with the record's
+/// request id (a function's Lambda request id is the event's).
 #[derive(Debug, Clone)]
 pub struct Integration {
-    /// The request id the integration was called with.
-    pub request_id: String,
     pub latency_ms: u64,
     /// The call's own status: 200 when the handler answered, 500 when it
     /// failed, 504 when it timed out.

@@ -65,12 +65,14 @@ pub async fn finish(gateway: &Gateway, meta: &ConnectionMeta, code: u16, reason:
     let ending = Ending::new(code, reason);
     tracing::debug!(connection_id = %meta.connection_id, code, reason = %ending.reason, "disconnected");
     let event = Event::disconnect(&gateway.api, meta, new_id(), ending.code, &ending.reason);
-    let mut record = Record::for_event(&event, 200);
+    let mut integration = None;
     if let Some(route) = gateway.route("$disconnect") {
-        let (_, integration) = gateway.invoke(route, &event).await;
-        record.integration = Some(integration);
+        integration = Some(gateway.invoke(route, &event).await.1);
     }
-    gateway.log(record);
+    gateway.log(|| Record {
+        integration,
+        ..Record::for_event(&event, 200)
+    });
 }
 
 async fn serve<S>(
@@ -250,10 +252,11 @@ async fn handle_message(
         let reply = error_message(failure, &meta.connection_id, &request_id);
         entry.reply(Message::text(reply)).await;
     }
-    let mut record = Record::for_event(&event, status);
-    record.integration = integration;
-    record.error_message = failure.map(str::to_string);
-    gateway.log(record);
+    gateway.log(|| Record {
+        integration,
+        error_message: failure.map(str::to_string),
+        ..Record::for_event(&event, status)
+    });
 }
 
 /// A two-way route's reply body as a frame; empty bodies send nothing.

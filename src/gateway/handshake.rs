@@ -255,9 +255,10 @@ pub async fn upgrade<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     // The handshake's buffers and headers are dropped before the
-    // connection runs: an idle connection keeps only what it needs.
-    let Some((entry, outbound_rx)) = handshake(&gateway, &mut stream, head, peer, local).await
-    else {
+    // connection runs, and its future is boxed so the connection's task is
+    // not sized for it: an idle connection keeps only what it needs.
+    let handshake = Box::pin(handshake(&gateway, &mut stream, head, peer, local));
+    let Some((entry, outbound_rx)) = handshake.await else {
         return;
     };
     let config = WebSocketConfig::default()
@@ -312,12 +313,7 @@ where
     };
     let request_id = new_id();
     if !gateway.admit() {
-        gateway.log(Record::refused_upgrade(
-            &meta,
-            &gateway.api,
-            429,
-            "Too Many Requests",
-        ));
+        gateway.log(|| Record::refused_upgrade(&meta, &gateway.api, 429, "Too Many Requests"));
         write_response(stream, 429, &[], &message_body("Too Many Requests")).await;
         return None;
     }
@@ -353,12 +349,7 @@ where
         };
         if let Some((status, error_type, message)) = refusal {
             tracing::debug!(%peer, status, %message, "upgrade not authorized");
-            gateway.log(Record::refused_upgrade(
-                &meta,
-                &gateway.api,
-                status,
-                &message,
-            ));
+            gateway.log(|| Record::refused_upgrade(&meta, &gateway.api, status, &message));
             let headers: Vec<(&str, &str)> = error_type
                 .map(|t| vec![("x-amzn-ErrorType", t)])
                 .unwrap_or_default();
@@ -399,9 +390,10 @@ where
             },
         };
         // API Gateway logs an accepted CONNECT as 200.
-        let mut record = Record::for_event(&event, if status == 101 { 200 } else { status });
-        record.integration = integration;
-        gateway.log(record);
+        gateway.log(|| Record {
+            integration,
+            ..Record::for_event(&event, if status == 101 { 200 } else { status })
+        });
         if status != 101 {
             tracing::info!(connection_id = %meta.connection_id, status, "$connect rejected the connection");
             write_response(stream, status, &[], body.as_deref().unwrap_or("")).await;

@@ -56,7 +56,12 @@ async fn handle_socket(gateway: Arc<Gateway>, stream: TcpStream, peer: SocketAdd
                 accepted = tokio::time::timeout(HEAD_TIMEOUT, domain.acceptor.accept(stream)) => accepted,
             };
             match accepted {
-                Ok(Ok(tls)) => serve_stream(gateway, tls, peer, local, Some(domain)).await,
+                // Boxed: a TLS connection's future is several KiB larger,
+                // and every plain connection's task would otherwise be
+                // sized for it.
+                Ok(Ok(tls)) => {
+                    Box::pin(serve_stream(gateway, tls, peer, local, Some(domain))).await
+                }
                 Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
             }

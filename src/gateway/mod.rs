@@ -146,7 +146,6 @@ impl Gateway {
             ),
         }
         let integration = access_log::Integration {
-            request_id: event.request_id().to_string(),
             latency_ms,
             status: match &result {
                 Ok(_) => 200,
@@ -158,10 +157,11 @@ impl Gateway {
         (result, integration)
     }
 
-    /// Writes one access log line, if the API keeps an access log.
-    pub fn log(&self, record: access_log::Record) {
+    /// Writes one access log line, if the API keeps an access log (the
+    /// record is only built then).
+    pub fn log(&self, record: impl FnOnce() -> access_log::Record) {
         if let Some(log) = &self.access_log {
-            log.log(&record);
+            log.log(&record());
         }
     }
 }
