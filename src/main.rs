@@ -187,8 +187,8 @@ fn logs(
     status: Option<String>,
     json: bool,
 ) -> anyhow::Result<()> {
-    use std::io::{IsTerminal, Write};
-    use wsgate::access_log::reader::{self, Filter, Tail};
+    use std::io::IsTerminal;
+    use wsgate::access_log::reader::{self, Filter};
     let config = config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let since = since
         .map(|s| reader::parse_since(&s))
@@ -215,34 +215,12 @@ fn logs(
         eprintln!("no access log yet in {}", dir.display());
         return Ok(());
     }
-    let color = !json && std::io::stdout().is_terminal();
-    let mut tail = Tail::new(dir, since);
-    let mut out = std::io::stdout().lock();
-    loop {
-        for line in tail.poll().unwrap_or_default() {
-            let parsed: Option<serde_json::Value> = serde_json::from_str(&line).ok();
-            let shown = match &parsed {
-                Some(value) if filter.matches(value) => {
-                    if json {
-                        line
-                    } else {
-                        reader::human(value, color)
-                    }
-                }
-                Some(_) => continue,
-                // Not JSON (a custom format): shown as it is, unfiltered.
-                None => line,
-            };
-            if writeln!(out, "{shown}").is_err() {
-                return Ok(());
-            }
-        }
-        if !follow {
-            return Ok(());
-        }
-        out.flush()?;
-        std::thread::sleep(std::time::Duration::from_millis(300));
-    }
+    let shown = reader::Shown {
+        json,
+        color: !json && std::io::stdout().is_terminal(),
+    };
+    reader::print(&dir, &filter, shown, follow, &mut std::io::stdout().lock())?;
+    Ok(())
 }
 
 /// Writes the generated key as shell exports, readable by the owner only.

@@ -203,6 +203,49 @@ impl Tail {
     }
 }
 
+/// How `print` shows lines.
+#[derive(Debug, Clone, Copy)]
+pub struct Shown {
+    /// As stored, instead of for people.
+    pub json: bool,
+    /// ANSI colours on statuses (for a terminal).
+    pub color: bool,
+}
+
+/// Prints the lines of `dir` that pass `filter`; with `follow`, keeps
+/// printing new ones until the output is closed. Lines that are not JSON
+/// (custom formats) are shown as they are.
+pub fn print(
+    dir: &Path,
+    filter: &Filter,
+    shown: Shown,
+    follow: bool,
+    out: &mut impl std::io::Write,
+) -> std::io::Result<()> {
+    let mut tail = Tail::new(dir.to_path_buf(), filter.since);
+    loop {
+        for line in tail.poll().unwrap_or_default() {
+            let text = match serde_json::from_str::<Value>(&line) {
+                Ok(value) if !filter.matches(&value) => continue,
+                Ok(value) if !shown.json => human(&value, shown.color),
+                _ => line,
+            };
+            if writeln!(out, "{text}").is_err() {
+                // The reader went away (e.g. `| head`): done, not an error.
+                return Ok(());
+            }
+        }
+        if !follow {
+            return Ok(());
+        }
+        out.flush()?;
+        std::thread::sleep(FOLLOW_POLL);
+    }
+}
+
+/// How often `--follow` looks for new lines.
+const FOLLOW_POLL: Duration = Duration::from_millis(300);
+
 #[cfg(test)]
 mod tests {
     use super::*;
