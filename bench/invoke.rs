@@ -1,5 +1,7 @@
 //! Warm invocation round trip and throughput per handler kind, against a
-//! bare tokio-tungstenite echo server measured in the same run.
+//! bare tokio-tungstenite echo server measured in the same run. The API is
+//! built from a config, as `wsgate serve` builds it, so it keeps an access
+//! log; the in-process handler is also measured on an API without one.
 //!
 //! `cargo build --release --examples && target/release/examples/invoke [--seconds S] [--connections C]`
 
@@ -118,6 +120,20 @@ rust = {{ command = ["{rust}"], return_response = true, concurrency = {concurren
         .await
         .unwrap();
     let raw = raw_echo().await;
+    let unlogged = WebSocketApi::new("BenchNoLog")
+        .route_with(
+            "native",
+            handler_fn(|event, _| async move {
+                Ok(Response::ok().with_body(event.body.unwrap_or_default()))
+            }),
+            RouteOptions {
+                return_response: true,
+                ..Default::default()
+            },
+        )
+        .bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
 
     println!(
         "warm echo round trips, {seconds}s per cell, median of {runs} run(s), loopback; ratio = throughput / raw tokio-tungstenite at the same connections"
@@ -133,6 +149,7 @@ rust = {{ command = ["{rust}"], return_response = true, concurrency = {concurren
         for (kind, action, url) in [
             ("raw tokio-tungstenite", "raw", raw.as_str()),
             ("in-process Rust", "native", &server.url()),
+            ("in-process (no log)", "native", &unlogged.url()),
             ("http", "http", &server.url()),
             ("lambda: rust runtime", "rust", &server.url()),
             ("lambda: node", "node", &server.url()),
@@ -161,5 +178,6 @@ rust = {{ command = ["{rust}"], return_response = true, concurrency = {concurren
         println!("wrote {path}");
     }
     server.shutdown().await;
+    unlogged.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
