@@ -46,6 +46,23 @@ fn write_handlers(dir: &Path) {
     .unwrap();
 }
 
+/// Serves `api` with an in-process echo on the `native` route.
+async fn serve_with_native(api: WebSocketApi) -> wsgate::Server {
+    api.route_with(
+        "native",
+        handler_fn(|event, _| async move {
+            Ok(Response::ok().with_body(event.body.unwrap_or_default()))
+        }),
+        RouteOptions {
+            return_response: true,
+            ..Default::default()
+        },
+    )
+    .bind("127.0.0.1:0".parse().unwrap())
+    .await
+    .unwrap()
+}
+
 /// The median run (by throughput) of `runs` measurements.
 async fn median_of(
     runs: usize,
@@ -104,36 +121,9 @@ rust = {{ command = ["{rust}"], return_response = true, concurrency = {concurren
     );
     std::fs::write(dir.join("wsgate.toml"), config).unwrap();
     let config = wsgate::config::load(&dir.join("wsgate.toml")).unwrap();
-    let server = WebSocketApi::from_config(&config)
-        .unwrap()
-        .route_with(
-            "native",
-            handler_fn(|event, _| async move {
-                Ok(Response::ok().with_body(event.body.unwrap_or_default()))
-            }),
-            RouteOptions {
-                return_response: true,
-                ..Default::default()
-            },
-        )
-        .bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let server = serve_with_native(WebSocketApi::from_config(&config).unwrap()).await;
     let raw = raw_echo().await;
-    let unlogged = WebSocketApi::new("BenchNoLog")
-        .route_with(
-            "native",
-            handler_fn(|event, _| async move {
-                Ok(Response::ok().with_body(event.body.unwrap_or_default()))
-            }),
-            RouteOptions {
-                return_response: true,
-                ..Default::default()
-            },
-        )
-        .bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let unlogged = serve_with_native(WebSocketApi::new("BenchNoLog")).await;
 
     println!(
         "warm echo round trips, {seconds}s per cell, median of {runs} run(s), loopback; ratio = throughput / raw tokio-tungstenite at the same connections"
