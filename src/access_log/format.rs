@@ -102,7 +102,7 @@ impl Format {
         Ok(Format { parts })
     }
 
-    pub fn render(&self, record: &Record) -> String {
+    pub fn render(&self, record: &Record<'_>) -> String {
         let mut line = String::with_capacity(384);
         for part in &self.parts {
             match part {
@@ -118,31 +118,31 @@ impl Format {
 }
 
 /// A variable's value: borrowed text, or a number written out.
-fn value<'a>(record: &'a Record, name: &str) -> Option<Cow<'a, str>> {
+fn value<'a>(record: &'a Record<'_>, name: &str) -> Option<Cow<'a, str>> {
     let integration = record.integration.as_ref();
     let text = |s: &'a str| Some(Cow::Borrowed(s));
     let number = |n: i64| Some(Cow::Owned(n.to_string()));
     match name {
-        "apiId" => text(&record.api_id),
+        "apiId" => text(record.api_id),
         "awsEndpointRequestId" | "integration.requestId" => {
             integration.and_then(|_| text(&record.request_id))
         }
         "connectedAt" => number(record.connected_at),
-        "connectionId" => text(&record.connection_id),
-        "domainName" => text(&record.domain_name),
-        "error.message" | "error.messageString" => text(record.error_message.as_deref()?),
+        "connectionId" => text(record.connection_id),
+        "domainName" => text(record.domain_name),
+        "error.message" | "error.messageString" => text(record.error_message?),
         "eventType" => text(record.event_type),
         "extendedRequestId" | "requestId" => text(&record.request_id),
-        "identity.sourceIp" => text(&record.ip),
-        "identity.userAgent" => text(record.user_agent.as_deref()?),
+        "identity.sourceIp" => text(record.ip),
+        "identity.userAgent" => text(record.user_agent?),
         "integration.integrationStatus" => number(integration?.reply_status?.into()),
         "integration.latency" | "integrationLatency" => number(integration?.latency_ms as i64),
         "integration.status" | "integrationStatus" => number(integration?.status.into()),
-        "messageId" => text(record.message_id.as_deref()?),
+        "messageId" => text(record.message_id?),
         "requestTime" => text(&record.request_time),
         "requestTimeEpoch" => number(record.request_time_epoch),
-        "routeKey" => text(&record.route_key),
-        "stage" => text(&record.stage),
+        "routeKey" => text(record.route_key),
+        "stage" => text(record.stage),
         "status" => number(record.status.into()),
         _ => None,
     }
@@ -165,17 +165,17 @@ mod tests {
     use super::*;
     use crate::access_log::Integration;
 
-    fn record() -> Record {
+    fn record() -> Record<'static> {
         Record {
             request_time: "25/Nov/2026:19:30:00 +0000".into(),
             request_time_epoch: 1,
             request_id: "req=".into(),
             event_type: "MESSAGE",
-            route_key: "send\"Message".into(),
+            route_key: "send\"Message",
             status: 200,
-            connection_id: "conn=".into(),
+            connection_id: "conn=",
             connected_at: 1700,
-            ip: "127.0.0.1".into(),
+            ip: "127.0.0.1",
             user_agent: None,
             integration: Some(Integration {
                 latency_ms: 12,

@@ -10,33 +10,36 @@ pub mod writer;
 
 use crate::events::{ConnectionMeta, Event};
 use format::Format;
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::mpsc;
 
-/// What one access log line may say: API Gateway's `$context` variables.
+/// What one access log line may say: API Gateway's `$context` variables,
+/// borrowed from the event they describe (a line is rendered at once, so
+/// logging copies nothing but the line).
 #[derive(Debug, Clone, Default)]
-pub struct Record {
+pub struct Record<'a> {
     /// Common Log Format, as `$context.requestTime`.
-    pub request_time: String,
+    pub request_time: Cow<'a, str>,
     pub request_time_epoch: i64,
-    pub request_id: String,
+    pub request_id: Cow<'a, str>,
     pub event_type: &'static str,
-    pub route_key: String,
+    pub route_key: &'a str,
     /// What the client got: 200, or the refusal's status.
     pub status: u16,
-    pub message_id: Option<String>,
-    pub connection_id: String,
+    pub message_id: Option<&'a str>,
+    pub connection_id: &'a str,
     pub connected_at: i64,
-    pub ip: String,
-    pub user_agent: Option<String>,
-    pub domain_name: String,
-    pub stage: String,
-    pub api_id: String,
+    pub ip: &'a str,
+    pub user_agent: Option<&'a str>,
+    pub domain_name: &'a str,
+    pub stage: &'a str,
+    pub api_id: &'a str,
     /// Set when an integration ran.
     pub integration: Option<Integration>,
     /// `$context.error.message`, when the client got an error.
-    pub error_message: Option<String>,
+    pub error_message: Option<&'a str>,
 }
 
 /// How the route's integration went. It was called with the record's
@@ -51,29 +54,29 @@ pub struct Integration {
     pub reply_status: Option<u16>,
 }
 
-impl Record {
+impl<'a> Record<'a> {
     /// A record for `event`, with the client-facing `status`.
-    pub fn for_event(event: &Event, status: u16) -> Record {
+    pub fn for_event(event: &'a Event, status: u16) -> Record<'a> {
         let context = &event.request_context;
         Record {
-            request_time: context.request_time.clone(),
+            request_time: Cow::Borrowed(&context.request_time),
             request_time_epoch: context.request_time_epoch,
-            request_id: context.request_id.clone(),
+            request_id: Cow::Borrowed(&context.request_id),
             event_type: match context.event_type {
                 crate::events::EventType::Connect => "CONNECT",
                 crate::events::EventType::Message => "MESSAGE",
                 crate::events::EventType::Disconnect => "DISCONNECT",
             },
-            route_key: context.route_key.clone(),
+            route_key: &context.route_key,
             status,
-            message_id: context.message_id.clone(),
-            connection_id: context.connection_id.clone(),
+            message_id: context.message_id.as_deref(),
+            connection_id: &context.connection_id,
             connected_at: context.connected_at,
-            ip: context.identity.source_ip.clone(),
-            user_agent: context.identity.user_agent.clone(),
-            domain_name: context.domain_name.clone(),
-            stage: context.stage.clone(),
-            api_id: context.api_id.clone(),
+            ip: &context.identity.source_ip,
+            user_agent: context.identity.user_agent.as_deref(),
+            domain_name: &context.domain_name,
+            stage: &context.stage,
+            api_id: &context.api_id,
             integration: None,
             error_message: None,
         }
@@ -82,27 +85,27 @@ impl Record {
     /// A record for a request refused before any event existed (an
     /// upgrade refused by auth or throttling).
     pub fn refused_upgrade(
-        meta: &ConnectionMeta,
-        api: &crate::events::ApiInfo,
+        meta: &'a ConnectionMeta,
+        api: &'a crate::events::ApiInfo,
         status: u16,
-        message: &str,
-    ) -> Record {
+        message: &'a str,
+    ) -> Record<'a> {
         let now = chrono::Utc::now();
         Record {
-            request_time: crate::events::clf_time(now),
+            request_time: Cow::Owned(crate::events::clf_time(now)),
             request_time_epoch: now.timestamp_millis(),
-            request_id: crate::ids::new_id(),
+            request_id: Cow::Owned(crate::ids::new_id()),
             event_type: "CONNECT",
-            route_key: "$connect".into(),
+            route_key: "$connect",
             status,
-            connection_id: meta.connection_id.clone(),
+            connection_id: &meta.connection_id,
             connected_at: meta.connected_at,
-            ip: meta.source_ip.clone(),
-            user_agent: meta.user_agent.clone(),
-            domain_name: meta.domain_name.clone(),
-            stage: api.stage.clone(),
-            api_id: api.api_id.clone(),
-            error_message: Some(message.to_string()),
+            ip: &meta.source_ip,
+            user_agent: meta.user_agent.as_deref(),
+            domain_name: &meta.domain_name,
+            stage: &api.stage,
+            api_id: &api.api_id,
+            error_message: Some(message),
             ..Record::default()
         }
     }
@@ -132,7 +135,7 @@ impl AccessLog {
         )
     }
 
-    pub fn log(&self, record: &Record) {
+    pub fn log(&self, record: &Record<'_>) {
         let line = self.format.render(record);
         if self.lines.try_send(line).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);

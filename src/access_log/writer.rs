@@ -318,7 +318,7 @@ mod tests {
         .unwrap();
         for i in 0..10_000 {
             log.log(&super::super::Record {
-                request_id: format!("r{i}"),
+                request_id: format!("r{i}").into(),
                 ..Default::default()
             });
         }

@@ -254,7 +254,7 @@ async fn handle_message(
     }
     gateway.log(|| Record {
         integration,
-        error_message: failure.map(str::to_string),
+        error_message: failure,
         ..Record::for_event(&event, status)
     });
 }

@@ -159,7 +159,7 @@ impl Gateway {
 
     /// Writes one access log line, if the API keeps an access log (the
     /// record is only built then).
-    pub fn log(&self, record: impl FnOnce() -> access_log::Record) {
+    pub fn log<'a>(&self, record: impl FnOnce() -> access_log::Record<'a>) {
         if let Some(log) = &self.access_log {
             log.log(&record());
         }
