@@ -345,6 +345,11 @@ fn signature_matches(
     secret: &Secret,
     body: SignableBody,
 ) -> Result<bool, AuthError> {
+    // Only origin-form targets (`/path?query`) are signed requests; other
+    // forms would make aws-sigv4 build a URI it cannot rebuild.
+    if !request.path.starts_with('/') || request.path.starts_with("//") {
+        return Ok(false);
+    }
     // aws-sigv4 adds the date and token headers (or the presign
     // parameters) itself, from the values below.
     let mut headers = Vec::new();

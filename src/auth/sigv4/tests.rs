@@ -353,3 +353,30 @@ fn scope_date_must_match_the_request_date() {
         "{error}"
     );
 }
+
+#[test]
+fn odd_request_targets_are_mismatches_not_panics() {
+    let signed = Signer::default().sign("POST", PATH, b"x");
+    for path in [
+        "D",
+        "*",
+        "//x",
+        "//",
+        "",
+        "http://h/prod",
+        "/a%ZZ",
+        "/\u{e9}",
+    ] {
+        let mut odd = Signed {
+            path: path.into(),
+            ..Signer::default().sign("POST", PATH, b"x")
+        };
+        odd.query = Some("a=b&X-Amz-Date=1".into());
+        assert_eq!(
+            odd.verify(SECRET, None, SystemTime::now()),
+            Err(AuthError::mismatch()),
+            "{path:?}"
+        );
+    }
+    signed.verify(SECRET, None, SystemTime::now()).unwrap();
+}
