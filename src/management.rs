@@ -156,7 +156,7 @@ fn push_error(error: PushError) -> Reply {
         PushError::PayloadTooLarge { .. } => {
             (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLargeException")
         }
-        PushError::Stalled(_) => (StatusCode::TOO_MANY_REQUESTS, "LimitExceededException"),
+        PushError::QueueFull => (StatusCode::TOO_MANY_REQUESTS, "LimitExceededException"),
     };
     respond(
         status,

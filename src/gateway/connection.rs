@@ -10,8 +10,11 @@ use crate::events::{ConnectionMeta, Event, disconnect_reason};
 use crate::ids::new_id;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink, SinkExt, StreamExt};
+use std::future::poll_fn;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -50,7 +53,7 @@ pub async fn run<S>(
     gateway: Arc<Gateway>,
     entry: Arc<ConnectionEntry>,
     socket: WebSocketStream<S>,
-    outbound: mpsc::Receiver<Outbound>,
+    outbound: mpsc::UnboundedReceiver<Outbound>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -79,7 +82,7 @@ async fn serve<S>(
     gateway: &Arc<Gateway>,
     entry: &Arc<ConnectionEntry>,
     mut socket: WebSocketStream<S>,
-    mut outbound: mpsc::Receiver<Outbound>,
+    mut outbound: mpsc::UnboundedReceiver<Outbound>,
 ) -> Ending
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -87,12 +90,20 @@ where
     let limits = &gateway.limits;
     let idle = sleep(limits.idle_timeout);
     let max_duration = sleep(limits.max_duration);
-    tokio::pin!(idle, max_duration);
+    // Armed while a frame is being written: a client that stops reading
+    // cannot hold the connection (or shutdown) hostage.
+    let write_deadline = sleep(limits.write_timeout);
+    // Armed by DeleteConnection: what was queued before it, and the close
+    // frame, have this long to reach the client.
+    let close_deadline = sleep(CLOSE_WAIT);
+    let mut closing = false;
+    tokio::pin!(idle, max_duration, write_deadline, close_deadline);
     // A message being handled holds a permit; with none left, reading
     // pauses (backpressure) while pushes keep flowing.
     let in_flight = Arc::new(Semaphore::new(limits.max_in_flight_per_connection));
     let mut permit: Option<OwnedSemaphorePermit> = None;
-
+    // The budget the frame being written holds, while one is.
+    let mut writing: Option<u32> = None;
     let exit = loop {
         if permit.is_none() {
             permit = Arc::clone(&in_flight).try_acquire_owned().ok();
@@ -101,18 +112,43 @@ where
             _ = gateway.shutdown.cancelled() => break Exit::going_away(),
             _ = &mut max_duration => break Exit::going_away(),
             _ = &mut idle => break Exit::going_away(),
-            Some(push) = outbound.recv() => match push {
-                Outbound::Message(message) => {
-                    if socket.send(message).await.is_err() {
+            _ = entry.close_requested(), if !closing => {
+                closing = true;
+                close_deadline.as_mut().reset(Instant::now() + CLOSE_WAIT);
+            }
+            _ = &mut close_deadline, if closing => {
+                tracing::debug!(connection_id = %entry.meta.connection_id, "client did not take its close frame in time");
+                break Exit::Gone(Ending::new(1000, ""));
+            }
+            _ = &mut write_deadline, if writing.is_some() => {
+                tracing::debug!(connection_id = %entry.meta.connection_id, "client stopped reading; disconnecting");
+                break Exit::Gone(Ending::new(1006, ""));
+            }
+            Some(push) = outbound.recv(), if writing.is_none() => match push {
+                Outbound::Message(message, charge) => {
+                    if Pin::new(&mut socket).start_send(message).is_err() {
                         break Exit::Gone(Ending::new(1006, ""));
                     }
+                    writing = Some(charge);
+                    write_deadline.as_mut().reset(Instant::now() + limits.write_timeout);
                 }
                 Outbound::Close(frame) => break Exit::Close(frame.code, frame.reason.to_string()),
             },
             acquired = Arc::clone(&in_flight).acquire_owned(), if permit.is_none() => {
                 permit = acquired.ok();
             }
-            frame = socket.next(), if permit.is_some() => {
+            // Reading and writing share one branch (one borrow of the
+            // socket), so the timers, shutdown and DeleteConnection are
+            // heard while a write waits for the client.
+            io = poll_io(&mut socket, writing.is_some(), permit.is_some()), if writing.is_some() || permit.is_some() => {
+                let frame = match io {
+                    Io::Flushed(Ok(())) => {
+                        entry.written(writing.take().unwrap_or_default());
+                        continue;
+                    }
+                    Io::Flushed(Err(_)) => break Exit::Gone(Ending::new(1006, "")),
+                    Io::Frame(frame) => frame,
+                };
                 let now = Instant::now();
                 match frame {
                     Some(Ok(Message::Text(text))) => {
@@ -146,8 +182,10 @@ where
         }
     };
     // Unregister before the close handshake: from here on a push is Gone
-    // rather than queued for a socket that will never write it.
+    // rather than queued for a socket that will never write it, and
+    // replies still waiting for room give up.
     gateway.registry.unregister(&entry.meta.connection_id);
+    entry.end();
     match exit {
         Exit::Close(code, reason) => close(&mut socket, code, &reason).await,
         Exit::ClientClosed(ending) => {
@@ -157,6 +195,33 @@ where
         }
         Exit::Gone(ending) => ending,
     }
+}
+
+/// What the socket did: finished a write, or gave a frame.
+enum Io {
+    Flushed(Result<(), WsError>),
+    Frame(Option<Result<Message, WsError>>),
+}
+
+/// Drives the pending write (when `writing`) and reads the next frame
+/// (when `reading`), whichever is ready first.
+fn poll_io<S>(
+    socket: &mut WebSocketStream<S>,
+    writing: bool,
+    reading: bool,
+) -> impl std::future::Future<Output = Io> + '_
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    poll_fn(move |cx| {
+        if writing && let Poll::Ready(result) = Pin::new(&mut *socket).poll_flush(cx) {
+            return Poll::Ready(Io::Flushed(result));
+        }
+        if reading && let Poll::Ready(frame) = socket.poll_next_unpin(cx) {
+            return Poll::Ready(Io::Frame(frame));
+        }
+        Poll::Pending
+    })
 }
 
 /// Why the read loop stopped.
@@ -268,7 +333,9 @@ fn reply_message(body: Option<String>, is_base64_encoded: bool) -> Option<Messag
     Some(Message::text(body))
 }
 
-/// Sends a close frame and waits briefly for the client's reply.
+/// Sends a close frame and waits briefly for the client's reply; a client
+/// that does not read gets neither (both steps have a deadline), and the
+/// ending is the code the gateway chose.
 async fn close<S>(socket: &mut WebSocketStream<S>, code: CloseCode, reason: &str) -> Ending
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -277,7 +344,8 @@ where
         code,
         reason: reason.to_string().into(),
     };
-    if socket.send(Message::Close(Some(frame))).await.is_ok() {
+    let sent = tokio::time::timeout(CLOSE_WAIT, socket.send(Message::Close(Some(frame)))).await;
+    if matches!(sent, Ok(Ok(()))) {
         drain(socket).await;
     }
     Ending::new(u16::from(code), reason)

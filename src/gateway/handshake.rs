@@ -27,8 +27,6 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// How long a client may take to send its request head.
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
-/// Pushes waiting for one connection's socket.
-const OUTBOUND_QUEUE: usize = 256;
 /// The read buffer per connection: small, so idle connections stay cheap;
 /// it grows for large messages.
 const READ_BUFFER_BYTES: usize = 4 * 1024;
@@ -279,7 +277,7 @@ async fn handshake<S>(
     head: RequestHead,
     peer: SocketAddr,
     local: SocketAddr,
-) -> Option<(Arc<ConnectionEntry>, mpsc::Receiver<Outbound>)>
+) -> Option<(Arc<ConnectionEntry>, mpsc::UnboundedReceiver<Outbound>)>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -401,8 +399,9 @@ where
         }
     }
 
-    let (outbound_tx, outbound_rx) = mpsc::channel(OUTBOUND_QUEUE);
-    let entry = Arc::new(ConnectionEntry::new(Arc::clone(&meta), outbound_tx));
+    let (entry, outbound_rx) =
+        ConnectionEntry::new(Arc::clone(&meta), gateway.limits.max_message_size);
+    let entry = Arc::new(entry);
     // Registered before the 101 is written: a push from now on is queued
     // and reaches the client right after the handshake.
     gateway.registry.register(Arc::clone(&entry));

@@ -15,6 +15,9 @@ pub struct Limits {
     pub max_duration: Duration,
     /// Integration timeout for routes that set none.
     pub integration_timeout: Duration,
+    /// The longest one write to a client may take; a client that does not
+    /// read for this long is disconnected (it cannot take a close frame).
+    pub write_timeout: Duration,
     /// Messages of one connection being handled at once; past this the
     /// gateway stops reading that socket until one finishes (backpressure).
     pub max_in_flight_per_connection: usize,
@@ -30,6 +33,7 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(10 * 60),
             max_duration: Duration::from_secs(2 * 60 * 60),
             integration_timeout: Duration::from_secs(29),
+            write_timeout: Duration::from_secs(10),
             max_in_flight_per_connection: 64,
             throttle: None,
         }

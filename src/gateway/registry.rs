@@ -9,20 +9,25 @@ use bytes::Bytes;
 use dashmap::DashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, Semaphore, TryAcquireError, mpsc};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-/// How long a push waits for room in a connection's queue before failing
-/// (a client that stopped reading).
-const PUSH_WAIT: Duration = Duration::from_secs(5);
+/// Bytes a connection may have queued for its client beyond what the
+/// socket took, at least: pushes past it fail at once (the client is not
+/// reading fast enough) instead of growing memory without bound.
+pub const OUTBOUND_BYTES: usize = 1024 * 1024;
+/// What each queued message costs besides its payload, so a flood of
+/// empty messages is bounded too.
+const MESSAGE_OVERHEAD: usize = 64;
 
 /// What a connection task is asked to do.
 #[derive(Debug)]
 pub enum Outbound {
-    Message(Message),
+    /// A frame, and the bytes of the connection's budget it holds until
+    /// the socket took it.
+    Message(Message, u32),
     Close(CloseFrame),
 }
 
@@ -30,28 +35,91 @@ pub enum Outbound {
 pub struct ConnectionEntry {
     pub meta: Arc<ConnectionMeta>,
     last_active_ms: AtomicI64,
-    outbound: mpsc::Sender<Outbound>,
+    outbound: mpsc::UnboundedSender<Outbound>,
+    /// The connection's outbound byte budget: queued frames hold permits
+    /// until written; closed when the connection ends.
+    budget: Semaphore,
+    /// Woken by DeleteConnection, so the close is heard even while a
+    /// write to a client that stopped reading is pending.
+    closing: Notify,
 }
 
 impl ConnectionEntry {
-    pub fn new(meta: Arc<ConnectionMeta>, outbound: mpsc::Sender<Outbound>) -> ConnectionEntry {
-        ConnectionEntry {
+    /// A new entry and the receiving end of its queue; `max_message`
+    /// sizes the byte budget so at least two of the largest messages fit.
+    pub fn new(
+        meta: Arc<ConnectionMeta>,
+        max_message: usize,
+    ) -> (ConnectionEntry, mpsc::UnboundedReceiver<Outbound>) {
+        let (outbound, receiver) = mpsc::unbounded_channel();
+        let budget = OUTBOUND_BYTES.max(2 * (max_message + MESSAGE_OVERHEAD));
+        let entry = ConnectionEntry {
             last_active_ms: AtomicI64::new(meta.connected_at),
             meta,
             outbound,
+            budget: Semaphore::new(budget.min(Semaphore::MAX_PERMITS)),
+            closing: Notify::new(),
+        };
+        (entry, receiver)
+    }
+
+    /// Queues a push if the budget has room for it; fails at once when
+    /// it has not (the client stopped reading) or the connection ended.
+    pub fn push(&self, message: Message) -> Result<(), PushError> {
+        let charge = charge(&message);
+        match self.budget.try_acquire_many(charge) {
+            Ok(permit) => permit.forget(),
+            Err(TryAcquireError::NoPermits) => return Err(PushError::QueueFull),
+            Err(TryAcquireError::Closed) => return Err(PushError::Gone),
+        }
+        self.outbound
+            .send(Outbound::Message(message, charge))
+            .map_err(|_| PushError::Gone)
+    }
+
+    /// Queues a reply to this connection's client, waiting for room in
+    /// its budget; a connection that ends meanwhile drops it (its client
+    /// can no longer receive anything).
+    pub async fn reply(&self, message: Message) {
+        let charge = charge(&message);
+        if let Ok(permit) = self.budget.acquire_many(charge).await {
+            permit.forget();
+            let _ = self.outbound.send(Outbound::Message(message, charge));
         }
     }
 
-    /// Queues a reply to this connection's client; a connection that is
-    /// already gone drops it (its client can no longer receive anything).
-    pub async fn reply(&self, message: Message) {
-        let _ = self.outbound.send(Outbound::Message(message)).await;
+    /// Asks the connection task to close with `frame`, after what is
+    /// already queued.
+    pub fn close(&self, frame: CloseFrame) {
+        let _ = self.outbound.send(Outbound::Close(frame));
+        self.closing.notify_one();
+    }
+
+    /// Completes once a close was asked for.
+    pub async fn close_requested(&self) {
+        self.closing.notified().await;
+    }
+
+    /// Gives back the budget a written frame held.
+    pub fn written(&self, charge: u32) {
+        self.budget.add_permits(charge as usize);
+    }
+
+    /// The connection is over: pushes and waiting replies fail from now on.
+    pub fn end(&self) {
+        self.budget.close();
     }
 
     /// Records client activity (for `lastActiveAt`).
     pub fn touch(&self, now_ms: i64) {
         self.last_active_ms.store(now_ms, Ordering::Relaxed);
     }
+}
+
+/// What a message costs of its connection's budget.
+fn charge(message: &Message) -> u32 {
+    let bytes = message.len() + MESSAGE_OVERHEAD;
+    u32::try_from(bytes.min(Semaphore::MAX_PERMITS)).unwrap_or(u32::MAX)
 }
 
 /// What GetConnection returns.
@@ -69,15 +137,19 @@ pub enum PushError {
     Gone,
     #[error("payload of {size} bytes is larger than the {limit}-byte limit")]
     PayloadTooLarge { size: usize, limit: usize },
-    #[error("the client is not reading; its queue stayed full for {0:?}")]
-    Stalled(Duration),
+    #[error("the client is not reading fast enough: its outbound queue is full")]
+    QueueFull,
 }
 
 #[async_trait]
 pub trait Registry: Send + Sync + 'static {
     fn register(&self, entry: Arc<ConnectionEntry>);
     fn unregister(&self, connection_id: &str);
-    async fn send(&self, connection_id: &str, outbound: Outbound) -> Result<(), PushError>;
+    /// Queues a message for the connection's client.
+    async fn post(&self, connection_id: &str, message: Message) -> Result<(), PushError>;
+    /// Takes the connection out of the registry at once (later calls for
+    /// its id are Gone) and has it closed with 1000.
+    async fn delete(&self, connection_id: &str) -> Result<(), PushError>;
     async fn info(&self, connection_id: &str) -> Option<ConnectionInfo>;
     fn count(&self) -> usize;
     fn ids(&self) -> Vec<String>;
@@ -109,13 +181,24 @@ impl Registry for InMemoryRegistry {
         self.connections.remove(connection_id);
     }
 
-    async fn send(&self, connection_id: &str, outbound: Outbound) -> Result<(), PushError> {
-        let entry = self.get(connection_id).ok_or(PushError::Gone)?;
-        match entry.outbound.send_timeout(outbound, PUSH_WAIT).await {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::SendTimeoutError::Closed(_)) => Err(PushError::Gone),
-            Err(mpsc::error::SendTimeoutError::Timeout(_)) => Err(PushError::Stalled(PUSH_WAIT)),
-        }
+    async fn post(&self, connection_id: &str, message: Message) -> Result<(), PushError> {
+        self.get(connection_id)
+            .ok_or(PushError::Gone)?
+            .push(message)
+    }
+
+    async fn delete(&self, connection_id: &str) -> Result<(), PushError> {
+        // Only the call that removes the entry closes it: a second
+        // DeleteConnection is Gone, as on API Gateway.
+        let (_, entry) = self
+            .connections
+            .remove(connection_id)
+            .ok_or(PushError::Gone)?;
+        entry.close(CloseFrame {
+            code: CloseCode::Normal,
+            reason: "".into(),
+        });
+        Ok(())
     }
 
     async fn info(&self, connection_id: &str) -> Option<ConnectionInfo> {
@@ -167,9 +250,7 @@ impl Connections {
             Ok(_) => Message::Text(data.try_into().expect("checked as UTF-8 just above")),
             Err(_) => Message::Binary(data),
         };
-        self.registry
-            .send(connection_id, Outbound::Message(message))
-            .await
+        self.registry.post(connection_id, message).await
     }
 
     /// GetConnection.
@@ -182,13 +263,7 @@ impl Connections {
 
     /// DeleteConnection: the client is closed with 1000 and `$disconnect` runs.
     pub async fn delete(&self, connection_id: &str) -> Result<(), PushError> {
-        let frame = CloseFrame {
-            code: CloseCode::Normal,
-            reason: "".into(),
-        };
-        self.registry
-            .send(connection_id, Outbound::Close(frame))
-            .await
+        self.registry.delete(connection_id).await
     }
 
     /// Ids of the connections open now.
