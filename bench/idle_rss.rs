@@ -2,7 +2,10 @@
 //! in the same run, to a bare tokio-tungstenite echo server (the ceiling),
 //! and reports server RSS per connection and connect rate for both.
 //!
-//! `cargo run --release --example idle_rss -- [--connections N]`
+//! With `--rounds R`, it then connects and disconnects them R more
+//! times and reports RSS once each round's connections are gone (churn).
+//!
+//! `cargo run --release --example idle_rss -- [--connections N] [--rounds R]`
 //! (expects the release `wsgate` binary beside this example's).
 
 #[path = "raw_echo.rs"]
@@ -161,6 +164,7 @@ async fn main() {
         .and_then(|i| args.get(i + 1))
         .map(|n| n.parse().expect("--connections takes a number"))
         .unwrap_or(10_000);
+    let rounds = util::arg(&args, "--rounds", 0.0) as usize;
     let dir = std::env::temp_dir().join(format!("wsgate-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
 
@@ -170,11 +174,23 @@ async fn main() {
         "server", "RSS before", "RSS after", "KiB per conn", "connects/s"
     );
     let mut per_connection = Vec::new();
+    let mut churn = Vec::new();
     for (name, server) in [
         ("tokio-tungstenite raw", start_raw()),
         ("wsgate", start_wsgate(&dir)),
     ] {
         let m = measure(&server, connections).await;
+        let mut after_rounds = Vec::new();
+        for _ in 0..rounds {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            after_rounds.push(rss_kib(server.child.id()) / 1024);
+            measure(&server, connections).await;
+        }
+        if rounds > 0 {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            after_rounds.push(rss_kib(server.child.id()) / 1024);
+            churn.push((name, m.rss_before_kib / 1024, after_rounds));
+        }
         let per_conn =
             (m.rss_after_kib.saturating_sub(m.rss_before_kib)) as f64 / connections as f64;
         let rate = connections as f64 / m.connect_seconds;
@@ -191,5 +207,12 @@ async fn main() {
         gate.0 / raw.0,
         gate.1 / raw.1
     );
+    for (name, before, after_rounds) in churn {
+        let rounds: Vec<String> = after_rounds.iter().map(|mib| format!("{mib}")).collect();
+        println!(
+            "churn {name:<22} RSS {before} MiB at start; after each round of {connections} connects and disconnects: {} MiB",
+            rounds.join(" / ")
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

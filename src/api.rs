@@ -457,6 +457,9 @@ impl WebSocketApi {
             throttle: self.limits.throttle.map(TokenBucket::new),
             access_log,
             domain: domain.clone(),
+            unverified_bodies: tokio::sync::Semaphore::new(
+                crate::management::UNVERIFIED_BODY_BYTES.max(4 * self.limits.max_message_size),
+            ),
         });
         if let Some(domain) = domain {
             tokio::spawn(domain.watch(gateway.shutdown.clone()));

@@ -12,6 +12,7 @@ pub mod gateway;
 pub mod ids;
 pub mod integrations;
 pub mod management;
+pub mod memory;
 
 pub use api::{BuildError, Outputs, RouteOptions, Server, WebSocketApi};
 pub use auth::keyring::Credentials;

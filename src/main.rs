@@ -76,6 +76,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    wsgate::memory::return_freed_memory_periodically();
     let result = match cli.command {
         Command::Serve {
             config,
@@ -159,6 +160,7 @@ async fn serve(path: &Path, listen: Option<SocketAddr>, insecure_dev: bool) -> a
         );
         println!("{exports}");
     }
+    println!("ready: Ctrl-C or SIGTERM stops it gracefully");
 
     wait_for_signal().await?;
     tracing::info!("shutting down: closing connections with 1001 and running $disconnect");

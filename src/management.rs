@@ -2,6 +2,7 @@
 //! listener at `managementEndpoint`. Errors carry `x-amzn-ErrorType` so the
 //! AWS SDKs type them (GoneException, PayloadTooLargeException, ...).
 
+use crate::auth::policy::MANAGE_CONNECTIONS;
 use crate::auth::{AuthError, sigv4};
 use crate::gateway::Gateway;
 use crate::gateway::paths::{self, Target};
@@ -13,6 +14,15 @@ use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use serde_json::json;
+use std::time::Duration;
+use tokio::sync::SemaphorePermit;
+
+/// How long a management call's body may take to arrive.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The bytes of request bodies all management calls together may hold
+/// before their signature is checked (at least this, or four of the
+/// largest payloads).
+pub const UNVERIFIED_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 type Reply = Response<Full<Bytes>>;
 
@@ -42,18 +52,35 @@ async fn connection(gateway: &Gateway, request: Request<Incoming>, id: &str) -> 
         );
     }
     let (parts, body) = request.into_parts();
-    // The body is read first: the signature covers its hash.
-    let body = if method == Method::POST {
-        match read_body(&parts.headers, body, gateway.limits.max_message_size).await {
-            Ok(body) => body,
+    let headers = header_pairs(&parts.headers);
+    let signed = |body| sigv4::Request {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        headers: &headers,
+        body,
+    };
+    // Everything the signature says that does not depend on the body is
+    // checked before a byte of it is read: nobody unsigned pins memory.
+    let checked = match gateway.auth.check_management_head(&signed(b"")) {
+        Ok(checked) => checked,
+        Err(error) => return refused(&parts, &error),
+    };
+    let (body, _reserved) = if method == Method::POST {
+        match read_body(gateway, &parts.headers, body).await {
+            Ok(read) => read,
             Err(reply) => return reply,
         }
     } else {
-        Bytes::new()
+        (Bytes::new(), None)
     };
-    if let Err(error) = authorize(gateway, &parts, &body) {
-        tracing::info!(method = %method, path = %parts.uri.path(), %error, "management call refused");
-        return auth_error(&error);
+    if let Some(checked) = checked {
+        // The ARN names the method and, as API Gateway's,
+        // `{connectionId}` literally.
+        let resource = gateway.arn(&format!("{}/@connections/{{connectionId}}", parts.method));
+        if let Err(error) = checked.finish(&signed(&body), MANAGE_CONNECTIONS, &resource) {
+            return refused(&parts, &error);
+        }
     }
     let connections = &gateway.connections;
     let result = match method {
@@ -80,30 +107,17 @@ async fn connection(gateway: &Gateway, request: Request<Incoming>, id: &str) -> 
     result.unwrap_or_else(push_error)
 }
 
-/// SigV4 and `execute-api:ManageConnections` on the call's ARN, which
-/// names the method and, as API Gateway's, `{connectionId}` literally.
-fn authorize(
-    gateway: &Gateway,
-    parts: &http::request::Parts,
-    body: &[u8],
-) -> Result<(), AuthError> {
-    let headers: Vec<(&str, &str)> = parts
-        .headers
+fn header_pairs(headers: &http::HeaderMap) -> Vec<(&str, &str)> {
+    headers
         .iter()
         .filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?)))
-        .collect();
-    let request = sigv4::Request {
-        method: parts.method.as_str(),
-        path: parts.uri.path(),
-        query: parts.uri.query(),
-        headers: &headers,
-        body,
-    };
-    let resource = gateway.arn(&format!("{}/@connections/{{connectionId}}", parts.method));
-    gateway
-        .auth
-        .authorize_management(&request, &resource)
-        .map(|_| ())
+        .collect()
+}
+
+fn refused(parts: &http::request::Parts, error: &AuthError) -> Reply {
+    // Debug, not info: refusals are what a flood of unsigned calls makes.
+    tracing::debug!(method = %parts.method, path = %parts.uri.path(), %error, "management call refused");
+    auth_error(error)
 }
 
 fn auth_error(error: &AuthError) -> Reply {
@@ -119,35 +133,60 @@ fn auth_error(error: &AuthError) -> Reply {
     )
 }
 
-async fn read_body(
+/// Reads a POST body: within `BODY_TIMEOUT`, at most the payload limit,
+/// and only with room in the budget all unverified bodies share, which
+/// is held (the second value) until the signature over it is checked.
+async fn read_body<'g>(
+    gateway: &'g Gateway,
     headers: &http::HeaderMap,
     body: Incoming,
-    limit: usize,
-) -> Result<Bytes, Reply> {
+) -> Result<(Bytes, Option<SemaphorePermit<'g>>), Reply> {
+    let limit = gateway.limits.max_message_size;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    if let Some(size) = declared.filter(|&n| n > limit as u64) {
         return Err(push_error(PushError::PayloadTooLarge {
-            size: declared.unwrap_or_default() as usize,
+            size: Some(usize::try_from(size).unwrap_or(usize::MAX)),
             limit,
         }));
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(push_error(PushError::PayloadTooLarge {
-                size: limit + 1,
-                limit,
-            }))
+    // A chunked body may grow to the limit: reserve all of it.
+    let reserve = declared.map_or(limit, |n| n as usize);
+    let reserved = match u32::try_from(reserve) {
+        Ok(0) => None,
+        Ok(n) => match gateway.unverified_bodies.try_acquire_many(n) {
+            Ok(permit) => Some(permit),
+            Err(_) => return Err(busy()),
+        },
+        Err(_) => return Err(busy()),
+    };
+    match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, limit).collect()).await {
+        Ok(Ok(collected)) => Ok((collected.to_bytes(), reserved)),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(push_error(PushError::PayloadTooLarge { size: None, limit }))
         }
-        Err(e) => Err(respond(
+        Ok(Err(e)) => Err(respond(
             StatusCode::BAD_REQUEST,
             Some("BadRequestException"),
             json!({ "message": format!("could not read the request body: {e}") }),
         )),
+        Err(_) => Err(respond(
+            StatusCode::REQUEST_TIMEOUT,
+            None,
+            json!({ "message": format!("the request body did not arrive within {} s", BODY_TIMEOUT.as_secs()) }),
+        )),
     }
+}
+
+/// Too many bodies are being read at once: the SDKs retry a 429.
+fn busy() -> Reply {
+    respond(
+        StatusCode::TOO_MANY_REQUESTS,
+        Some("LimitExceededException"),
+        json!({ "message": "Too Many Requests" }),
+    )
 }
 
 fn push_error(error: PushError) -> Reply {

@@ -87,6 +87,18 @@ impl Authenticator {
         resource: &str,
         now: SystemTime,
     ) -> Result<Caller, AuthError> {
+        self.check_head(request, now)?
+            .finish(request, action, resource)
+    }
+
+    /// Everything in the signature that does not depend on the body: its
+    /// form, scope and time, the key and its session token. A request that
+    /// fails here is refused before its body is read.
+    pub fn check_head(
+        &self,
+        request: &sigv4::Request,
+        now: SystemTime,
+    ) -> Result<HeadChecked, AuthError> {
         let claim = sigv4::parse(request)?;
         sigv4::check_scope_and_time(&claim, &self.region, now)?;
         let key = self
@@ -96,9 +108,54 @@ impl Authenticator {
         if !same_token(key.session_token.as_deref(), claim.session_token.as_deref()) {
             return Err(AuthError::UnrecognizedClient);
         }
+        Ok(HeadChecked { claim, key })
+    }
+
+    /// As `check_head` for a management call; with `--insecure-dev` an
+    /// unsigned request passes (as `None`).
+    pub fn check_management_head(
+        &self,
+        request: &sigv4::Request,
+    ) -> Result<Option<HeadChecked>, AuthError> {
+        match self.check_head(request, SystemTime::now()) {
+            Err(AuthError::Missing) if self.insecure_dev => Ok(None),
+            other => other.map(Some),
+        }
+    }
+
+    /// As `authorize`, but with `--insecure-dev` an unsigned request
+    /// passes (as `None`).
+    pub fn authorize_management(
+        &self,
+        request: &sigv4::Request,
+        resource: &str,
+    ) -> Result<Option<Caller>, AuthError> {
+        self.check_management_head(request)?
+            .map(|head| head.finish(request, policy::MANAGE_CONNECTIONS, resource))
+            .transpose()
+    }
+}
+
+/// A request whose signature passed every check but the one over the
+/// whole request (body included).
+pub struct HeadChecked {
+    claim: sigv4::Claim,
+    key: Arc<keyring::Key>,
+}
+
+impl HeadChecked {
+    /// Recomputes the signature over the whole request, then checks that
+    /// the key may do `action` on `resource`; returns the caller.
+    pub fn finish(
+        self,
+        request: &sigv4::Request,
+        action: &str,
+        resource: &str,
+    ) -> Result<Caller, AuthError> {
+        let key = &self.key;
         sigv4::verify_signature(
             request,
-            &claim,
+            &self.claim,
             &sigv4::Secret {
                 secret_access_key: &key.secret_access_key,
                 session_token: key.session_token.as_deref(),
@@ -112,24 +169,6 @@ impl Authenticator {
             });
         }
         Ok(key.caller.clone())
-    }
-
-    /// As `authorize`, but with `--insecure-dev` an unsigned request
-    /// passes (as `None`).
-    pub fn authorize_management(
-        &self,
-        request: &sigv4::Request,
-        resource: &str,
-    ) -> Result<Option<Caller>, AuthError> {
-        match self.authorize(
-            request,
-            policy::MANAGE_CONNECTIONS,
-            resource,
-            SystemTime::now(),
-        ) {
-            Err(AuthError::Missing) if self.insecure_dev => Ok(None),
-            other => other.map(Some),
-        }
     }
 }
 

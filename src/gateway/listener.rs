@@ -2,7 +2,7 @@
 //! HTTP side (management API and plain requests).
 
 use super::Gateway;
-use super::handshake::{self, HEAD_TIMEOUT, HeadError, read_head, write_response};
+use super::handshake::{self, HEAD_TIMEOUT, HeadError, MAX_HEAD_BYTES, read_head, write_response};
 use super::paths::{self, Target};
 use crate::domain::Domain;
 use crate::management;
@@ -160,6 +160,9 @@ where
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEAD_TIMEOUT)
+        // Heads are at most 16 KiB and bodies are read as they come: no
+        // connection needs hyper's default 400 KiB of buffer.
+        .max_buf_size(MAX_HEAD_BYTES * 4)
         .serve_connection(TokioIo::new(io), service);
     tokio::pin!(connection);
     tokio::select! {

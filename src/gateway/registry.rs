@@ -135,8 +135,9 @@ pub struct ConnectionInfo {
 pub enum PushError {
     #[error("no connection with that id (gone)")]
     Gone,
-    #[error("payload of {size} bytes is larger than the {limit}-byte limit")]
-    PayloadTooLarge { size: usize, limit: usize },
+    /// `size` is `None` for a chunked body, whose size is never known.
+    #[error("payload {} is larger than the {limit}-byte limit", size.map_or_else(|| "".to_string(), |s| format!("of {s} bytes")))]
+    PayloadTooLarge { size: Option<usize>, limit: usize },
     #[error("the client is not reading fast enough: its outbound queue is full")]
     QueueFull,
 }
@@ -242,7 +243,7 @@ impl Connections {
         let data: Bytes = data.into();
         if data.len() > self.max_payload {
             return Err(PushError::PayloadTooLarge {
-                size: data.len(),
+                size: Some(data.len()),
                 limit: self.max_payload,
             });
         }

@@ -1,6 +1,8 @@
 //! Helpers for integration tests: real servers on port 0, real sockets.
 #![allow(dead_code)]
 
+pub mod serve;
+
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full};
