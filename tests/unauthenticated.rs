@@ -6,7 +6,6 @@
 mod common;
 
 use common::serve::{Serve, write_config};
-use common::*;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
