@@ -35,7 +35,7 @@ use crate::gateway::throttle::TokenBucket;
 use crate::gateway::{ConnectAuth, Gateway, Route, listener};
 use crate::ids::api_id_for;
 use crate::integrations::function::{self, FunctionIntegration, FunctionSpec};
-use crate::integrations::http::HttpIntegration;
+use crate::integrations::http::{HttpIntegration, HttpPool};
 use crate::integrations::{Context, Integration};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -84,7 +84,8 @@ pub struct WebSocketApi {
     route_selection_expression: String,
     limits: Limits,
     binary: BinaryMode,
-    routes: Vec<Route>,
+    /// In the order they were added; a key added again replaces its route.
+    routes: indexmap::IndexMap<String, Route>,
     /// Shared by function handlers; told the outputs once bound.
     functions: Option<Arc<function::Environment>>,
     region: String,
@@ -137,7 +138,7 @@ impl WebSocketApi {
             route_selection_expression: DEFAULT_EXPRESSION.into(),
             limits: Limits::default(),
             binary: BinaryMode::default(),
-            routes: Vec::new(),
+            routes: indexmap::IndexMap::new(),
             functions: None,
             region: DEFAULT_REGION.into(),
             api_id: None,
@@ -152,10 +153,9 @@ impl WebSocketApi {
 
     /// Builds the API a config file describes.
     pub fn from_config(config: &Config) -> Result<WebSocketApi, BuildError> {
-        let client = reqwest::Client::builder()
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| BuildError::HttpClient(e.to_string()))?;
+        let open_files = crate::resources::open_files_limit();
+        let client = HttpPool::new(crate::resources::integration_connections(open_files))
+            .map_err(BuildError::HttpClient)?;
         let mut api = WebSocketApi::new(&config.name)
             .stage(&config.stage)
             .region(&config.region)
@@ -222,16 +222,13 @@ impl WebSocketApi {
         &mut self,
         route: &RouteConfig,
         config: &Config,
-        client: &reqwest::Client,
+        client: &HttpPool,
     ) -> Result<(Arc<dyn Integration>, Option<Duration>), BuildError> {
         match &route.handler {
             HandlerSpec::Url(url) => {
                 let url = reqwest::Url::parse(url)
                     .map_err(|e| BuildError::Route(route.key.clone(), e.to_string()))?;
-                Ok((
-                    Arc::new(HttpIntegration::new(url, client.clone())),
-                    route.timeout,
-                ))
+                Ok((Arc::new(HttpIntegration::new(url, client)), route.timeout))
             }
             HandlerSpec::Handler(_) | HandlerSpec::Command(_) => {
                 let api_id = self.effective_api_id();
@@ -342,20 +339,22 @@ impl WebSocketApi {
         options: RouteOptions,
     ) -> Self {
         let key = key.into();
-        self.routes.retain(|r| r.key != key);
-        self.routes.push(Route {
-            key,
-            integration,
-            timeout: options.timeout,
-            return_response: options.return_response,
-        });
+        self.routes.insert(
+            key.clone(),
+            Route {
+                key,
+                integration,
+                timeout: options.timeout,
+                return_response: options.return_response,
+            },
+        );
         self
     }
 
     /// The routes and what handles each, for start-up output.
     pub fn describe_routes(&self) -> Vec<(String, String)> {
         self.routes
-            .iter()
+            .values()
             .map(|r| (r.key.clone(), r.integration.describe()))
             .collect()
     }
@@ -368,7 +367,7 @@ impl WebSocketApi {
             *functions.outputs.write().expect("lock poisoned") =
                 Some(outputs_for(addr, &self.stage, domain.as_deref()));
         }
-        for route in &self.routes {
+        for route in self.routes.values() {
             route
                 .integration
                 .check()
@@ -398,7 +397,7 @@ impl WebSocketApi {
     pub fn serve(self, listener: TcpListener) -> Result<Server, BuildError> {
         let selector =
             RouteSelector::parse(&self.route_selection_expression).map_err(BuildError::Selector)?;
-        if let Some(empty) = self.routes.iter().find(|r| r.key.is_empty()) {
+        if let Some(empty) = self.routes.values().find(|r| r.key.is_empty()) {
             return Err(BuildError::Route(
                 empty.key.clone(),
                 "a route key must not be empty".into(),
@@ -437,11 +436,7 @@ impl WebSocketApi {
                 stage: self.stage,
             },
             name: self.name,
-            routes: self
-                .routes
-                .into_iter()
-                .map(|r| (r.key.clone(), r))
-                .collect::<HashMap<_, _>>(),
+            routes: self.routes.into_iter().collect::<HashMap<_, _>>(),
             selector,
             limits: self.limits.clone(),
             binary: self.binary,

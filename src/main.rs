@@ -77,6 +77,8 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     wsgate::memory::return_freed_memory_periodically();
+    let open_files = wsgate::resources::raise_open_files_limit();
+    tracing::debug!(open_files, "open file limit");
     let result = match cli.command {
         Command::Serve {
             config,

@@ -361,3 +361,30 @@ async fn delete_connection_runs_disconnect_once() {
     assert_eq!(disconnects, 1);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_absolute_form_target_upgrades() {
+    // RFC 9112 section 3.2.2: servers accept absolute-form targets; the
+    // target's authority is the Host.
+    let server = WebSocketApi::new("T").bind(any_port()).await.unwrap();
+    let mut stream = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .unwrap();
+    stream
+        .write_all(
+            format!(
+                "GET http://{}/$default HTTP/1.1\r\nHost: ignored\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+                server.local_addr()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    tokio::time::timeout(WAIT, stream.read_exact(&mut head))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&head, b"HTTP/1.1 101");
+    server.shutdown().await;
+}

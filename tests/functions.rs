@@ -33,7 +33,7 @@ pyfail = { handler = "py/handlers.fail", return_response = true }
 fn app(config: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/functions");
-    for file in ["handlers.mjs", "toplevel.mjs"] {
+    for file in ["handlers.mjs", "toplevel.mjs", "cjs.cjs"] {
         std::fs::copy(fixtures.join(file), dir.path().join(file)).unwrap();
     }
     std::fs::create_dir(dir.path().join("py")).unwrap();
@@ -172,6 +172,21 @@ async fn missing_files_and_exports_fail_at_start_naming_the_route() {
         error.contains("cannot load export `notThere`") && error.contains("does not"),
         "{error}"
     );
+
+    // What every object or module has is not an export.
+    for handler in [
+        "cjs.toString",
+        "cjs.hasOwnProperty",
+        "handlers.toString",
+        "py/handlers.__class__",
+        "py/handlers.__init__",
+    ] {
+        let dir = app(&format!("name = \"Fns\"\n[routes]\nnope = \"{handler}\"\n"));
+        let error = build(dir.path()).err().unwrap();
+        assert!(error.contains("cannot load export"), "{handler}: {error}");
+    }
+    let dir = app("name = \"Fns\"\n[routes]\nok = \"cjs.handler\"\n");
+    build(dir.path()).unwrap();
 
     let dir = app(
         "name = \"Fns\"\n[routes]\necho = { handler = \"handlers.echo\", link = [\"Other\"] }\n",

@@ -217,6 +217,42 @@ async fn sdk_sees_payload_too_large_and_forbidden() {
 }
 
 #[tokio::test]
+async fn an_oversized_chunked_body_states_the_limit() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = WebSocketApi::new("Chunked")
+        .insecure_dev(true)
+        .bind(any_port())
+        .await
+        .unwrap();
+    let _client = connect(&server.url()).await;
+    let id = server.connections().ids().pop().unwrap();
+    let mut stream = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .unwrap();
+    let chunk = "a".repeat(64 * 1024);
+    let mut request = format!(
+        "POST /@connections/{id} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    for _ in 0..3 {
+        request.push_str(&format!("{:x}\r\n{chunk}\r\n", chunk.len()));
+    }
+    request.push_str("0\r\n\r\n");
+    let _ = stream.write_all(request.as_bytes()).await;
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(WAIT, stream.read_to_end(&mut response)).await;
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    assert!(response.contains("PayloadTooLargeException"), "{response}");
+    // The size of a chunked body is never known: the message gives the
+    // limit, and no made-up size.
+    assert!(
+        response.contains("payload is larger than the 131072-byte limit"),
+        "{response}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn raw_paths_encodings_and_bad_ids() {
     let server = server("$default").await;
     let (mut client, id) = connect_with_id(&server).await;

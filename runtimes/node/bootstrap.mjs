@@ -30,7 +30,10 @@ function call(method, path, body) {
 
 async function load() {
   const module = await import(pathToFileURL(file).href);
-  const handler = module[exportName] ?? module.default?.[exportName];
+  // Own exports only: `toString` and the rest of Object.prototype are not
+  // a module's exports (CommonJS modules arrive as `default`).
+  const own = (object) => object != null && Object.hasOwn(object, exportName) ? object[exportName] : undefined;
+  const handler = own(module) ?? own(module.default);
   if (typeof handler !== "function") {
     throw new Error(`${file} does not export a function named "${exportName}"`);
   }

@@ -24,7 +24,9 @@ def load():
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
-    handler = getattr(module, EXPORT, None)
+    # What the module defines itself, not attributes every module has.
+    is_dunder = EXPORT.startswith("__") and EXPORT.endswith("__")
+    handler = None if is_dunder else vars(module).get(EXPORT)
     if not callable(handler):
         raise AttributeError(f'{FILE} does not define a function named "{EXPORT}"')
     return handler

@@ -274,15 +274,27 @@ struct RawAuth {
 }
 
 /// Collects problems while a config is checked.
-struct Checker<'a> {
-    source: &'a str,
+struct Checker {
+    /// Byte offsets where each line starts, so a span's line is a binary
+    /// search (checking stays linear in the number of routes).
+    line_starts: Vec<usize>,
     problems: Vec<Problem>,
 }
 
-impl Checker<'_> {
+impl Checker {
+    fn new(source: &str) -> Checker {
+        let line_starts = std::iter::once(0)
+            .chain(source.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Checker {
+            line_starts,
+            problems: Vec::new(),
+        }
+    }
+
     fn line(&self, span: std::ops::Range<usize>) -> usize {
-        let end = span.start.min(self.source.len());
-        self.source[..end].bytes().filter(|&b| b == b'\n').count() + 1
+        self.line_starts
+            .partition_point(|&start| start <= span.start)
     }
 
     fn at(&mut self, span: std::ops::Range<usize>, key: &str, message: impl Into<String>) {
@@ -331,10 +343,7 @@ pub fn parse(file: &Path, source: &str) -> Result<Config, ConfigError> {
         file: file.to_path_buf(),
         problems,
     };
-    let mut checker = Checker {
-        source,
-        problems: Vec::new(),
-    };
+    let mut checker = Checker::new(source);
     let raw: RawConfig = match toml::from_str(source) {
         Ok(raw) => raw,
         Err(e) => {
@@ -971,6 +980,17 @@ fn check_route(
         c.at(span, &path, "a route key must be at most 128 characters");
         return None;
     }
+    if let Some(control) = name.chars().find(|ch| ch.is_control()) {
+        c.at(
+            span,
+            &format!("routes.{}", name.escape_debug()),
+            format!(
+                "a route key must not contain control characters (found U+{:04X})",
+                u32::from(control)
+            ),
+        );
+        return None;
+    }
     if name.starts_with('$') && !matches!(name.as_str(), "$connect" | "$disconnect" | "$default") {
         c.at(
             span,
@@ -1043,6 +1063,8 @@ fn check_handler(
                     &path,
                     format!("\"{h}\" is not a handler string: expected \"<file path>.<export>\", e.g. \"src/connect.handler\""),
                 );
+            } else if let Err(why) = check_handler_path(&h) {
+                c.at(span.clone(), &format!("{path}.handler"), why);
             }
             HandlerSpec::Handler(h)
         }
@@ -1189,6 +1211,32 @@ fn is_handler_string(handler: &str) -> bool {
         }
         None => false,
     }
+}
+
+/// A handler's file is in the app's folder, as SST bundles it from
+/// there: no absolute path, no `..` that climbs out of it.
+pub fn check_handler_path(handler: &str) -> Result<(), String> {
+    let file = handler.rsplit_once('.').map_or(handler, |(file, _)| file);
+    let outside = || {
+        format!(
+            "\"{handler}\" names a file outside the app's folder; handler paths are relative to the folder of the config, as in SST"
+        )
+    };
+    if Path::new(file).is_absolute() || file.starts_with('~') {
+        return Err(outside());
+    }
+    let mut depth: usize = 0;
+    for component in Path::new(file).components() {
+        match component {
+            std::path::Component::Normal(_) => depth += 1,
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => depth = depth.checked_sub(1).ok_or_else(outside)?,
+            std::path::Component::RootDir | std::path::Component::Prefix(_) => {
+                return Err(outside());
+            }
+        }
+    }
+    Ok(())
 }
 
 fn is_valid_name(name: &str) -> bool {

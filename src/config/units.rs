@@ -19,8 +19,20 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             ));
         }
     };
-    Ok(Duration::from_secs_f64(number * seconds_per_unit))
+    let seconds = number * seconds_per_unit;
+    if seconds > MAX_DURATION.as_secs_f64() {
+        return Err(format!(
+            "\"{text}\" is longer than wsgate's maximum duration of 10 years"
+        ));
+    }
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("\"{text}\": {e}"))
 }
+
+/// The longest duration any key takes: far beyond every quota, and small
+/// enough that deadlines computed from it never overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 86_400);
+/// The largest size any key takes (1 TB).
+pub const MAX_SIZE: u64 = 1 << 40;
 
 /// Parses a size such as `"128 KB"` or `"1024 MB"`. As in AWS's quotas,
 /// KB and MB are binary (1 KB = 1024 bytes).
@@ -37,7 +49,13 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
             ));
         }
     };
-    Ok((number * bytes_per_unit).round() as u64)
+    let bytes = (number * bytes_per_unit).round();
+    if bytes > MAX_SIZE as f64 {
+        return Err(format!(
+            "\"{text}\" is larger than wsgate's maximum size of 1 TB"
+        ));
+    }
+    Ok(bytes as u64)
 }
 
 fn split_quantity(text: &str) -> Result<(f64, &str), String> {
@@ -137,6 +155,23 @@ mod tests {
                 .unwrap_err()
                 .contains("fortnights")
         );
+    }
+
+    #[test]
+    fn huge_quantities_are_errors_not_panics() {
+        for text in ["1e300 seconds", "1e19 days", "3651 days", "1e300 ms"] {
+            let error = parse_duration(text).unwrap_err();
+            assert!(error.contains("maximum duration"), "{text}: {error}");
+        }
+        assert_eq!(parse_duration("3650 days"), Ok(MAX_DURATION));
+        assert!(parse_duration("inf seconds").is_err());
+        assert!(parse_duration("NaN seconds").is_err());
+        for text in ["1e300 GB", "2048 GB"] {
+            assert!(
+                parse_size(text).unwrap_err().contains("maximum size"),
+                "{text}"
+            );
+        }
     }
 
     #[test]

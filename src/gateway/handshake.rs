@@ -134,15 +134,52 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, HeadError>
                 .map_err(|_| HeadError::Malformed(format!("header {} is not UTF-8", h.name)))
         })
         .collect::<Result<_, _>>()?;
-    Ok(Some((
-        RequestHead {
-            method: request.method.unwrap_or_default().to_string(),
-            target: request.path.unwrap_or_default().to_string(),
-            version: request.version.unwrap_or(1),
-            headers,
-        },
-        len,
-    )))
+    let mut head = RequestHead {
+        method: request.method.unwrap_or_default().to_string(),
+        target: request.path.unwrap_or_default().to_string(),
+        version: request.version.unwrap_or(1),
+        headers,
+    };
+    head.to_origin_form();
+    Ok(Some((head, len)))
+}
+
+impl RequestHead {
+    /// An absolute-form target (`http://host/path`) becomes origin-form,
+    /// and its authority the Host, as RFC 9112 section 3.2.2 has servers
+    /// do (the received Host is ignored).
+    fn to_origin_form(&mut self) {
+        let lower = self
+            .target
+            .get(..8)
+            .unwrap_or(&self.target)
+            .to_ascii_lowercase();
+        let scheme_len = if lower.starts_with("http://") {
+            7
+        } else if lower.starts_with("https://") {
+            8
+        } else {
+            return;
+        };
+        let rest = &self.target[scheme_len..];
+        let end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, path) = rest.split_at(end);
+        let path = match path {
+            "" => "/".to_string(),
+            p if p.starts_with('?') => format!("/{p}"),
+            p => p.to_string(),
+        };
+        let authority = authority.to_string();
+        self.target = path;
+        match self
+            .headers
+            .iter_mut()
+            .find(|(n, _)| n.eq_ignore_ascii_case("host"))
+        {
+            Some((_, value)) => *value = authority,
+            None => self.headers.push(("Host".into(), authority)),
+        }
+    }
 }
 
 /// Writes a complete, non-101 HTTP response and closes the exchange.
@@ -480,6 +517,18 @@ mod tests {
         assert_eq!(h.headers[4].0, "Sec-WebSocket-Key");
         assert!(h.wants_websocket());
         assert_eq!(check_upgrade(&h).ok(), Some("dGhlIHNhbXBsZSBub25jZQ=="));
+    }
+
+    #[test]
+    fn absolute_form_targets_become_origin_form() {
+        let h = head(&GOOD.replace("GET /$default", "GET http://api.example:8080/$default?a=1"));
+        assert_eq!(h.target, "/$default?a=1");
+        assert_eq!(h.header("host"), Some("api.example:8080"));
+        assert!(check_upgrade(&h).is_ok());
+        let h = head(&GOOD.replace("GET /$default", "GET HTTPS://x"));
+        assert_eq!((h.target.as_str(), h.header("host")), ("/", Some("x")));
+        let h = head(&GOOD.replace("GET /$default", "GET http://x?q"));
+        assert_eq!(h.target, "/?q");
     }
 
     #[test]

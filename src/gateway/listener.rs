@@ -20,25 +20,79 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
+/// The longest pause between accept attempts while accepting fails.
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
 /// Accepts connections until the gateway shuts down.
 pub async fn accept_loop(gateway: Arc<Gateway>, listener: TcpListener) {
+    // One descriptor in reserve: when the process has none left, it is
+    // given up to accept the waiting client and tell it 503, rather than
+    // leaving it in the backlog.
+    let mut spare = reserve_descriptor();
+    let mut backoff = Duration::ZERO;
+    let mut failures = 0u64;
+    let mut last_report: Option<std::time::Instant> = None;
     loop {
         tokio::select! {
             _ = gateway.shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    backoff = Duration::ZERO;
                     let _ = stream.set_nodelay(true);
                     let connection_gateway = Arc::clone(&gateway);
                     gateway.tasks.spawn(handle_socket(connection_gateway, stream, peer));
                 }
                 Err(error) => {
-                    // Typically out of file descriptors: back off, keep serving.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    failures += 1;
+                    if is_out_of_descriptors(&error) && spare.take().is_some() {
+                        refuse_one(&listener);
+                        spare = reserve_descriptor();
+                    }
+                    // One warning a second at most, however fast it fails.
+                    if last_report.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+                        tracing::warn!(%error, failures, "accept failing; backing off");
+                        failures = 0;
+                        last_report = Some(std::time::Instant::now());
+                    }
+                    backoff = (backoff * 2).clamp(Duration::from_millis(5), MAX_ACCEPT_BACKOFF);
+                    tokio::select! {
+                        _ = gateway.shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
                 }
             }
         }
     }
+}
+
+fn reserve_descriptor() -> Option<std::fs::File> {
+    std::fs::File::open("/dev/null").ok()
+}
+
+fn is_out_of_descriptors(error: &io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+}
+
+/// Accepts one waiting client with the descriptor just freed and answers
+/// 503 (best effort, without waiting) before closing it.
+fn refuse_one(listener: &TcpListener) {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: 33\r\nconnection: close\r\n\r\n{\"message\":\"Service Unavailable\"}";
+    // SAFETY: accept4 on our own listening socket; the descriptor it
+    // returns is owned by the TcpStream, which closes it when dropped.
+    let fd = unsafe {
+        libc::accept4(
+            listener.as_raw_fd(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+        )
+    };
+    if fd < 0 {
+        return;
+    }
+    let stream = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+    let _ = std::io::Write::write(&mut &stream, REFUSAL);
 }
 
 async fn handle_socket(gateway: Arc<Gateway>, stream: TcpStream, peer: SocketAddr) {

@@ -136,7 +136,10 @@ pub enum PushError {
     #[error("no connection with that id (gone)")]
     Gone,
     /// `size` is `None` for a chunked body, whose size is never known.
-    #[error("payload {} is larger than the {limit}-byte limit", size.map_or_else(|| "".to_string(), |s| format!("of {s} bytes")))]
+    #[error("{}", match size {
+        Some(size) => format!("payload of {size} bytes is larger than the {limit}-byte limit"),
+        None => format!("payload is larger than the {limit}-byte limit"),
+    })]
     PayloadTooLarge { size: Option<usize>, limit: usize },
     #[error("the client is not reading fast enough: its outbound queue is full")]
     QueueFull,

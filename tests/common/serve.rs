@@ -23,7 +23,36 @@ impl Serve {
     }
 
     pub fn start_with(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Serve {
+        Serve::spawn(
+            Command::new(env!("CARGO_BIN_EXE_wsgate")),
+            config,
+            args,
+            env,
+        )
+    }
+
+    /// As `start`, with `RLIMIT_NOFILE` set to `soft` and `hard` for it.
+    pub fn start_with_open_files(config: &Path, soft: u64, hard: u64) -> Serve {
+        use std::os::unix::process::CommandExt;
         let mut command = Command::new(env!("CARGO_BIN_EXE_wsgate"));
+        // SAFETY: setrlimit is async-signal-safe; nothing else runs here.
+        unsafe {
+            command.pre_exec(move || {
+                let limit = libc::rlimit {
+                    rlim_cur: soft,
+                    rlim_max: hard,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+        Serve::spawn(command, config, &[], &[])
+    }
+
+    fn spawn(mut command: Command, config: &Path, args: &[&str], env: &[(&str, &str)]) -> Serve {
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--config"])
             .arg(config)
