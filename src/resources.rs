@@ -25,7 +25,7 @@ pub fn raise_open_files_limit() -> u64 {
             }
         }
     }
-    limit.rlim_cur as u64
+    limit.rlim_cur
 }
 
 /// The soft `RLIMIT_NOFILE` in force.
@@ -38,7 +38,7 @@ pub fn open_files_limit() -> u64 {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
         return 1024;
     }
-    limit.rlim_cur as u64
+    limit.rlim_cur
 }
 
 /// How many connections one API's HTTP integrations may hold open at

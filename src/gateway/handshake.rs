@@ -140,7 +140,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, HeadError>
         version: request.version.unwrap_or(1),
         headers,
     };
-    head.to_origin_form();
+    head.make_origin_form();
     Ok(Some((head, len)))
 }
 
@@ -148,7 +148,7 @@ impl RequestHead {
     /// An absolute-form target (`http://host/path`) becomes origin-form,
     /// and its authority the Host, as RFC 9112 section 3.2.2 has servers
     /// do (the received Host is ignored).
-    fn to_origin_form(&mut self) {
+    fn make_origin_form(&mut self) {
         let lower = self
             .target
             .get(..8)
