@@ -361,7 +361,7 @@ impl WebSocketApi {
 
     /// Runs every route's start-up check (a function's export exists, with
     /// the environment it will run with) as if served at `addr`.
-    pub fn check(&self, addr: SocketAddr) -> Result<(), BuildError> {
+    pub async fn check(&self, addr: SocketAddr) -> Result<(), BuildError> {
         let domain = self.load_domain()?;
         if let Some(functions) = &self.functions {
             *functions.outputs.write().expect("lock poisoned") =
@@ -371,6 +371,7 @@ impl WebSocketApi {
             route
                 .integration
                 .check()
+                .await
                 .map_err(|e| BuildError::Route(route.key.clone(), e))?;
         }
         Ok(())
@@ -390,11 +391,11 @@ impl WebSocketApi {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| BuildError::Bind { addr, source })?;
-        self.serve(listener)
+        self.serve(listener).await
     }
 
     /// Serves on a listener the caller opened.
-    pub fn serve(self, listener: TcpListener) -> Result<Server, BuildError> {
+    pub async fn serve(self, listener: TcpListener) -> Result<Server, BuildError> {
         let selector =
             RouteSelector::parse(&self.route_selection_expression).map_err(BuildError::Selector)?;
         if let Some(empty) = self.routes.values().find(|r| r.key.is_empty()) {
@@ -408,7 +409,7 @@ impl WebSocketApi {
             source,
         })?;
         // Handlers are checked before the first connection is accepted.
-        self.check(local_addr)?;
+        self.check(local_addr).await?;
         let domain = self.load_domain()?;
         // With no key configured, one is generated for this run.
         let generated_credentials =

@@ -13,6 +13,7 @@ pub mod ids;
 pub mod integrations;
 pub mod management;
 pub mod memory;
+pub mod process;
 pub mod resources;
 
 pub use api::{BuildError, Outputs, RouteOptions, Server, WebSocketApi};

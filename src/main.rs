@@ -76,7 +76,14 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    wsgate::memory::return_freed_memory_periodically();
+    if matches!(
+        cli.command,
+        Command::Serve { .. } | Command::Validate { .. }
+    ) {
+        // Forked now, while the process is small and has one thread.
+        wsgate::process::reaper::ensure_started();
+        wsgate::memory::return_freed_memory_periodically();
+    }
     let open_files = wsgate::resources::raise_open_files_limit();
     tracing::debug!(open_files, "open file limit");
     let result = match cli.command {
@@ -115,7 +122,10 @@ fn load(path: &Path) -> anyhow::Result<(config::Config, WebSocketApi)> {
 
 fn validate(path: &Path) -> anyhow::Result<()> {
     let (config, api) = load(path)?;
-    api.check(config.listen.unwrap_or_else(default_listen))?;
+    // The check starts each function once, as serving would.
+    tokio::runtime::Runtime::new()
+        .context("cannot start the async runtime")?
+        .block_on(api.check(config.listen.unwrap_or_else(default_listen)))?;
     println!(
         "{} is valid: API {} with {} route(s)",
         path.display(),

@@ -47,10 +47,10 @@ fn app(config: &str) -> tempfile::TempDir {
 }
 
 /// Builds and checks the app as `wsgate serve` does before it accepts.
-fn build(dir: &Path) -> Result<WebSocketApi, String> {
+async fn build(dir: &Path) -> Result<WebSocketApi, String> {
     let config = wsgate::config::load(&dir.join("wsgate.toml")).map_err(|e| e.to_string())?;
     let api = WebSocketApi::from_config(&config).map_err(|e| e.to_string())?;
-    api.check(any_port()).map_err(|e| e.to_string())?;
+    api.check(any_port()).await.map_err(|e| e.to_string())?;
     Ok(api)
 }
 
@@ -68,7 +68,12 @@ fn error_message(reply: &str) -> String {
 #[tokio::test]
 async fn node_and_python_handlers_run_warm_with_lambda_and_sst_environment() {
     let dir = app(CONFIG);
-    let server = build(dir.path()).unwrap().bind(any_port()).await.unwrap();
+    let server = build(dir.path())
+        .await
+        .unwrap()
+        .bind(any_port())
+        .await
+        .unwrap();
     let mut client = connect(&server.url()).await;
 
     let first = ask(&mut client, "echo").await;
@@ -109,7 +114,12 @@ async fn node_and_python_handlers_run_warm_with_lambda_and_sst_environment() {
 #[tokio::test]
 async fn faults_give_api_gateway_errors_and_the_next_message_works() {
     let dir = app(CONFIG);
-    let server = build(dir.path()).unwrap().bind(any_port()).await.unwrap();
+    let server = build(dir.path())
+        .await
+        .unwrap()
+        .bind(any_port())
+        .await
+        .unwrap();
     let mut client = connect(&server.url()).await;
     for action in ["fail", "hang", "exit", "hog", "pyfail"] {
         let reply = ask(&mut client, action).await;
@@ -132,7 +142,12 @@ async fn faults_give_api_gateway_errors_and_the_next_message_works() {
 #[tokio::test]
 async fn concurrent_events_start_instances_up_to_the_concurrency() {
     let dir = app(CONFIG);
-    let server = build(dir.path()).unwrap().bind(any_port()).await.unwrap();
+    let server = build(dir.path())
+        .await
+        .unwrap()
+        .bind(any_port())
+        .await
+        .unwrap();
     let mut client = connect(&server.url()).await;
     for _ in 0..6 {
         send_text(&mut client, r#"{"action":"slow"}"#).await;
@@ -152,7 +167,7 @@ async fn concurrent_events_start_instances_up_to_the_concurrency() {
 #[tokio::test]
 async fn missing_files_and_exports_fail_at_start_naming_the_route() {
     let dir = app("name = \"Fns\"\n[routes]\nnope = \"src/missing.handler\"\n");
-    let error = build(dir.path()).err().unwrap();
+    let error = build(dir.path()).await.err().unwrap();
     assert!(error.contains("route `nope`"), "{error}");
     assert!(
         error.contains("src/missing.ts") && error.contains("src/missing.py"),
@@ -160,14 +175,14 @@ async fn missing_files_and_exports_fail_at_start_naming_the_route() {
     );
 
     let dir = app("name = \"Fns\"\n[routes]\nnope = \"handlers.notThere\"\n");
-    let error = build(dir.path()).err().unwrap();
+    let error = build(dir.path()).await.err().unwrap();
     assert!(
         error.contains("cannot load export `notThere`") && error.contains("does not"),
         "{error}"
     );
 
     let dir = app("name = \"Fns\"\n[routes]\nnope = \"py/handlers.notThere\"\n");
-    let error = build(dir.path()).err().unwrap();
+    let error = build(dir.path()).await.err().unwrap();
     assert!(
         error.contains("cannot load export `notThere`") && error.contains("does not"),
         "{error}"
@@ -182,16 +197,16 @@ async fn missing_files_and_exports_fail_at_start_naming_the_route() {
         "py/handlers.__init__",
     ] {
         let dir = app(&format!("name = \"Fns\"\n[routes]\nnope = \"{handler}\"\n"));
-        let error = build(dir.path()).err().unwrap();
+        let error = build(dir.path()).await.err().unwrap();
         assert!(error.contains("cannot load export"), "{handler}: {error}");
     }
     let dir = app("name = \"Fns\"\n[routes]\nok = \"cjs.handler\"\n");
-    build(dir.path()).unwrap();
+    build(dir.path()).await.unwrap();
 
     let dir = app(
         "name = \"Fns\"\n[routes]\necho = { handler = \"handlers.echo\", link = [\"Other\"] }\n",
     );
-    let error = build(dir.path()).err().unwrap();
+    let error = build(dir.path()).await.err().unwrap();
     assert!(error.contains("`routes.echo.link`"), "{error}");
 }
 
@@ -233,7 +248,12 @@ ricfail = {{ command = ["{python}", "-m", "awslambdaric", "py.handlers.fail"], r
     );
     let dir = app(&config);
     std::fs::write(dir.path().join("py/__init__.py"), "").unwrap();
-    let server = build(dir.path()).unwrap().bind(any_port()).await.unwrap();
+    let server = build(dir.path())
+        .await
+        .unwrap()
+        .bind(any_port())
+        .await
+        .unwrap();
     let mut client = connect(&server.url()).await;
 
     // Rust `lambda_runtime`: its context carries the request id we sent.
@@ -270,7 +290,12 @@ async fn events_past_the_waiting_bound_fail_at_once() {
     let dir = app(
         "name = \"Fns\"\n[routes]\nbusy = { handler = \"handlers.busy\", return_response = true, concurrency = 1 }\n",
     );
-    let server = build(dir.path()).unwrap().bind(any_port()).await.unwrap();
+    let server = build(dir.path())
+        .await
+        .unwrap()
+        .bind(any_port())
+        .await
+        .unwrap();
     let mut client = connect(&server.url()).await;
     ask(&mut client, "busy").await; // warm
     for _ in 0..15 {

@@ -1,6 +1,5 @@
 // wsgate's Node.js bootstrap: loads a handler file and runs it against the
 // AWS Lambda Runtime API (AWS_LAMBDA_RUNTIME_API), like Lambda's nodejs runtime.
-// `--check` only loads the module and verifies the export is a function.
 import http from "node:http";
 import { pathToFileURL } from "node:url";
 
@@ -78,16 +77,6 @@ async function nextInvocation() {
       if (response.status === 200) return response;
     } catch {}
     await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-if (process.argv.includes("--check")) {
-  try {
-    await load();
-    process.exit(0);
-  } catch (error) {
-    console.error(error?.message ?? String(error));
-    process.exit(1);
   }
 }
 

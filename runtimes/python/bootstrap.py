@@ -1,6 +1,6 @@
 """wsgate's Python bootstrap: loads a handler file and runs it against the
 AWS Lambda Runtime API (AWS_LAMBDA_RUNTIME_API), like Lambda's python runtime.
-`--check` only loads the module and verifies the export is a function."""
+"""
 
 import importlib.util
 import json
@@ -65,13 +65,6 @@ class Context:
 
 
 def main():
-    if "--check" in sys.argv:
-        try:
-            load()
-        except Exception as error:  # any import failure is the answer
-            print(error, file=sys.stderr)
-            sys.exit(1)
-        sys.exit(0)
     try:
         handler = load()
     except Exception as error:

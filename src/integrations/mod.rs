@@ -87,8 +87,8 @@ pub trait Integration: Send + Sync + 'static {
     fn describe(&self) -> String;
 
     /// Start-up check, run once the API's outputs are known and before any
-    /// connection is accepted (e.g. that a function's export exists).
-    fn check(&self) -> Result<(), String> {
+    /// connection is accepted (e.g. that a function's handler loads).
+    async fn check(&self) -> Result<(), String> {
         Ok(())
     }
 }

@@ -4,6 +4,7 @@
 use super::pool::InstanceEnv;
 use super::runtime_api::{Invocation, RuntimeApi};
 use crate::auth::keyring::SessionLease;
+use crate::process::tree::{self, ProcessTree};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -35,7 +36,9 @@ pub struct Instance {
     /// `Some(reason)` once the process is gone.
     pub exited: watch::Receiver<Option<String>>,
     api: RuntimeApi,
-    /// Kills the process when the instance is dropped.
+    /// Everything the instance runs; killed when the last holder drops it.
+    _tree: Arc<ProcessTree>,
+    /// Stops the instance when it is dropped.
     _kill: DropGuard,
     /// The instance's credentials, revoked when it is dropped.
     _lease: Option<SessionLease>,
@@ -55,40 +58,30 @@ impl Instance {
         let (api, invocations) = RuntimeApi::start(function_arn.to_string())
             .await
             .map_err(|e| format!("cannot start the Runtime API: {e}"))?;
-        let mut command = Command::new(&launch.program);
+        let mut command = command(launch, &dynamic_env, Some(api.addr));
         command
-            .args(&launch.args)
-            .current_dir(&launch.cwd)
-            .env_clear()
-            .envs(dynamic_env.iter().map(|(k, v)| (k, v)))
-            .envs(launch.env.iter().map(|(k, v)| (k, v)))
-            .env("AWS_LAMBDA_RUNTIME_API", api.addr.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        // Keep PATH and HOME so interpreters and their tools resolve.
-        for key in ["PATH", "HOME", "LANG", "TZ"] {
-            if let Ok(value) = std::env::var(key)
-                && !launch.env.iter().any(|(k, _)| k == key)
-            {
-                command.env(key, value);
+            .stderr(Stdio::piped());
+        // Its own process group and cgroup: whatever the handler starts
+        // ends with the instance, and with wsgate.
+        let prepared = tree::prepare(&mut command);
+        let mut command = Command::from(command);
+        command.kill_on_drop(true);
+        let mut child = match command.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                prepared.abandon();
+                return Err(format!("cannot start {}: {e}", launch.program.display()));
             }
-        }
-        // If wsgate itself is killed (no destructors run), its instances go too.
-        #[cfg(target_os = "linux")]
-        unsafe {
-            command.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
-                    Ok(())
-                } else {
-                    Err(std::io::Error::last_os_error())
-                }
-            });
-        }
-        let mut child = command
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", launch.program.display()))?;
+        };
+        let Some(pid) = child.id() else {
+            prepared.abandon();
+            return Err(format!("{} exited at once", launch.program.display()));
+        };
+        let tree = Arc::new(prepared.started(pid));
+        // Only this tree may take the instance's invocations.
+        api.admit_only(Arc::clone(&tree));
         let label: Arc<str> = Arc::from(launch.label.as_str());
         if let Some(stdout) = child.stdout.take() {
             tokio::spawn(log_lines(stdout, Arc::clone(&label), id));
@@ -98,9 +91,9 @@ impl Instance {
         }
         let (exited_tx, exited) = watch::channel(None);
         let kill = CancellationToken::new();
-        let pid = child.id();
         let memory_limit = launch.memory_limit_bytes;
         let watch_kill = kill.clone();
+        let watched = Arc::clone(&tree);
         tokio::spawn(async move {
             let mut memory_check = tokio::time::interval(MEMORY_CHECK_EVERY);
             let reason = loop {
@@ -112,23 +105,26 @@ impl Instance {
                         };
                     }
                     _ = watch_kill.cancelled() => {
-                        let _ = child.kill().await;
                         break "instance stopped".to_string();
                     }
                     _ = memory_check.tick() => {
-                        let used = pid.map(resident_bytes).unwrap_or(0);
+                        // Like Lambda's, the limit covers everything the
+                        // handler started.
+                        let used = tree::resident_bytes(&watched.pids());
                         if used > memory_limit {
                             tracing::error!(
                                 route = %label, instance = id,
                                 used_mb = used / (1024 * 1024), limit_mb = memory_limit / (1024 * 1024),
                                 "function exceeded its memory limit; instance killed"
                             );
-                            let _ = child.kill().await;
                             break format!("memory limit of {} MB exceeded", memory_limit / (1024 * 1024));
                         }
                     }
                 }
             };
+            // Whatever ended it, nothing it started outlives it.
+            watched.kill();
+            let _ = child.wait().await;
             tracing::debug!(route = %label, instance = id, %reason, "instance ended");
             let _ = exited_tx.send(Some(reason));
         });
@@ -136,9 +132,25 @@ impl Instance {
             invocations,
             exited,
             api,
+            _tree: tree,
             _kill: kill.drop_guard(),
             _lease: lease,
         })
+    }
+
+    /// Waits until the runtime asks for its first invocation (its handler
+    /// loaded), or fails with why it did not: an init error, an exit, or
+    /// `within` passing.
+    pub async fn ready(&self, within: Duration) -> Result<(), String> {
+        let mut exited = self.exited.clone();
+        tokio::select! {
+            _ = self.api.polled() => Ok(()),
+            _ = exited.wait_for(Option::is_some) => Err(self.exit_reason()),
+            _ = tokio::time::sleep(within) => Err(format!(
+                "the handler did not finish loading within {} s",
+                within.as_secs()
+            )),
+        }
     }
 
     pub fn is_alive(&self) -> bool {
@@ -159,17 +171,33 @@ impl Instance {
     }
 }
 
-/// Resident memory of a process (Linux `/proc`), 0 when unknown.
-fn resident_bytes(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map_or(0, |kib| kib * 1024)
+/// The command that runs an instance: exactly the environment the
+/// function gets (Lambda's, SST's and its own, plus what interpreters need
+/// to start: PATH, HOME, LANG, TZ), never wsgate's own.
+pub fn command(
+    launch: &Launch,
+    dynamic_env: &[(String, String)],
+    runtime_api: Option<std::net::SocketAddr>,
+) -> std::process::Command {
+    let mut command = std::process::Command::new(&launch.program);
+    command
+        .args(&launch.args)
+        .current_dir(&launch.cwd)
+        .env_clear()
+        .envs(dynamic_env.iter().map(|(k, v)| (k, v)))
+        .envs(launch.env.iter().map(|(k, v)| (k, v)));
+    if let Some(addr) = runtime_api {
+        command.env("AWS_LAMBDA_RUNTIME_API", addr.to_string());
+    }
+    for key in ["PATH", "HOME", "LANG", "TZ"] {
+        if let Ok(value) = std::env::var(key)
+            && !launch.env.iter().any(|(k, _)| k == key)
+            && !dynamic_env.iter().any(|(k, _)| k == key)
+        {
+            command.env(key, value);
+        }
+    }
+    command
 }
 
 /// Forwards a process's output to the log, a line at a time, prefixed with

@@ -283,21 +283,12 @@ impl Integration for FunctionIntegration {
         self.description.clone()
     }
 
-    fn check(&self) -> Result<(), String> {
-        let Some((source, export)) = &self.export else {
-            return Ok(());
-        };
-        let launch = self.pool.launch();
-        // The check's credentials are revoked as soon as it is done.
-        let InstanceEnv { vars: mut env, .. } = self.pool.dynamic_env();
-        env.extend(launch.env.iter().cloned());
-        resolve::check_export(
-            &launch.program,
-            &launch.args,
-            &launch.cwd,
-            &env,
-            source,
-            export,
-        )
+    async fn check(&self) -> Result<(), String> {
+        self.pool.warm().await.map_err(|why| match &self.export {
+            Some((source, export)) => {
+                format!("{}: cannot load export `{export}`: {why}", source.display())
+            }
+            None => format!("cannot start: {why}"),
+        })
     }
 }

@@ -11,6 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{Semaphore, oneshot};
 
+/// How long a handler may take to load, at least (Lambda's init phase).
+const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+
 #[derive(Debug, thiserror::Error)]
 pub enum InvokeFailure {
     #[error("{0}")]
@@ -83,13 +86,7 @@ impl Pool {
             .expect("pool semaphore never closes");
         let instance = match self.take_idle() {
             Some(instance) => instance,
-            None => {
-                let id = self.next_instance.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(route = %self.launch.label, instance = id, "starting instance (cold start)");
-                Instance::start(id, &self.launch, (self.dynamic_env)(), &self.function_arn)
-                    .await
-                    .map_err(InvokeFailure::Start)?
-            }
+            None => self.start_instance().await.map_err(InvokeFailure::Start)?,
         };
         let (reply, outcome) = oneshot::channel();
         let deadline_ms = chrono::Utc::now().timestamp_millis() + self.timeout.as_millis() as i64;
@@ -123,13 +120,20 @@ impl Pool {
         result
     }
 
-    pub fn launch(&self) -> &Launch {
-        &self.launch
+    /// Starts one instance ahead of the first invocation and waits until
+    /// its handler has loaded, with the environment it runs with (the
+    /// start-up check); it then stays warm for the first invocation.
+    pub async fn warm(&self) -> Result<(), String> {
+        let instance = self.start_instance().await?;
+        instance.ready(self.timeout.max(INIT_TIMEOUT)).await?;
+        self.idle.lock().expect("lock poisoned").push(instance);
+        Ok(())
     }
 
-    /// The environment an instance started now would get.
-    pub fn dynamic_env(&self) -> InstanceEnv {
-        (self.dynamic_env)()
+    async fn start_instance(&self) -> Result<Instance, String> {
+        let id = self.next_instance.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(route = %self.launch.label, instance = id, "starting instance (cold start)");
+        Instance::start(id, &self.launch, (self.dynamic_env)(), &self.function_arn).await
     }
 
     fn take_idle(&self) -> Option<Instance> {

@@ -162,39 +162,3 @@ pub fn program(state_dir: &Path, runtime: Runtime) -> (PathBuf, Vec<String>) {
         ),
     }
 }
-
-/// Loads the module once, outside any invocation and with the function's
-/// own environment (apps read `Resource` at import time), to prove the
-/// export is a function; the error names the file and the export.
-pub fn check_export(
-    program: &Path,
-    args: &[String],
-    cwd: &Path,
-    env: &[(String, String)],
-    source: &Path,
-    export: &str,
-) -> Result<(), String> {
-    let output = Command::new(program)
-        .args(args)
-        .arg("--check")
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .current_dir(cwd)
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
-    if output.status.success() {
-        return Ok(());
-    }
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let lines: Vec<&str> = stderr
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    let last = lines[lines.len().saturating_sub(3)..].join(" | ");
-    // The bootstrap's message says which: a missing export or a module
-    // that fails to load.
-    Err(format!(
-        "{}: cannot load export `{export}`: {last}",
-        source.display()
-    ))
-}

@@ -3,6 +3,8 @@
 //! `lambda_runtime`, Python `awslambdaric`, Node `aws-lambda-ric`) and
 //! wsgate's own bootstraps work unmodified.
 
+use crate::process::peer;
+use crate::process::tree::ProcessTree;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
@@ -14,9 +16,11 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 const PREFIX: &str = "/2018-06-01/runtime";
@@ -40,6 +44,11 @@ pub enum Outcome {
 
 struct State {
     function_arn: String,
+    /// The instance's processes: only they may connect.
+    tree: OnceLock<Arc<ProcessTree>>,
+    tree_known: Notify,
+    /// Set when the runtime first asks for an invocation.
+    polled: watch::Sender<bool>,
     queue: tokio::sync::Mutex<mpsc::Receiver<Invocation>>,
     in_flight: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
     init_error: Mutex<Option<String>>,
@@ -69,6 +78,9 @@ impl RuntimeApi {
         let (tx, rx) = mpsc::channel(1);
         let state = Arc::new(State {
             function_arn,
+            tree: OnceLock::new(),
+            tree_known: Notify::new(),
+            polled: watch::Sender::new(false),
             queue: tokio::sync::Mutex::new(rx),
             in_flight: Mutex::new(HashMap::new()),
             init_error: Mutex::new(None),
@@ -76,6 +88,18 @@ impl RuntimeApi {
         let stop = CancellationToken::new();
         tokio::spawn(serve(listener, Arc::clone(&state), stop.clone()));
         Ok((RuntimeApi { addr, state, stop }, tx))
+    }
+
+    /// From now on only processes of `tree` may use this Runtime API.
+    pub fn admit_only(&self, tree: Arc<ProcessTree>) {
+        let _ = self.state.tree.set(tree);
+        self.state.tree_known.notify_waiters();
+    }
+
+    /// Completes once the runtime has asked for its first invocation.
+    pub async fn polled(&self) {
+        let mut polled = self.state.polled.subscribe();
+        let _ = polled.wait_for(|p| *p).await;
     }
 
     /// The error the runtime reported from `/init/error`, if any.
@@ -86,10 +110,10 @@ impl RuntimeApi {
 
 async fn serve(listener: TcpListener, state: Arc<State>, stop: CancellationToken) {
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = stop.cancelled() => return,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(_) => continue,
             },
         };
@@ -97,6 +121,11 @@ async fn serve(listener: TcpListener, state: Arc<State>, stop: CancellationToken
         let state = Arc::clone(&state);
         let stop = stop.clone();
         tokio::spawn(async move {
+            if let Err(refusal) = check_peer(&state, &stream, peer).await {
+                tracing::warn!(function = %state.function_arn, %peer, %refusal, "Runtime API connection refused");
+                refuse(stream).await;
+                return;
+            }
             let service = service_fn(move |request| {
                 let state = Arc::clone(&state);
                 async move { Ok::<_, Infallible>(handle(&state, request).await) }
@@ -108,6 +137,48 @@ async fn serve(listener: TcpListener, state: Arc<State>, stop: CancellationToken
             }
         });
     }
+}
+
+/// Only a process of the instance's own tree may connect: the client
+/// socket's inode (from the kernel's socket diagnostics) must be open in
+/// one of the tree's processes. Any other local process is refused before
+/// it can read an event or post a reply.
+async fn check_peer(state: &State, stream: &TcpStream, peer: SocketAddr) -> Result<(), String> {
+    let local = stream.local_addr().map_err(|e| e.to_string())?;
+    // The instance connects only after it was spawned, and the tree is
+    // known right after that; wait for the rare connection that wins.
+    let tree = match state.tree.get() {
+        Some(tree) => Arc::clone(tree),
+        None => {
+            let known = state.tree_known.notified();
+            tokio::pin!(known);
+            known.as_mut().enable();
+            if state.tree.get().is_none() {
+                let _ = tokio::time::timeout(Duration::from_secs(1), known).await;
+            }
+            Arc::clone(state.tree.get().ok_or("the instance has not started")?)
+        }
+    };
+    tokio::task::spawn_blocking(move || {
+        let inode = peer::client_socket_inode(peer, local)
+            .map_err(|e| format!("cannot tell who connected: {e}"))?;
+        match peer::holder(inode, &tree.pids()) {
+            Some(_) => Ok(()),
+            None => Err("the connection does not come from the instance's processes".to_string()),
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+async fn refuse(mut stream: TcpStream) {
+    let body = r#"{"errorMessage":"only the function instance may use its Runtime API","errorType":"Forbidden"}"#;
+    let response = format!(
+        "HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.shutdown().await;
 }
 
 async fn handle(state: &State, request: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -181,6 +252,7 @@ async fn handle(state: &State, request: Request<Incoming>) -> Response<Full<Byte
 
 /// Long-polls for the next invocation.
 async fn next(state: &State) -> Response<Full<Bytes>> {
+    state.polled.send_replace(true);
     let invocation = {
         let mut queue = state.queue.lock().await;
         match queue.recv().await {
