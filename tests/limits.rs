@@ -2,11 +2,11 @@
 
 mod common;
 
+use common::frames::{frame, raw_client, raw_close_code};
 use common::*;
 use futures_util::SinkExt;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use wsgate::{BinaryMode, Limits, Response, RouteOptions, WebSocketApi, handler_fn};
 
@@ -61,78 +61,6 @@ async fn disconnected(
         .await
         .expect("no $disconnect in time")
         .unwrap()
-}
-
-/// Opens a WebSocket by hand, for frames no well-behaved client sends.
-async fn raw_client(server: &wsgate::Server) -> TcpStream {
-    let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
-    stream
-        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
-        .await
-        .unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        stream.read_exact(&mut byte).await.unwrap();
-        head.push(byte[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101"));
-    stream
-}
-
-/// A masked client frame.
-fn frame(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
-    let mut out = vec![if fin { 0x80 } else { 0 } | opcode];
-    let len = payload.len();
-    if len < 126 {
-        out.push(0x80 | len as u8);
-    } else if len <= u16::MAX as usize {
-        out.push(0x80 | 126);
-        out.extend_from_slice(&(len as u16).to_be_bytes());
-    } else {
-        out.push(0x80 | 127);
-        out.extend_from_slice(&(len as u64).to_be_bytes());
-    }
-    let mask = [1u8, 2, 3, 4];
-    out.extend_from_slice(&mask);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    out
-}
-
-/// Reads server frames until a close frame; returns its code.
-async fn raw_close_code(stream: &mut TcpStream) -> u16 {
-    let mut buf = Vec::new();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        // Parse what we have: unmasked server frames.
-        let mut at = 0;
-        while buf.len() >= at + 2 {
-            let opcode = buf[at] & 0x0f;
-            let mut len = (buf[at + 1] & 0x7f) as usize;
-            let mut header = 2;
-            if len == 126 {
-                if buf.len() < at + 4 {
-                    break;
-                }
-                len = u16::from_be_bytes([buf[at + 2], buf[at + 3]]) as usize;
-                header = 4;
-            }
-            if buf.len() < at + header + len {
-                break;
-            }
-            if opcode == 8 {
-                return u16::from_be_bytes([buf[at + header], buf[at + header + 1]]);
-            }
-            at += header + len;
-        }
-        let mut chunk = [0u8; 4096];
-        let n = tokio::time::timeout_at(deadline, stream.read(&mut chunk))
-            .await
-            .expect("no close frame")
-            .unwrap();
-        assert!(n > 0, "socket closed without a close frame");
-        buf.extend_from_slice(&chunk[..n]);
-    }
 }
 
 #[tokio::test]
@@ -194,37 +122,6 @@ async fn oversized_message_in_small_frames_closes_with_1009() {
     let _ = stream.write_all(&frame(0, true, &chunk[..1024])).await;
     assert_eq!(raw_close_code(&mut stream).await, 1009);
     assert_eq!(disconnected(&mut ended).await.0, 1009);
-    server.shutdown().await;
-}
-
-#[tokio::test]
-async fn invalid_utf8_text_closes_with_1007() {
-    let (server, mut ended) = server_with(Limits::default(), BinaryMode::Reject).await;
-    let mut stream = raw_client(&server).await;
-    stream
-        .write_all(&frame(1, true, &[0xff, 0xfe, 0x41]))
-        .await
-        .unwrap();
-    assert_eq!(raw_close_code(&mut stream).await, 1007);
-    assert_eq!(disconnected(&mut ended).await.0, 1007);
-    server.shutdown().await;
-}
-
-#[tokio::test]
-async fn unmasked_and_reserved_frames_close_with_1002() {
-    let (server, mut ended) = server_with(Limits::default(), BinaryMode::Reject).await;
-    let mut stream = raw_client(&server).await;
-    stream.write_all(&[0x81, 0x02, b'h', b'i']).await.unwrap();
-    assert_eq!(raw_close_code(&mut stream).await, 1002);
-    assert_eq!(disconnected(&mut ended).await.0, 1002);
-
-    let mut stream = raw_client(&server).await;
-    stream
-        .write_all(&frame(0x3, true, b"reserved opcode"))
-        .await
-        .unwrap();
-    assert_eq!(raw_close_code(&mut stream).await, 1002);
-    assert_eq!(disconnected(&mut ended).await.0, 1002);
     server.shutdown().await;
 }
 

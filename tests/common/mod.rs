@@ -1,6 +1,7 @@
 //! Helpers for integration tests: real servers on port 0, real sockets.
 #![allow(dead_code)]
 
+pub mod frames;
 pub mod serve;
 
 use bytes::Bytes;

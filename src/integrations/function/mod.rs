@@ -7,6 +7,9 @@ mod pool;
 pub mod resolve;
 mod runtime_api;
 
+#[cfg(fuzzing)]
+pub use runtime_api::fuzz_request;
+
 use super::{Context, Integration, IntegrationError, Response, parse_proxy_response};
 use crate::api::Outputs;
 use crate::auth::keyring::{ACCOUNT_ID, Keyring};

@@ -8,7 +8,7 @@ use crate::process::tree::ProcessTree;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use hyper::body::Body;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -181,7 +181,11 @@ async fn refuse(mut stream: TcpStream) {
     let _ = stream.shutdown().await;
 }
 
-async fn handle(state: &State, request: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle<B>(state: &State, request: Request<B>) -> Response<Full<Bytes>>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let path = request.uri().path().to_string();
     let Some(rest) = path.strip_prefix(PREFIX) else {
         return reply(
@@ -291,7 +295,11 @@ async fn next(state: &State) -> Response<Full<Bytes>> {
         .expect("valid response parts")
 }
 
-async fn read(request: Request<Incoming>) -> Result<Bytes, String> {
+async fn read<B>(request: Request<B>) -> Result<Bytes, String>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     Limited::new(request.into_body(), MAX_RESPONSE_BYTES)
         .collect()
         .await
@@ -320,4 +328,45 @@ fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(body.to_string())))
         .expect("valid response parts")
+}
+
+/// One request from a hostile runtime, answered by a fresh Runtime API
+/// with one invocation queued and one (`fuzz-request`) in flight: what
+/// the fuzz target drives, past the peer check.
+#[cfg(fuzzing)]
+pub async fn fuzz_request(method: &str, path: &str, body: Bytes) -> u16 {
+    let (queue, receiver) = mpsc::channel(1);
+    let state = State {
+        function_arn: "arn:aws:lambda:us-east-1:000000000000:function:fuzz".into(),
+        tree: OnceLock::new(),
+        tree_known: Notify::new(),
+        polled: watch::Sender::new(false),
+        queue: tokio::sync::Mutex::new(receiver),
+        in_flight: Mutex::new(HashMap::new()),
+        init_error: Mutex::new(None),
+    };
+    let (reply, _outcome) = oneshot::channel();
+    let _ = queue.try_send(Invocation {
+        request_id: "queued".into(),
+        payload: Bytes::from_static(b"{}"),
+        deadline_ms: 0,
+        reply,
+    });
+    let (reply, _outcome) = oneshot::channel();
+    state
+        .in_flight
+        .lock()
+        .expect("lock poisoned")
+        .insert("fuzz-request".into(), reply);
+    let Ok(method) = Method::from_bytes(method.as_bytes()) else {
+        return 400;
+    };
+    let Ok(request) = Request::builder()
+        .method(method)
+        .uri(path)
+        .body(Full::new(body))
+    else {
+        return 400;
+    };
+    handle(&state, request).await.status().as_u16()
 }
