@@ -35,10 +35,17 @@ fn main() {
         let elapsed = started.elapsed();
         assert_eq!(api.describe_routes().len(), routes);
         let per_route = elapsed.as_secs_f64() * 1e6 / routes as f64;
-        println!("{routes:>10} {:>12.1} {per_route:>16.2}", elapsed.as_secs_f64() * 1e3);
+        println!(
+            "{routes:>10} {:>12.1} {per_route:>16.2}",
+            elapsed.as_secs_f64() * 1e3
+        );
         let base = *first.get_or_insert(per_route);
         if per_route != base {
-            println!("{:>10} per-route time {:.2}x the first level's", "", per_route / base);
+            println!(
+                "{:>10} per-route time {:.2}x the first level's",
+                "",
+                per_route / base
+            );
         }
     }
 }

@@ -24,7 +24,7 @@ use crate::auth::authorizer::Authorizer;
 use crate::auth::keyring::{Credentials, Keyring};
 use crate::auth::policy::Policy;
 use crate::config::{
-    BinaryMode, Config, DEFAULT_REGION, HandlerSpec, Retention, RouteAuth, RouteConfig,
+    BinaryMode, Config, DEFAULT_REGION, HandlerSpec, Outputs, Retention, RouteAuth, RouteConfig,
 };
 use crate::domain::{Domain, DomainSettings};
 use crate::events::ApiInfo;
@@ -37,7 +37,6 @@ use crate::ids::api_id_for;
 use crate::integrations::function::{self, FunctionIntegration, FunctionSpec};
 use crate::integrations::http::{HttpIntegration, HttpPool};
 use crate::integrations::{Context, Integration};
-use serde::Serialize;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -127,6 +126,8 @@ fn function_spec(route: &crate::config::RouteConfig) -> FunctionSpec {
         concurrency: route.concurrency.unwrap_or(10),
         environment: route.environment.clone(),
         link: route.link.clone(),
+        resources: route.resources.clone(),
+        nodejs: route.nodejs.clone(),
     }
 }
 
@@ -153,6 +154,15 @@ impl WebSocketApi {
 
     /// Builds the API a config file describes.
     pub fn from_config(config: &Config) -> Result<WebSocketApi, BuildError> {
+        WebSocketApi::from_config_with(config, &[])
+    }
+
+    /// As `from_config`, with variables every function handler gets
+    /// besides its own (local services' endpoints, the local CA).
+    pub fn from_config_with(
+        config: &Config,
+        function_env: &[(String, String)],
+    ) -> Result<WebSocketApi, BuildError> {
         let open_files = crate::resources::open_files_limit();
         let client = HttpPool::new(crate::resources::integration_connections(open_files))
             .map_err(BuildError::HttpClient)?;
@@ -181,7 +191,8 @@ impl WebSocketApi {
             );
         }
         for route in &config.routes {
-            let (integration, timeout) = api.integration_for(route, config, &client)?;
+            let (integration, timeout) =
+                api.integration_for(route, config, &client, function_env)?;
             api = api.route_with(
                 &route.key,
                 integration,
@@ -202,7 +213,7 @@ impl WebSocketApi {
                             BuildError::Route(route.key.clone(), format!("no authorizer {name}"))
                         })?;
                     let (integration, timeout) =
-                        api.integration_for(&authorizer.handler, config, &client)?;
+                        api.integration_for(&authorizer.handler, config, &client, function_env)?;
                     api.connect_auth = Some(ConnectAuth::Lambda(Arc::new(Authorizer {
                         name: name.clone(),
                         integration,
@@ -223,6 +234,7 @@ impl WebSocketApi {
         route: &RouteConfig,
         config: &Config,
         client: &HttpPool,
+        function_env: &[(String, String)],
     ) -> Result<(Arc<dyn Integration>, Option<Duration>), BuildError> {
         match &route.handler {
             HandlerSpec::Url(url) => {
@@ -235,12 +247,14 @@ impl WebSocketApi {
                 let keyring = Arc::clone(&self.keyring);
                 let environment = Arc::clone(self.functions.get_or_insert_with(|| {
                     Arc::new(function::Environment {
+                        app: config.app.clone(),
                         api_name: config.name.clone(),
                         api_id,
                         stage: config.stage.clone(),
                         region: config.region.clone(),
                         outputs: RwLock::new(None),
                         keyring,
+                        extra: function_env.to_vec(),
                     })
                 }));
                 let spec = function_spec(route);
@@ -470,14 +484,6 @@ impl WebSocketApi {
     }
 }
 
-/// The outputs SST gives for the component.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct Outputs {
-    pub url: String,
-    pub management_endpoint: String,
-}
-
 /// The outputs of an API served at `addr` (an unspecified address is
 /// reached on loopback); with a custom domain, `url` is the domain's, as
 /// SST gives it, and `managementEndpoint` stays on the API's own host.
@@ -528,6 +534,18 @@ impl Server {
 
     pub fn api_id(&self) -> &str {
         &self.gateway.api.api_id
+    }
+
+    /// The routes and what handles each, by key.
+    pub fn describe_routes(&self) -> Vec<(String, String)> {
+        let mut routes: Vec<(String, String)> = self
+            .gateway
+            .routes
+            .values()
+            .map(|r| (r.key.clone(), r.integration.describe()))
+            .collect();
+        routes.sort();
+        routes
     }
 
     /// The key generated for this run when none was configured.

@@ -4,6 +4,7 @@
 
 pub mod access_log;
 pub mod api;
+pub mod app;
 pub mod auth;
 pub mod config;
 pub mod domain;
@@ -15,12 +16,15 @@ pub mod management;
 pub mod memory;
 pub mod process;
 pub mod resources;
+pub mod sst;
+pub mod toolchain;
 
-pub use api::{BuildError, Outputs, RouteOptions, Server, WebSocketApi};
+pub use api::{BuildError, RouteOptions, Server, WebSocketApi};
 pub use auth::keyring::Credentials;
 pub use auth::policy::{Allow, Policy};
 pub use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 pub use config::BinaryMode;
+pub use config::Outputs;
 pub use gateway::ConnectAuth;
 pub use gateway::limits::Limits;
 pub use gateway::registry::{ConnectionInfo, Connections, PushError};

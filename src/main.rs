@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use wsgate::{Outputs, WebSocketApi, config};
+use wsgate::app::{self, App, ConfigFile, Options, Running};
 
 #[derive(Parser)]
 #[command(
@@ -18,13 +18,23 @@ struct Cli {
     command: Command,
 }
 
+#[derive(clap::Args, Clone)]
+struct AppArgs {
+    /// The app definition: wsgate.toml or sst.config.ts (default: the one
+    /// in the current folder).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The SST stage (default: SST's personal stage, your user name).
+    #[arg(long)]
+    stage: Option<String>,
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the WebSocket API a config file describes.
+    /// Serve the WebSocket API(s) an app defines.
     Serve {
-        /// The app definition.
-        #[arg(long, default_value = "wsgate.toml")]
-        config: PathBuf,
+        #[command(flatten)]
+        app: AppArgs,
         /// Address to listen on (overrides `listen` in the config).
         #[arg(long)]
         listen: Option<SocketAddr>,
@@ -33,15 +43,15 @@ enum Command {
         #[arg(long)]
         insecure_dev: bool,
     },
-    /// Check a config file without serving it.
+    /// Check an app (and start each of its functions once) without serving.
     Validate {
-        #[arg(long, default_value = "wsgate.toml")]
-        config: PathBuf,
+        #[command(flatten)]
+        app: AppArgs,
     },
-    /// Show the access log of the API a config file describes.
+    /// Show the access log of an app's API.
     Logs {
-        #[arg(long, default_value = "wsgate.toml")]
-        config: PathBuf,
+        #[command(flatten)]
+        app: AppArgs,
         /// Keep printing new lines, across the daily rotation.
         #[arg(long)]
         follow: bool,
@@ -61,10 +71,40 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Set, list or remove an SST app's secrets (`sst.Secret`).
+    Secret {
+        #[command(subcommand)]
+        action: SecretAction,
+    },
 }
 
-fn default_listen() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 8080))
+#[derive(Subcommand)]
+enum SecretAction {
+    /// Set a secret for the stage (or, with --fallback, for every stage
+    /// that sets none).
+    Set {
+        name: String,
+        value: String,
+        #[command(flatten)]
+        app: AppArgs,
+        #[arg(long)]
+        fallback: bool,
+    },
+    /// List the secrets a stage sees (names; values with --values).
+    List {
+        #[command(flatten)]
+        app: AppArgs,
+        #[arg(long)]
+        values: bool,
+    },
+    /// Remove a secret from the stage (or the fallback).
+    Remove {
+        name: String,
+        #[command(flatten)]
+        app: AppArgs,
+        #[arg(long)]
+        fallback: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -88,22 +128,22 @@ fn main() -> ExitCode {
     tracing::debug!(open_files, "open file limit");
     let result = match cli.command {
         Command::Serve {
-            config,
+            app,
             listen,
             insecure_dev,
-        } => tokio::runtime::Runtime::new()
-            .context("cannot start the async runtime")
-            .and_then(|rt| rt.block_on(serve(&config, listen, insecure_dev))),
-        Command::Validate { config } => validate(&config),
+        } => runtime().and_then(|rt| rt.block_on(serve(&app, listen, insecure_dev))),
+        Command::Validate { app } => runtime().and_then(|rt| rt.block_on(validate(&app))),
         Command::Logs {
-            config,
+            app,
             follow,
             since,
             route,
             connection,
             status,
             json,
-        } => logs(&config, follow, since, route, connection, status, json),
+        } => runtime()
+            .and_then(|rt| rt.block_on(logs(&app, follow, since, route, connection, status, json))),
+        Command::Secret { action } => secret(action),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -114,74 +154,128 @@ fn main() -> ExitCode {
     }
 }
 
-fn load(path: &Path) -> anyhow::Result<(config::Config, WebSocketApi)> {
-    let config = config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let api = WebSocketApi::from_config(&config)?;
-    Ok((config, api))
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Runtime::new().context("cannot start the async runtime")
 }
 
-fn validate(path: &Path) -> anyhow::Result<()> {
-    let (config, api) = load(path)?;
-    // The check starts each function once, as serving would.
-    tokio::runtime::Runtime::new()
-        .context("cannot start the async runtime")?
-        .block_on(api.check(config.listen.unwrap_or_else(default_listen)))?;
-    println!(
-        "{} is valid: API {} with {} route(s)",
-        path.display(),
-        config.name,
-        config.routes.len()
-    );
+fn config_file(args: &AppArgs) -> anyhow::Result<ConfigFile> {
+    let cwd = std::env::current_dir().context("cannot read the current folder")?;
+    app::find_config(args.config.as_deref(), &cwd).map_err(anyhow::Error::msg)
+}
+
+async fn validate(args: &AppArgs) -> anyhow::Result<()> {
+    let file = config_file(args)?;
+    let options = Options {
+        listen: None,
+        stage: args.stage.clone(),
+        serving: false,
+        insecure_dev: false,
+    };
+    let app = App::load(file.clone(), &options).await?;
+    app.check(&options).await?;
+    for (config, _) in &app.apis {
+        println!(
+            "{} is valid: API {} with {} route(s)",
+            file.path().display(),
+            config.name,
+            config.routes.len()
+        );
+    }
     Ok(())
 }
 
-async fn serve(path: &Path, listen: Option<SocketAddr>, insecure_dev: bool) -> anyhow::Result<()> {
-    let (config, api) = load(path)?;
-    let routes = api.describe_routes();
-    let addr = listen.or(config.listen).unwrap_or_else(default_listen);
+async fn serve(
+    args: &AppArgs,
+    listen: Option<SocketAddr>,
+    insecure_dev: bool,
+) -> anyhow::Result<()> {
+    let file = config_file(args)?;
+    let options = Options {
+        listen,
+        stage: args.stage.clone(),
+        serving: true,
+        insecure_dev,
+    };
     if insecure_dev {
         tracing::warn!(
-            "--insecure-dev: UNSIGNED @connections CALLS ARE ACCEPTED. Anyone who can reach {addr} can push to and close every connection. Never use this outside local development."
+            "--insecure-dev: UNSIGNED @connections CALLS ARE ACCEPTED. Anyone who can reach the API can push to and close every connection. Never use this outside local development."
         );
     }
-    let server = api.insecure_dev(insecure_dev).bind(addr).await?;
-    let outputs = server.outputs();
-    let outputs_file = write_outputs(config.dir(), &outputs)?;
-    println!(
-        "wsgate: {} listening on {}",
-        config.name,
-        server.local_addr()
-    );
-    for (key, handler) in routes {
-        println!("  route {key:<14} {handler}");
-    }
-    println!("  outputs written to  {}", outputs_file.display());
-    println!("  url:                {}", outputs.url);
-    println!("  managementEndpoint: {}", outputs.management_endpoint);
-    if let Some(credentials) = server.generated_credentials() {
-        let exports = format!(
-            "export AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} AWS_REGION={region} AWS_DEFAULT_REGION={region}",
-            credentials.access_key_id,
-            credentials.secret_access_key,
-            region = server.region()
-        );
-        let file = write_credentials(config.dir(), &exports)?;
-        println!(
-            "  no [[credentials]] configured; this run's key (also in {}):",
-            file.display()
-        );
-        println!("{exports}");
-    }
-    println!("ready: Ctrl-C or SIGTERM stops it gracefully");
-
+    let app = App::load(file.clone(), &options).await?;
+    let running = app.serve(&options).await?;
+    print_started(&file, &running)?;
     wait_for_signal().await?;
     tracing::info!("shutting down: closing connections with 1001 and running $disconnect");
-    server.shutdown().await;
+    running.shutdown().await;
     tracing::info!("stopped");
     Ok(())
 }
 
-fn write_outputs(dir: &Path, outputs: &Outputs) -> anyhow::Result<PathBuf> {
+/// What `serve` prints once it accepts connections.
+fn print_started(file: &ConfigFile, running: &Running) -> anyhow::Result<()> {
+    let dir = file.dir();
+    let mut all_outputs = serde_json::Map::new();
+    if let (Some(definition), Some(stage)) = (&running.definition, &running.stage) {
+        println!("wsgate: SST app {} (stage {stage})", definition.app.name);
+        if !definition.stand_ins.is_empty() {
+            let listed: Vec<String> = definition
+                .stand_ins
+                .iter()
+                .map(|s| format!("{} {}", s.kind, s.name))
+                .collect();
+            println!("  not run locally:    {}", listed.join(", "));
+        }
+        for notice in &definition.notices {
+            println!("  note:               {notice}");
+        }
+    }
+    for (config, server) in &running.servers {
+        let outputs = server.outputs();
+        println!(
+            "wsgate: {} listening on {}",
+            config.name,
+            server.local_addr()
+        );
+        for (key, handler) in server.describe_routes() {
+            println!("  route {key:<14} {handler}");
+        }
+        println!("  url:                {}", outputs.url);
+        println!("  managementEndpoint: {}", outputs.management_endpoint);
+        all_outputs.insert(config.name.clone(), serde_json::to_value(&outputs)?);
+        if let Some(credentials) = server.generated_credentials() {
+            let exports = format!(
+                "export AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} AWS_REGION={region} AWS_DEFAULT_REGION={region}",
+                credentials.access_key_id,
+                credentials.secret_access_key,
+                region = server.region()
+            );
+            let key_file = write_credentials(dir, &exports)?;
+            println!(
+                "  no [[credentials]] configured; this run's key (also in {}):",
+                key_file.display()
+            );
+            println!("{exports}");
+        }
+    }
+    let outputs_file = match (&running.definition, running.servers.as_slice()) {
+        (None, [(_, server)]) => write_outputs(dir, &serde_json::to_value(server.outputs())?)?,
+        (Some(definition), _) => {
+            if let serde_json::Value::Object(returned) = &definition.outputs {
+                for (key, value) in returned {
+                    println!("  output {key}: {value}");
+                    all_outputs.insert(key.clone(), value.clone());
+                }
+            }
+            write_outputs(dir, &serde_json::Value::Object(all_outputs))?
+        }
+        (None, _) => write_outputs(dir, &serde_json::Value::Object(all_outputs))?,
+    };
+    println!("  outputs written to  {}", outputs_file.display());
+    println!("ready: Ctrl-C or SIGTERM stops it gracefully");
+    Ok(())
+}
+
+fn write_outputs(dir: &Path, outputs: &serde_json::Value) -> anyhow::Result<PathBuf> {
     let folder = dir.join(".wsgate");
     std::fs::create_dir_all(&folder)
         .with_context(|| format!("cannot create {}", folder.display()))?;
@@ -192,8 +286,9 @@ fn write_outputs(dir: &Path, outputs: &Outputs) -> anyhow::Result<PathBuf> {
     Ok(file)
 }
 
-fn logs(
-    path: &Path,
+#[allow(clippy::too_many_arguments)]
+async fn logs(
+    args: &AppArgs,
     follow: bool,
     since: Option<String>,
     route: Option<String>,
@@ -203,7 +298,14 @@ fn logs(
 ) -> anyhow::Result<()> {
     use std::io::IsTerminal;
     use wsgate::access_log::reader::{self, Filter};
-    let config = config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let file = config_file(args)?;
+    let options = Options {
+        listen: None,
+        stage: args.stage.clone(),
+        serving: false,
+        insecure_dev: false,
+    };
+    let app = App::load(file.clone(), &options).await?;
     let since = since
         .map(|s| reader::parse_since(&s))
         .transpose()
@@ -224,6 +326,10 @@ fn logs(
             .transpose()
             .map_err(anyhow::Error::msg)?,
     };
+    let (config, _) = app
+        .apis
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("the app defines no API"))?;
     let dir = wsgate::access_log::writer::log_dir(config.dir(), &config.name, &config.stage);
     if !dir.is_dir() && !follow {
         eprintln!("no access log yet in {}", dir.display());
@@ -234,6 +340,49 @@ fn logs(
         color: !json && std::io::stdout().is_terminal(),
     };
     reader::print(&dir, &filter, shown, follow, &mut std::io::stdout().lock())?;
+    Ok(())
+}
+
+fn secret(action: SecretAction) -> anyhow::Result<()> {
+    use wsgate::sst::secrets;
+    let (args, fallback) = match &action {
+        SecretAction::Set { app, fallback, .. } | SecretAction::Remove { app, fallback, .. } => {
+            (app, *fallback)
+        }
+        SecretAction::List { app, .. } => (app, false),
+    };
+    let file = config_file(args)?;
+    let dir = file.dir();
+    let stage = args
+        .stage
+        .clone()
+        .unwrap_or_else(|| wsgate::sst::default_stage(dir));
+    let scope = (!fallback).then_some(stage.as_str());
+    match action {
+        SecretAction::Set { name, value, .. } => {
+            secrets::set(dir, scope, &name, &value).map_err(anyhow::Error::msg)?;
+            match scope {
+                Some(stage) => println!("set {name} for stage {stage}"),
+                None => println!("set {name} as the fallback for every stage"),
+            }
+        }
+        SecretAction::Remove { name, .. } => {
+            if secrets::remove(dir, scope, &name).map_err(anyhow::Error::msg)? {
+                println!("removed {name}");
+            } else {
+                anyhow::bail!("{name} is not set");
+            }
+        }
+        SecretAction::List { values, .. } => {
+            for (name, value) in secrets::for_stage(dir, &stage).map_err(anyhow::Error::msg)? {
+                if values {
+                    println!("{name}={value}");
+                } else {
+                    println!("{name}");
+                }
+            }
+        }
+    }
     Ok(())
 }
 

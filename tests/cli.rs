@@ -72,6 +72,20 @@ fn validate_accepts_good_configs_and_names_file_line_key_for_bad_ones() {
         .unwrap();
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read config"));
+
+    // No config in the folder: the hint names both front doors.
+    let empty = tempfile::tempdir().unwrap();
+    let none = wsgate()
+        .arg("validate")
+        .current_dir(empty.path())
+        .output()
+        .unwrap();
+    assert_eq!(none.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&none.stderr);
+    assert!(
+        stderr.contains("no wsgate.toml or sst.config.ts") && stderr.contains("--config"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]

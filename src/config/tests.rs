@@ -1,4 +1,6 @@
 use super::*;
+use std::path::Path;
+use std::time::Duration;
 
 fn parse_str(source: &str) -> Result<Config, ConfigError> {
     parse(Path::new("wsgate.toml"), source)

@@ -11,9 +11,9 @@ mod runtime_api;
 pub use runtime_api::fuzz_request;
 
 use super::{Context, Integration, IntegrationError, Response, parse_proxy_response};
-use crate::api::Outputs;
 use crate::auth::keyring::{ACCOUNT_ID, Keyring};
 use crate::auth::policy::{Allow, MANAGE_CONNECTIONS, Policy, execute_api_arn};
+use crate::config::{LinkedResource, Outputs};
 use crate::events::Event;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -30,6 +30,8 @@ pub const WAITING_PER_INSTANCE: usize = 10;
 
 /// What every function of one gateway shares.
 pub struct Environment {
+    /// `Resource.App`.
+    pub app: crate::config::AppIdentity,
     pub api_name: String,
     pub api_id: String,
     pub stage: String,
@@ -38,6 +40,9 @@ pub struct Environment {
     pub outputs: RwLock<Option<Outputs>>,
     /// Issues each instance its own session credentials.
     pub keyring: Arc<Keyring>,
+    /// Variables every function gets from the gateway (local services'
+    /// endpoints, the local CA).
+    pub extra: Vec<(String, String)>,
 }
 
 impl Environment {
@@ -74,6 +79,10 @@ pub struct FunctionSpec {
     pub concurrency: usize,
     pub environment: BTreeMap<String, String>,
     pub link: Vec<String>,
+    /// Linked components known when the app was loaded (SST's links).
+    pub resources: Vec<LinkedResource>,
+    /// SST's `nodejs` build options.
+    pub nodejs: Option<serde_json::Value>,
 }
 
 pub struct FunctionIntegration {
@@ -128,7 +137,13 @@ impl FunctionIntegration {
             }
             None => {
                 resolve::write_bootstraps(&state_dir)?;
-                let resolved = resolve::resolve(config_dir, &state_dir, &name, &spec.handler)?;
+                let resolved = resolve::resolve(
+                    config_dir,
+                    &state_dir,
+                    &name,
+                    &spec.handler,
+                    spec.nodejs.as_ref(),
+                )?;
                 let (program, args) = resolve::program(&state_dir, resolved.runtime);
                 export = Some((resolved.source.clone(), resolved.export.clone()));
                 let kind = match resolved.runtime {
@@ -231,14 +246,23 @@ fn lambda_environment(env: &Environment, spec: &FunctionSpec, name: &str) -> Ins
         ("TZ", ":UTC".to_string()),
         (
             "SST_RESOURCE_App",
-            serde_json::json!({ "name": env.api_name, "stage": env.stage }).to_string(),
+            serde_json::json!({ "name": env.app.name, "stage": env.app.stage }).to_string(),
         ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
+    vars.extend(env.extra.iter().cloned());
+    for resource in &spec.resources {
+        vars.push((
+            format!("SST_RESOURCE_{}", resource.name),
+            resource.properties.to_string(),
+        ));
+    }
     for linked in &spec.link {
+        let known = spec.resources.iter().any(|r| r.name == *linked);
         if *linked == env.api_name
+            && !known
             && let Some(outputs) = env.outputs.read().expect("lock poisoned").as_ref()
         {
             vars.push((

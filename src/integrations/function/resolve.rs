@@ -1,16 +1,16 @@
 //! Resolves SST handler strings (`src/connect.handler`) to a file and an
-//! export, as SST does, builds TypeScript with esbuild, and checks at start
-//! that the export exists.
+//! export, as SST does, and bundles Node.js handlers with esbuild as SST
+//! does (`runtimes/node/build.mjs`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Extensions tried for a handler path, in SST's order: Node.js, then Python.
 const NODE_EXTENSIONS: &[&str] = &[".ts", ".tsx", ".mts", ".cts", ".js", ".jsx", ".mjs", ".cjs"];
-const TYPESCRIPT: &[&str] = &[".ts", ".tsx", ".mts", ".cts", ".jsx"];
 
 pub const NODE_BOOTSTRAP: &str = include_str!("../../../runtimes/node/bootstrap.mjs");
 pub const PYTHON_BOOTSTRAP: &str = include_str!("../../../runtimes/python/bootstrap.py");
+pub const NODE_BUILD: &str = include_str!("../../../runtimes/node/build.mjs");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Runtime {
@@ -23,9 +23,11 @@ pub struct Resolved {
     pub runtime: Runtime,
     /// The source file the handler string names.
     pub source: PathBuf,
-    /// The file the bootstrap loads (the esbuild output for TypeScript).
+    /// The file the bootstrap loads (the bundle, for Node.js).
     pub entry: PathBuf,
     pub export: String,
+    /// The files the handler is made of.
+    pub inputs: Vec<PathBuf>,
 }
 
 /// Finds the file a handler string names, relative to `dir`.
@@ -53,86 +55,79 @@ pub fn find(dir: &Path, handler: &str) -> Result<(Runtime, PathBuf, String), Str
     ))
 }
 
-/// Resolves and builds (TypeScript) a handler string; `check_export`
-/// proves the export once the function's environment is known.
+/// Resolves a handler string and, for Node.js, bundles it as SST does
+/// (every handler, TypeScript or JavaScript, with `nodejs` options);
+/// the warm start at start-up proves the export.
 pub fn resolve(
     dir: &Path,
     state_dir: &Path,
     function_name: &str,
     handler: &str,
+    nodejs: Option<&serde_json::Value>,
 ) -> Result<Resolved, String> {
     let (runtime, source, export) = find(dir, handler)?;
-    let entry = if runtime == Runtime::Node && is_typescript(&source) {
-        build_typescript(dir, state_dir, function_name, &source)?
-    } else {
-        source.clone()
+    let (entry, inputs) = match runtime {
+        Runtime::Node => {
+            let out = state_dir
+                .join("build")
+                .join(function_name)
+                .join("index.mjs");
+            let inputs = build(dir, state_dir, &source, &out, nodejs)?;
+            (out, inputs)
+        }
+        Runtime::Python => (source.clone(), vec![source.clone()]),
     };
     Ok(Resolved {
         runtime,
         source,
         entry,
         export,
+        inputs,
     })
 }
 
-fn is_typescript(path: &Path) -> bool {
-    let name = path.to_string_lossy();
-    TYPESCRIPT.iter().any(|ext| name.ends_with(ext))
-}
-
-/// esbuild from the app's `node_modules` (or `WSGATE_ESBUILD`).
-fn find_esbuild(dir: &Path) -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("WSGATE_ESBUILD") {
-        return Some(PathBuf::from(path));
-    }
-    let absolute = std::fs::canonicalize(dir).ok()?;
-    absolute
-        .ancestors()
-        .map(|a| a.join("node_modules/.bin/esbuild"))
-        .find(|p| p.is_file())
-}
-
-/// Bundles the handler's own modules into one ESM file under
-/// `.wsgate/build/`, leaving packages external so they resolve from the
-/// app's `node_modules` as in SST.
-fn build_typescript(
+/// Bundles `source` into `out` with the build script; returns the files
+/// the bundle was made of (a change to any of them calls for a rebuild).
+pub fn build(
     dir: &Path,
     state_dir: &Path,
-    function_name: &str,
     source: &Path,
-) -> Result<PathBuf, String> {
-    let esbuild = find_esbuild(dir).ok_or_else(|| {
-        format!(
-            "{} is TypeScript and needs esbuild: run `npm install --save-dev esbuild` in {}",
-            source.display(),
-            dir.display()
-        )
-    })?;
-    let out = state_dir
-        .join("build")
-        .join(function_name)
-        .join("index.mjs");
-    let output = Command::new(&esbuild)
-        .arg(source)
-        .args([
-            "--bundle",
-            "--platform=node",
-            "--format=esm",
-            "--packages=external",
-            "--sourcemap=inline",
-            "--log-level=error",
-        ])
-        .arg(format!("--outfile={}", out.display()))
+    out: &Path,
+    nodejs: Option<&serde_json::Value>,
+) -> Result<Vec<PathBuf>, String> {
+    let esbuild = crate::toolchain::esbuild(dir)
+        .map_err(|e| format!("{} needs esbuild to be built: {e}", source.display()))?;
+    let options = serde_json::json!({
+        "esbuild": esbuild.js_api(),
+        "entry": source,
+        "outfile": out,
+        "cwd": dir,
+        "nodejs": nodejs,
+    });
+    let output = Command::new("node")
+        .arg(state_dir.join("runtimes").join("build.mjs"))
+        .arg(options.to_string())
+        .current_dir(dir)
         .output()
-        .map_err(|e| format!("cannot run {}: {e}", esbuild.display()))?;
+        .map_err(|e| format!("cannot run node to build {}: {e}", source.display()))?;
     if !output.status.success() {
         return Err(format!(
-            "esbuild could not build {}:\n{}",
+            "{} does not build:\n{}",
             source.display(),
             String::from_utf8_lossy(&output.stderr).trim()
         ));
     }
-    Ok(out)
+    #[derive(serde::Deserialize)]
+    struct Built {
+        inputs: Vec<PathBuf>,
+    }
+    let built: Built = serde_json::from_slice(&output.stdout).map_err(|e| {
+        format!(
+            "the build of {} said something unreadable: {e}",
+            source.display()
+        )
+    })?;
+    Ok(built.inputs)
 }
 
 /// Writes the bootstraps wsgate ships into the state folder.
@@ -142,7 +137,12 @@ pub fn write_bootstraps(state_dir: &Path) -> Result<(PathBuf, PathBuf), String> 
         .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
     let node = folder.join("bootstrap.mjs");
     let python = folder.join("bootstrap.py");
-    for (path, text) in [(&node, NODE_BOOTSTRAP), (&python, PYTHON_BOOTSTRAP)] {
+    let build = folder.join("build.mjs");
+    for (path, text) in [
+        (&node, NODE_BOOTSTRAP),
+        (&python, PYTHON_BOOTSTRAP),
+        (&build, NODE_BUILD),
+    ] {
         std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok((node, python))

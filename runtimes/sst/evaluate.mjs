@@ -1,0 +1,234 @@
+// Evaluates an SST app's sst.config.ts as SST does (app(), then run(),
+// with SST's globals), with wsgate's components, and hands wsgate the app
+// definition as JSON. Started by wsgate with:
+//   WSGATE_SST_CONFIG   the config file
+//   WSGATE_STAGE        the stage
+//   WSGATE_DEV          "1" when serving ($dev)
+//   WSGATE_ESBUILD_JS   esbuild's JavaScript API (lib/main.js)
+// Talks to wsgate on stdout (lines starting "@@wsgate@@", JSON) and stdin
+// (wsgate's answers); the app's own output goes to stderr.
+
+import { register } from "node:module";
+import { MessageChannel } from "node:worker_threads";
+import { createInterface } from "node:readline";
+import { dirname, relative, sep } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const configFile = process.env.WSGATE_SST_CONFIG;
+const appDir = dirname(configFile);
+
+// The protocol owns stdout; everything the app prints goes to stderr.
+const protocolWrite = process.stdout.write.bind(process.stdout);
+process.stdout.write = process.stderr.write.bind(process.stderr);
+function send(message) {
+  protocolWrite(`@@wsgate@@${JSON.stringify(message)}\n`);
+}
+
+// Module loads in flight, reported by the hooks' thread: a dynamic import
+// nobody awaited still counts until it is loaded.
+let loading = 0;
+const { port1, port2 } = new MessageChannel();
+port1.on("message", (delta) => {
+  loading += delta;
+});
+port1.unref();
+register(pathToFileURL(`${here}/hooks.mjs`).href, {
+  data: {
+    esbuild: process.env.WSGATE_ESBUILD_JS,
+    port: port2,
+    shims: {
+      pulumi: pathToFileURL(`${here}/pulumi.mjs`).href,
+      components: pathToFileURL(`${here}/components.mjs`).href,
+      provider: pathToFileURL(`${here}/provider.mjs`).href,
+    },
+  },
+  transferList: [port2],
+});
+
+const pulumi = await import("./pulumi.mjs");
+const components = await import("./components.mjs");
+const { registry, linkOf, isLinkable, NotSupported } = components;
+
+// Answers from wsgate, by request.
+const answers = new Map();
+createInterface({ input: process.stdin }).on("line", (line) => {
+  const message = JSON.parse(line);
+  answers.get(message.id)?.(message);
+  answers.delete(message.id);
+});
+let nextRequest = 1;
+function ask(request) {
+  const id = nextRequest++;
+  return new Promise((resolve, reject) => {
+    answers.set(id, (answer) => (answer.error ? reject(new Error(answer.error)) : resolve(answer)));
+    send({ ...request, id });
+  });
+}
+components.setListenerSource((api) => ask({ type: "listen", api }));
+
+/// Where an error happened in the app's own files: "infra/api.ts:12:5".
+function appLocation(error) {
+  for (const line of String(error?.stack ?? "").split("\n")) {
+    const match = /\(?((?:file:\/\/)?\/[^():]+):(\d+):(\d+)\)?\s*$/.exec(line.trim());
+    if (!match) continue;
+    const file = match[1].startsWith("file:") ? fileURLToPath(match[1]) : match[1];
+    if (file.startsWith(here) || file.includes(`${sep}node_modules${sep}`) || !file.startsWith(appDir)) continue;
+    return `${relative(appDir, file)}:${match[2]}:${match[3]}`;
+  }
+  return null;
+}
+
+function fail(error) {
+  send({
+    type: "error",
+    kind: error?.name ?? "Error",
+    message: error?.message ?? String(error),
+    location: appLocation(error),
+    stack: String(error?.stack ?? ""),
+    secret: error?.secretName ?? null,
+  });
+  process.exit(1);
+}
+process.on("uncaughtException", fail);
+process.on("unhandledRejection", fail);
+
+// SST's globals.
+const stage = process.env.WSGATE_STAGE;
+const providers = {};
+function providerGlobal(name) {
+  providers[name] ??= components.provider(name);
+  return providers[name];
+}
+Object.assign(globalThis, {
+  $config: (input) => input,
+  $dev: process.env.WSGATE_DEV === "1",
+  $util: pulumi,
+  $output: pulumi.output,
+  $resolve: (value) => pulumi.output(value),
+  $interpolate: pulumi.interpolate,
+  $concat: pulumi.concat,
+  $jsonParse: pulumi.jsonParse,
+  $jsonStringify: pulumi.jsonStringify,
+  $transform: components.$transform,
+  $linkable: components.linkable,
+  $asset: (path) => new pulumi.asset.FileAsset(path),
+  $cli: {
+    command: process.env.WSGATE_DEV === "1" ? "dev" : "deploy",
+    rpc: "",
+    paths: { home: appDir, root: appDir, work: `${appDir}/.sst`, platform: `${appDir}/.sst/platform` },
+    state: { version: {} },
+  },
+  sst: components.sst,
+});
+// Provider globals (`aws`, `cloudflare`, ...): inert stand-ins.
+for (const name of ["aws", "cloudflare", "vercel", "random", "tls", "command", "docker", "github", "planetscale", "neon", "supabase", "upstash", "auth0", "stripe", "aiven", "kubernetes"]) {
+  Object.defineProperty(globalThis, name, { configurable: true, get: () => providerGlobal(name) });
+}
+
+const loaded = await import(pathToFileURL(configFile).href);
+const config = loaded.default;
+if (!config || typeof config.app !== "function" || typeof config.run !== "function") {
+  throw new Error(`${relative(appDir, configFile)} must export default $config({ app(input) {...}, async run() {...} })`);
+}
+const app = await config.app({ stage });
+if (!app?.name) throw new Error("app() must return a name");
+globalThis.$app = Object.freeze({
+  name: app.name,
+  stage,
+  removal: app.removal ?? "retain",
+  providers: app.providers ?? {},
+  protect: app.protect ?? false,
+});
+for (const name of Object.keys(app.providers ?? {})) providerGlobal(name);
+
+const returned = await config.run();
+
+// Wait for work the config started but did not await: components built
+// once an Output resolves, and dynamic imports nobody awaited.
+async function settle() {
+  let quiet = 0;
+  let seen = -1;
+  while (quiet < 5) {
+    await Promise.all([...registry.pending]);
+    await new Promise((r) => setTimeout(r, 10));
+    const count = registry.components.length;
+    if (registry.pending.size === 0 && loading === 0 && count === seen) quiet++;
+    else quiet = 0;
+    seen = count;
+  }
+  if (registry.failure) throw registry.failure;
+}
+await settle();
+
+/// The definition wsgate serves.
+const apis = [];
+for (const api of registry.apis) apis.push(await api.describe());
+const tables = [];
+for (const table of registry.tables) tables.push(await table.describe());
+
+// The functions wsgate runs: those the APIs route to (or authorize with).
+const used = new Set(apis.flatMap((api) => [...api.routes.map((r) => r.function), ...api.authorizers.map((a) => a.function)]));
+const links = {};
+const functions = [];
+for (const fn of registry.functions.filter((f) => used.has(f.__name))) {
+  const args = fn._args;
+  const resolved = await pulumi.resolveDeep({ ...args, link: undefined, transform: undefined });
+  const linkTargets = (await pulumi.promiseOf(args.link ?? [])).flat().filter((l) => {
+    if (l === undefined || l === null) throw new Error(`An undefined link was passed into a \`link\` array of "${fn.__name}".`);
+    return isLinkable(l);
+  });
+  const linkNames = [];
+  const environment = { ...(resolved.environment ?? {}) };
+  for (const target of linkTargets) {
+    const link = (links[target.__name] ??= await linkOf(target));
+    linkNames.push(target.__name);
+    for (const item of link.include) if (item.type === "environment") Object.assign(environment, item.env);
+  }
+  if ((resolved.permissions ?? []).length > 0) {
+    registry.notices.push(`function ${fn.__name}: permissions are accepted, not enforced locally`);
+  }
+  if (args.transform?.function) {
+    registry.notices.push(`function ${fn.__name}: transform.function applies to the Lambda resource on AWS only`);
+  }
+  functions.push({
+    name: fn.__name,
+    handler: resolved.handler,
+    runtime: resolved.runtime ?? "nodejs20.x",
+    timeout: resolved.timeout ?? "20 seconds",
+    memory: resolved.memory ?? "1024 MB",
+    environment,
+    links: linkNames,
+    concurrency: resolved.concurrency?.reserved ?? null,
+    bundle: resolved.bundle ?? null,
+    nodejs: resolved.nodejs ?? null,
+    dev: resolved.dev ?? null,
+    python: resolved.python ?? null,
+  });
+}
+
+function printable(value) {
+  return JSON.parse(
+    JSON.stringify(value ?? {}, (_, v) => {
+      if (typeof v === "function") return v.__name ? `[${String(v.__pulumiType ?? "").replaceAll(":", ".")} ${v.__name}]` : undefined;
+      if (v && typeof v === "object" && v.__pulumiType) return `[${v.__pulumiType.replaceAll(":", ".")} ${v.__name}]`;
+      return v;
+    }),
+  );
+}
+
+send({
+  type: "result",
+  definition: {
+    app: { name: $app.name, stage, home: app.home ?? null, providers: Object.keys(app.providers ?? {}) },
+    apis,
+    functions,
+    tables,
+    links,
+    secrets: registry.secrets.map((s) => ({ name: s._name, set: process.env[`SST_SECRET_${s._name}`] !== undefined, placeholder: s._placeholder !== undefined })),
+    standIns: registry.standIns,
+    notices: registry.notices,
+    outputs: printable(await pulumi.resolveDeep(returned ?? {})),
+  },
+});
+process.exit(0);

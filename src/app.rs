@@ -1,0 +1,204 @@
+//! An app from either front door, served: finds the config (`wsgate.toml`
+//! or `sst.config.ts`), loads it into API configs, starts the local
+//! services its components need, and serves every API.
+
+use crate::config::{self, Config};
+use crate::sst::definition::Definition;
+use crate::sst::{self, SstApp};
+use crate::{Server, WebSocketApi};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Which front door an app comes through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigFile {
+    Toml(PathBuf),
+    Sst(PathBuf),
+}
+
+impl ConfigFile {
+    pub fn path(&self) -> &Path {
+        match self {
+            ConfigFile::Toml(p) | ConfigFile::Sst(p) => p,
+        }
+    }
+
+    /// The app's folder: handler paths and `.wsgate/` are relative to it.
+    pub fn dir(&self) -> &Path {
+        self.path().parent().unwrap_or(Path::new("."))
+    }
+}
+
+/// The config an explicit `--config` names, or the one in `dir`:
+/// `wsgate.toml` first, then `sst.config.ts`.
+pub fn find_config(explicit: Option<&Path>, dir: &Path) -> Result<ConfigFile, String> {
+    let classify = |path: PathBuf| {
+        let is_sst = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with(".ts") || n.ends_with(".js") || n.ends_with(".mts"));
+        if is_sst {
+            ConfigFile::Sst(path)
+        } else {
+            ConfigFile::Toml(path)
+        }
+    };
+    if let Some(path) = explicit {
+        if !path.exists() {
+            return Err(format!("cannot read config {}: no such file", path.display()));
+        }
+        return Ok(classify(path.to_path_buf()));
+    }
+    let toml = dir.join("wsgate.toml");
+    let sst = dir.join(sst::CONFIG_FILE);
+    if toml.is_file() {
+        Ok(ConfigFile::Toml(toml))
+    } else if sst.is_file() {
+        Ok(ConfigFile::Sst(sst))
+    } else {
+        Err(format!(
+            "no wsgate.toml or sst.config.ts in {}: run wsgate in the app's folder, or give --config <file>",
+            if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            }
+            .display()
+        ))
+    }
+}
+
+/// How an app is loaded and served.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `--listen`, over the config's `listen`.
+    pub listen: Option<SocketAddr>,
+    /// `--stage` (SST apps).
+    pub stage: Option<String>,
+    /// Serving (bind listeners, `$dev` is true) or only checking.
+    pub serving: bool,
+    pub insecure_dev: bool,
+}
+
+/// The default address: what `wsgate serve` listens on unless told.
+pub fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+/// A loaded app: one config per API, ready to serve.
+pub struct App {
+    pub file: ConfigFile,
+    pub apis: Vec<(Config, Option<std::net::TcpListener>)>,
+    /// SST apps: everything the config described.
+    pub definition: Option<Definition>,
+    pub stage: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Sst(#[from] sst::SstError),
+    #[error(transparent)]
+    Build(#[from] crate::BuildError),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl App {
+    pub async fn load(file: ConfigFile, options: &Options) -> Result<App, AppError> {
+        match &file {
+            ConfigFile::Toml(path) => {
+                let config = config::load(path)?;
+                Ok(App {
+                    apis: vec![(config, None)],
+                    file,
+                    definition: None,
+                    stage: None,
+                })
+            }
+            ConfigFile::Sst(path) => {
+                let load = sst::LoadOptions {
+                    stage: options.stage.clone(),
+                    dev: true,
+                    listen: options.listen.unwrap_or_else(default_listen),
+                    bind: options.serving,
+                    tls: false,
+                    region: config::DEFAULT_REGION.into(),
+                    timeout: sst::EVALUATE_TIMEOUT,
+                };
+                let SstApp {
+                    definition,
+                    apis,
+                    stage,
+                    ..
+                } = sst::load(path, &load).await?;
+                Ok(App {
+                    apis,
+                    file,
+                    definition: Some(definition),
+                    stage: Some(stage),
+                })
+            }
+        }
+    }
+
+    /// Builds every API and runs its start-up checks (each function
+    /// started once), without serving.
+    pub async fn check(&self, options: &Options) -> Result<(), AppError> {
+        for (config, _) in &self.apis {
+            let api = WebSocketApi::from_config(config)?;
+            let addr = options
+                .listen
+                .or(config.listen)
+                .unwrap_or_else(default_listen);
+            api.check(addr).await?;
+        }
+        Ok(())
+    }
+
+    /// Serves every API.
+    pub async fn serve(self, options: &Options) -> Result<Running, AppError> {
+        let mut servers = Vec::new();
+        for (config, listener) in self.apis {
+            let api = WebSocketApi::from_config(&config)?.insecure_dev(options.insecure_dev);
+            let server = match listener {
+                Some(listener) => {
+                    let listener = tokio::net::TcpListener::from_std(listener)
+                        .map_err(|e| AppError::Other(format!("cannot serve: {e}")))?;
+                    api.serve(listener).await?
+                }
+                None => {
+                    let addr = options
+                        .listen
+                        .or(config.listen)
+                        .unwrap_or_else(default_listen);
+                    api.bind(addr).await?
+                }
+            };
+            servers.push((config, server));
+        }
+        Ok(Running {
+            servers,
+            definition: self.definition,
+            stage: self.stage,
+        })
+    }
+}
+
+/// The served app.
+pub struct Running {
+    pub servers: Vec<(Config, Server)>,
+    pub definition: Option<Definition>,
+    pub stage: Option<String>,
+}
+
+impl Running {
+    /// Closes every connection (1001), runs their `$disconnect`, stops.
+    pub async fn shutdown(self) {
+        for (_, server) in self.servers {
+            server.shutdown().await;
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! The Node.js tool wsgate drives for TypeScript: esbuild, the bundler SST
+//! itself builds with. The app's own copy (in `node_modules`) when it has
+//! one; otherwise a pinned copy wsgate installs once, with npm, into its
+//! cache (`$WSGATE_CACHE_DIR`, else `$XDG_CACHE_HOME/wsgate`, else
+//! `~/.cache/wsgate`), so an SST app runs without adding anything to it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+/// The esbuild wsgate installs when the app has none.
+pub const ESBUILD_VERSION: &str = "0.25.12";
+
+/// One installed esbuild package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Esbuild {
+    /// The package folder (`.../node_modules/esbuild`).
+    pub package: PathBuf,
+}
+
+impl Esbuild {
+    /// The JavaScript API, for `import()`.
+    pub fn js_api(&self) -> PathBuf {
+        self.package.join("lib").join("main.js")
+    }
+
+    fn at(package: PathBuf) -> Option<Esbuild> {
+        package
+            .join("lib/main.js")
+            .is_file()
+            .then_some(Esbuild { package })
+    }
+}
+
+/// The esbuild to use for the app in `app_dir`: `WSGATE_ESBUILD` (the
+/// package folder, or its `bin/esbuild`), the app's own, else wsgate's
+/// cached one, installed now if it is missing.
+pub fn esbuild(app_dir: &Path) -> Result<Esbuild, String> {
+    if let Some(path) = std::env::var_os("WSGATE_ESBUILD") {
+        let path = std::fs::canonicalize(&path).unwrap_or_else(|_| PathBuf::from(&path));
+        let package = if path.is_file() {
+            // .../esbuild/bin/esbuild
+            path.parent().and_then(Path::parent).map(Path::to_path_buf)
+        } else {
+            Some(path.clone())
+        };
+        return package.and_then(Esbuild::at).ok_or_else(|| {
+            format!(
+                "WSGATE_ESBUILD={} is not an esbuild package folder",
+                path.display()
+            )
+        });
+    }
+    if let Some(own) = std::fs::canonicalize(app_dir).ok().and_then(|dir| {
+        dir.ancestors()
+            .find_map(|a| Esbuild::at(a.join("node_modules/esbuild")))
+    }) {
+        return Ok(own);
+    }
+    cached_esbuild()
+}
+
+/// wsgate's cache folder.
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("WSGATE_CACHE_DIR") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("wsgate");
+    }
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    home.join(".cache").join("wsgate")
+}
+
+/// The cached esbuild, installed (once, by one caller at a time) if it
+/// is not there yet.
+fn cached_esbuild() -> Result<Esbuild, String> {
+    static INSTALLING: Mutex<()> = Mutex::new(());
+    let root = cache_dir().join(format!("esbuild-{ESBUILD_VERSION}"));
+    let package = root.join("node_modules/esbuild");
+    if let Some(found) = Esbuild::at(package.clone()) {
+        return Ok(found);
+    }
+    let _one_at_a_time = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(found) = Esbuild::at(package.clone()) {
+        return Ok(found);
+    }
+    tracing::info!(
+        "TypeScript needs esbuild {ESBUILD_VERSION}; installing it once into {}",
+        root.display()
+    );
+    // Installed beside, then moved in place: a failed or concurrent
+    // install never leaves a half-written package where it is looked for.
+    let staging = cache_dir().join(format!(
+        "esbuild-{ESBUILD_VERSION}.installing-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging)
+        .map_err(|e| format!("cannot create {}: {e}", staging.display()))?;
+    let output = Command::new("npm")
+        .args([
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--no-save",
+            "--loglevel=error",
+            "--prefix",
+        ])
+        .arg(&staging)
+        .arg(format!("esbuild@{ESBUILD_VERSION}"))
+        .output()
+        .map_err(|e| format!("TypeScript needs esbuild, and npm could not be run to install it: {e}. Install it in the app with `npm install --save-dev esbuild`"))?;
+    if !output.status.success() {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(format!(
+            "TypeScript needs esbuild, and `npm install esbuild@{ESBUILD_VERSION}` failed (offline?): {}\nInstall it in the app with `npm install --save-dev esbuild`, or once with network access.",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    if let Err(e) = std::fs::rename(&staging, &root)
+        && !root.join("node_modules/esbuild").is_dir()
+    {
+        return Err(format!("cannot move esbuild into {}: {e}", root.display()));
+    }
+    let _ = std::fs::remove_dir_all(&staging);
+    Esbuild::at(package.clone())
+        .ok_or_else(|| format!("esbuild was installed but {} is missing", package.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_app_s_own_esbuild_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let package = dir.path().join("node_modules/esbuild");
+        std::fs::create_dir_all(package.join("lib")).unwrap();
+        std::fs::write(package.join("lib/main.js"), "").unwrap();
+        let nested = dir.path().join("packages/app");
+        std::fs::create_dir_all(&nested).unwrap();
+        if std::env::var_os("WSGATE_ESBUILD").is_none() {
+            let found = esbuild(&nested).unwrap();
+            assert_eq!(
+                found.package,
+                std::fs::canonicalize(dir.path())
+                    .unwrap()
+                    .join("node_modules/esbuild")
+            );
+        }
+    }
+}
