@@ -3,6 +3,7 @@
 //! services its components need, and serves every API.
 
 use crate::config::{self, Config};
+use crate::services::dynamodb::DynamoDb;
 use crate::sst::definition::Definition;
 use crate::sst::{self, SstApp};
 use crate::{Server, WebSocketApi};
@@ -45,7 +46,10 @@ pub fn find_config(explicit: Option<&Path>, dir: &Path) -> Result<ConfigFile, St
     };
     if let Some(path) = explicit {
         if !path.exists() {
-            return Err(format!("cannot read config {}: no such file", path.display()));
+            return Err(format!(
+                "cannot read config {}: no such file",
+                path.display()
+            ));
         }
         return Ok(classify(path.to_path_buf()));
     }
@@ -78,6 +82,8 @@ pub struct Options {
     /// Serving (bind listeners, `$dev` is true) or only checking.
     pub serving: bool,
     pub insecure_dev: bool,
+    /// Clear local services' data (the tables) before starting.
+    pub reset: bool,
 }
 
 /// The default address: what `wsgate serve` listens on unless told.
@@ -144,11 +150,69 @@ impl App {
         }
     }
 
+    /// Starts the local services the app's components need; returns them
+    /// and the variables every function gets to reach them.
+    async fn start_services(
+        &self,
+        data_dir: &Path,
+        reset: bool,
+    ) -> Result<(Services, Vec<(String, String)>), AppError> {
+        let mut services = Services::default();
+        let mut env = Vec::new();
+        let tables = self
+            .definition
+            .as_ref()
+            .map(|d| d.tables.as_slice())
+            .unwrap_or_default();
+        if !tables.is_empty() {
+            let started = std::time::Instant::now();
+            let dynamodb = DynamoDb::start(data_dir, reset)
+                .await
+                .map_err(AppError::Other)?;
+            dynamodb
+                .ensure_tables(tables)
+                .await
+                .map_err(AppError::Other)?;
+            tracing::info!(
+                endpoint = %dynamodb.endpoint,
+                tables = tables.len(),
+                ms = started.elapsed().as_millis() as u64,
+                "local DynamoDB ready"
+            );
+            env.push((
+                "AWS_ENDPOINT_URL_DYNAMODB".into(),
+                dynamodb.endpoint.clone(),
+            ));
+            services.dynamodb = Some(dynamodb);
+        }
+        Ok((services, env))
+    }
+
     /// Builds every API and runs its start-up checks (each function
     /// started once), without serving.
     pub async fn check(&self, options: &Options) -> Result<(), AppError> {
+        // A check's tables are its own, thrown away after.
+        let scratch = scratch_dir()?;
+        let started = self.start_services(&scratch, true).await;
+        let result = match started {
+            Ok((services, env)) => {
+                let result = self.check_apis(options, &env).await;
+                services.stop().await;
+                result
+            }
+            Err(error) => Err(error),
+        };
+        let _ = std::fs::remove_dir_all(&scratch);
+        result
+    }
+
+    async fn check_apis(
+        &self,
+        options: &Options,
+        env: &[(String, String)],
+    ) -> Result<(), AppError> {
         for (config, _) in &self.apis {
-            let api = WebSocketApi::from_config(config)?;
+            let api = WebSocketApi::from_config_with(config, env)?;
             let addr = options
                 .listen
                 .or(config.listen)
@@ -160,9 +224,12 @@ impl App {
 
     /// Serves every API.
     pub async fn serve(self, options: &Options) -> Result<Running, AppError> {
+        let data_dir = crate::services::dynamodb::data_dir(self.file.dir());
+        let (services, env) = self.start_services(&data_dir, options.reset).await?;
         let mut servers = Vec::new();
         for (config, listener) in self.apis {
-            let api = WebSocketApi::from_config(&config)?.insecure_dev(options.insecure_dev);
+            let api =
+                WebSocketApi::from_config_with(&config, &env)?.insecure_dev(options.insecure_dev);
             let server = match listener {
                 Some(listener) => {
                     let listener = tokio::net::TcpListener::from_std(listener)
@@ -183,6 +250,7 @@ impl App {
             servers,
             definition: self.definition,
             stage: self.stage,
+            services,
         })
     }
 }
@@ -192,13 +260,42 @@ pub struct Running {
     pub servers: Vec<(Config, Server)>,
     pub definition: Option<Definition>,
     pub stage: Option<String>,
+    pub services: Services,
 }
 
 impl Running {
-    /// Closes every connection (1001), runs their `$disconnect`, stops.
+    /// Closes every connection (1001), runs their `$disconnect`, then
+    /// stops the local services.
     pub async fn shutdown(self) {
         for (_, server) in self.servers {
             server.shutdown().await;
         }
+        self.services.stop().await;
     }
+}
+
+/// The local services an app runs on.
+#[derive(Default)]
+pub struct Services {
+    pub dynamodb: Option<DynamoDb>,
+}
+
+impl Services {
+    pub async fn stop(self) {
+        if let Some(dynamodb) = self.dynamodb {
+            dynamodb.stop().await;
+        }
+    }
+}
+
+/// A scratch folder for a check's services.
+fn scratch_dir() -> Result<PathBuf, AppError> {
+    let dir = std::env::temp_dir().join(format!(
+        "wsgate-check-{}-{}",
+        std::process::id(),
+        crate::ids::new_id().replace(['/', '+', '='], "")
+    ));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| AppError::Other(format!("cannot create {}: {e}", dir.display())))?;
+    Ok(dir)
 }

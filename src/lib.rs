@@ -16,6 +16,7 @@ pub mod management;
 pub mod memory;
 pub mod process;
 pub mod resources;
+pub mod services;
 pub mod sst;
 pub mod toolchain;
 

@@ -42,6 +42,9 @@ enum Command {
         /// verified). Local development only.
         #[arg(long)]
         insecure_dev: bool,
+        /// Clear the local tables (.wsgate/dynamodb) before starting.
+        #[arg(long)]
+        reset: bool,
     },
     /// Check an app (and start each of its functions once) without serving.
     Validate {
@@ -131,7 +134,8 @@ fn main() -> ExitCode {
             app,
             listen,
             insecure_dev,
-        } => runtime().and_then(|rt| rt.block_on(serve(&app, listen, insecure_dev))),
+            reset,
+        } => runtime().and_then(|rt| rt.block_on(serve(&app, listen, insecure_dev, reset))),
         Command::Validate { app } => runtime().and_then(|rt| rt.block_on(validate(&app))),
         Command::Logs {
             app,
@@ -170,6 +174,7 @@ async fn validate(args: &AppArgs) -> anyhow::Result<()> {
         stage: args.stage.clone(),
         serving: false,
         insecure_dev: false,
+        reset: false,
     };
     let app = App::load(file.clone(), &options).await?;
     app.check(&options).await?;
@@ -188,6 +193,7 @@ async fn serve(
     args: &AppArgs,
     listen: Option<SocketAddr>,
     insecure_dev: bool,
+    reset: bool,
 ) -> anyhow::Result<()> {
     let file = config_file(args)?;
     let options = Options {
@@ -195,6 +201,7 @@ async fn serve(
         stage: args.stage.clone(),
         serving: true,
         insecure_dev,
+        reset,
     };
     if insecure_dev {
         tracing::warn!(
@@ -304,6 +311,7 @@ async fn logs(
         stage: args.stage.clone(),
         serving: false,
         insecure_dev: false,
+        reset: false,
     };
     let app = App::load(file.clone(), &options).await?;
     let since = since

@@ -72,27 +72,41 @@ pub fn cache_dir() -> PathBuf {
     home.join(".cache").join("wsgate")
 }
 
-/// The cached esbuild, installed (once, by one caller at a time) if it
-/// is not there yet.
+/// The cached esbuild, installed once if it is not there yet.
 fn cached_esbuild() -> Result<Esbuild, String> {
+    let package = npm_package("esbuild", ESBUILD_VERSION, "TypeScript needs it")
+        .map_err(|e| format!("{e}\nOr install it in the app: `npm install --save-dev esbuild`."))?;
+    Esbuild::at(package.clone()).ok_or_else(|| {
+        format!(
+            "esbuild was installed but {} is incomplete",
+            package.display()
+        )
+    })
+}
+
+/// An npm package, pinned, in wsgate's cache (`<cache>/<name>-<version>/
+/// node_modules/<name>`), installed once (one caller at a time) when it is
+/// not there yet; `why` says what needs it, for the log and errors.
+pub fn npm_package(name: &str, version: &str, why: &str) -> Result<PathBuf, String> {
     static INSTALLING: Mutex<()> = Mutex::new(());
-    let root = cache_dir().join(format!("esbuild-{ESBUILD_VERSION}"));
-    let package = root.join("node_modules/esbuild");
-    if let Some(found) = Esbuild::at(package.clone()) {
-        return Ok(found);
+    let root = cache_dir().join(format!("{name}-{version}"));
+    let package = root.join("node_modules").join(name);
+    let installed = |package: &Path| package.join("package.json").is_file();
+    if installed(&package) {
+        return Ok(package);
     }
     let _one_at_a_time = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(found) = Esbuild::at(package.clone()) {
-        return Ok(found);
+    if installed(&package) {
+        return Ok(package);
     }
     tracing::info!(
-        "TypeScript needs esbuild {ESBUILD_VERSION}; installing it once into {}",
+        "{why}: installing {name}@{version} once into {}",
         root.display()
     );
     // Installed beside, then moved in place: a failed or concurrent
     // install never leaves a half-written package where it is looked for.
     let staging = cache_dir().join(format!(
-        "esbuild-{ESBUILD_VERSION}.installing-{}",
+        "{name}-{version}.installing-{}",
         std::process::id()
     ));
     let _ = std::fs::remove_dir_all(&staging);
@@ -108,24 +122,30 @@ fn cached_esbuild() -> Result<Esbuild, String> {
             "--prefix",
         ])
         .arg(&staging)
-        .arg(format!("esbuild@{ESBUILD_VERSION}"))
+        .arg(format!("{name}@{version}"))
         .output()
-        .map_err(|e| format!("TypeScript needs esbuild, and npm could not be run to install it: {e}. Install it in the app with `npm install --save-dev esbuild`"))?;
+        .map_err(|e| format!("{why}: {name}, and npm could not be run to install it: {e}"))?;
     if !output.status.success() {
         let _ = std::fs::remove_dir_all(&staging);
         return Err(format!(
-            "TypeScript needs esbuild, and `npm install esbuild@{ESBUILD_VERSION}` failed (offline?): {}\nInstall it in the app with `npm install --save-dev esbuild`, or once with network access.",
+            "{why}: {name}, and `npm install {name}@{version}` failed (offline?): {}",
             String::from_utf8_lossy(&output.stderr).trim()
         ));
     }
     if let Err(e) = std::fs::rename(&staging, &root)
-        && !root.join("node_modules/esbuild").is_dir()
+        && !installed(&package)
     {
-        return Err(format!("cannot move esbuild into {}: {e}", root.display()));
+        return Err(format!("cannot move {name} into {}: {e}", root.display()));
     }
     let _ = std::fs::remove_dir_all(&staging);
-    Esbuild::at(package.clone())
-        .ok_or_else(|| format!("esbuild was installed but {} is missing", package.display()))
+    if installed(&package) {
+        Ok(package)
+    } else {
+        Err(format!(
+            "{name} was installed but {} is missing",
+            package.display()
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -152,9 +152,13 @@ pub fn write_bootstraps(state_dir: &Path) -> Result<(PathBuf, PathBuf), String> 
 pub fn program(state_dir: &Path, runtime: Runtime) -> (PathBuf, Vec<String>) {
     let folder = state_dir.join("runtimes");
     match runtime {
+        // Source maps: a handler's stack traces name its own files.
         Runtime::Node => (
             "node".into(),
-            vec![folder.join("bootstrap.mjs").display().to_string()],
+            vec![
+                "--enable-source-maps".into(),
+                folder.join("bootstrap.mjs").display().to_string(),
+            ],
         ),
         Runtime::Python => (
             "python3".into(),

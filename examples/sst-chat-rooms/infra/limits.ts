@@ -1,0 +1,7 @@
+export const limits = new sst.Linkable("Limits", {
+  properties: {
+    maxMembers: $dev ? 5 : 500,
+    maxMessageLength: 500,
+    stage: $app.stage,
+  },
+});
