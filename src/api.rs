@@ -97,6 +97,17 @@ pub struct WebSocketApi {
     connect_auth: Option<ConnectAuth>,
     access_log: Option<AccessLogSettings>,
     domain: Option<DomainSettings>,
+    local_tls: Option<LocalTls>,
+}
+
+/// TLS for the API's own host with the app's local CA.
+#[derive(Debug, Clone)]
+pub struct LocalTls {
+    /// The CA's folder (`.wsgate/ca/`).
+    pub ca_dir: PathBuf,
+    /// `url` and `managementEndpoint` are `wss://` and `https://` (SST
+    /// apps, as SST gives them); otherwise `ws://` and `http://`.
+    pub secure_outputs: bool,
 }
 
 /// Where and how an API keeps its access log.
@@ -149,6 +160,7 @@ impl WebSocketApi {
             connect_auth: None,
             access_log: None,
             domain: None,
+            local_tls: None,
         }
     }
 
@@ -166,7 +178,23 @@ impl WebSocketApi {
         let open_files = crate::resources::open_files_limit();
         let client = HttpPool::new(crate::resources::integration_connections(open_files))
             .map_err(BuildError::HttpClient)?;
+        // Function handlers trust the local CA, so they can reach the API
+        // over https as they would on AWS.
+        let mut function_env = function_env.to_vec();
+        let local_tls = if config.local_tls {
+            let ca_dir = crate::local_ca::dir(config.dir());
+            let ca = crate::local_ca::LocalCa::open(&ca_dir).map_err(BuildError::Domain)?;
+            function_env.extend(ca.trust_env());
+            Some(LocalTls {
+                ca_dir,
+                secure_outputs: config.source == crate::config::Source::Sst,
+            })
+        } else {
+            None
+        };
+        let function_env = function_env.as_slice();
         let mut api = WebSocketApi::new(&config.name)
+            .local_tls(local_tls)
             .stage(&config.stage)
             .region(&config.region)
             .api_id(config.api_id.clone())
@@ -304,6 +332,13 @@ impl WebSocketApi {
         self
     }
 
+    /// Serves the API's own host over TLS too, with the local CA's
+    /// certificate (on the same port as plain ws/http).
+    pub fn local_tls(mut self, local_tls: Option<LocalTls>) -> Self {
+        self.local_tls = local_tls;
+        self
+    }
+
     /// Serves a custom domain with TLS (on the same port) and its base path.
     pub fn domain(mut self, domain: Option<DomainSettings>) -> Self {
         self.domain = domain;
@@ -378,8 +413,12 @@ impl WebSocketApi {
     pub async fn check(&self, addr: SocketAddr) -> Result<(), BuildError> {
         let domain = self.load_domain()?;
         if let Some(functions) = &self.functions {
-            *functions.outputs.write().expect("lock poisoned") =
-                Some(outputs_for(addr, &self.stage, domain.as_deref()));
+            *functions.outputs.write().expect("lock poisoned") = Some(outputs_for(
+                addr,
+                &self.stage,
+                domain.as_deref(),
+                self.secure_outputs(),
+            ));
         }
         for route in self.routes.values() {
             route
@@ -389,6 +428,53 @@ impl WebSocketApi {
                 .map_err(|e| BuildError::Route(route.key.clone(), e))?;
         }
         Ok(())
+    }
+
+    fn secure_outputs(&self) -> bool {
+        self.local_tls.as_ref().is_some_and(|t| t.secure_outputs)
+    }
+
+    /// TLS for the port, if any: the domain's certificate and/or the
+    /// local one, issued now for the names the API is reached by.
+    fn tls_serving(
+        &self,
+        domain: Option<&Domain>,
+        addr: SocketAddr,
+    ) -> Result<Option<Arc<crate::domain::TlsServing>>, BuildError> {
+        let local = match &self.local_tls {
+            None => None,
+            Some(local) => {
+                let ca =
+                    crate::local_ca::LocalCa::open(&local.ca_dir).map_err(BuildError::Domain)?;
+                let mut names: Vec<String> =
+                    vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
+                if !addr.ip().is_unspecified() && !addr.ip().is_loopback() {
+                    names.push(addr.ip().to_string());
+                }
+                if let Ok(host) = std::fs::read_to_string("/etc/hostname") {
+                    let host = host.trim();
+                    if !host.is_empty()
+                        && host
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+                    {
+                        names.push(host.to_string());
+                    }
+                }
+                Some(ca.issue("server", &names).map_err(BuildError::Domain)?)
+            }
+        };
+        if local.is_none() && domain.is_none() {
+            return Ok(None);
+        }
+        crate::domain::TlsServing::new(
+            domain,
+            local
+                .as_ref()
+                .map(|issued| (issued.cert.as_path(), issued.key.as_path())),
+        )
+        .map(|tls| Some(Arc::new(tls)))
+        .map_err(BuildError::Domain)
     }
 
     /// The custom domain with its certificate loaded and checked.
@@ -425,6 +511,8 @@ impl WebSocketApi {
         // Handlers are checked before the first connection is accepted.
         self.check(local_addr).await?;
         let domain = self.load_domain()?;
+        let tls = self.tls_serving(domain.as_deref(), local_addr)?;
+        let secure_outputs = self.secure_outputs();
         // With no key configured, one is generated for this run.
         let generated_credentials =
             (!self.has_credentials).then(|| self.keyring.generate_user("wsgate"));
@@ -467,6 +555,7 @@ impl WebSocketApi {
             throttle: self.limits.throttle.map(TokenBucket::new),
             access_log,
             domain: domain.clone(),
+            tls,
             unverified_bodies: tokio::sync::Semaphore::new(
                 crate::management::UNVERIFIED_BODY_BYTES.max(4 * self.limits.max_message_size),
             ),
@@ -480,6 +569,7 @@ impl WebSocketApi {
             local_addr,
             accept,
             generated_credentials,
+            secure_outputs,
         })
     }
 }
@@ -487,7 +577,12 @@ impl WebSocketApi {
 /// The outputs of an API served at `addr` (an unspecified address is
 /// reached on loopback); with a custom domain, `url` is the domain's, as
 /// SST gives it, and `managementEndpoint` stays on the API's own host.
-fn outputs_for(mut addr: SocketAddr, stage: &str, domain: Option<&Domain>) -> Outputs {
+fn outputs_for(
+    mut addr: SocketAddr,
+    stage: &str,
+    domain: Option<&Domain>,
+    secure: bool,
+) -> Outputs {
     if addr.ip().is_unspecified() {
         addr.set_ip(if addr.is_ipv4() {
             [127, 0, 0, 1].into()
@@ -496,8 +591,11 @@ fn outputs_for(mut addr: SocketAddr, stage: &str, domain: Option<&Domain>) -> Ou
         });
     }
     Outputs {
-        url: domain.map_or_else(|| format!("ws://{addr}/{stage}"), |d| d.url(addr.port())),
-        management_endpoint: format!("http://{addr}/{stage}"),
+        url: domain.map_or_else(
+            || format!("{}://{addr}/{stage}", if secure { "wss" } else { "ws" }),
+            |d| d.url(addr.port()),
+        ),
+        management_endpoint: format!("{}://{addr}/{stage}", if secure { "https" } else { "http" }),
     }
 }
 
@@ -507,6 +605,7 @@ pub struct Server {
     local_addr: SocketAddr,
     accept: tokio::task::JoinHandle<()>,
     generated_credentials: Option<Credentials>,
+    secure_outputs: bool,
 }
 
 impl Server {
@@ -529,6 +628,7 @@ impl Server {
             self.local_addr,
             &self.gateway.api.stage,
             self.gateway.domain.as_deref(),
+            self.secure_outputs,
         )
     }
 

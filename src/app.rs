@@ -130,7 +130,7 @@ impl App {
                     dev: true,
                     listen: options.listen.unwrap_or_else(default_listen),
                     bind: options.serving,
-                    tls: false,
+                    tls: true,
                     region: config::DEFAULT_REGION.into(),
                     timeout: sst::EVALUATE_TIMEOUT,
                 };

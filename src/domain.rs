@@ -1,8 +1,10 @@
-//! Custom domains: TLS (rustls) from PEM files, reloaded when the files
-//! change without dropping connections, and API Gateway's base path
-//! mapping (`wss://<name>/<path>/` reaches the API's stage).
+//! TLS on the API's port: a custom domain's certificate (PEM files,
+//! reloaded when they change without dropping connections) and the local
+//! CA's certificate for the API's own host, chosen by SNI; and API
+//! Gateway's base path mapping for the domain (`wss://<name>/<path>/`
+//! reaches the API's stage).
 
-use percent_encoding::percent_decode_str;
+use crate::gateway::paths::{self, Target};
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
@@ -33,7 +35,6 @@ pub struct DomainSettings {
 /// A served custom domain.
 pub struct Domain {
     pub settings: DomainSettings,
-    pub acceptor: TlsAcceptor,
     certificate: Arc<ReloadingCertificate>,
 }
 
@@ -45,17 +46,10 @@ impl Domain {
         let loaded = load(&settings.cert, &settings.key, &provider)?;
         let certificate = Arc::new(ReloadingCertificate {
             current: RwLock::new(loaded),
-            provider: Arc::clone(&provider),
+            provider,
         });
-        let mut config = ServerConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .map_err(|e| format!("TLS setup: {e}"))?
-            .with_no_client_auth()
-            .with_cert_resolver(Arc::clone(&certificate) as Arc<dyn ResolvesServerCert>);
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Domain {
             settings,
-            acceptor: TlsAcceptor::from(Arc::new(config)),
             certificate,
         })
     }
@@ -70,18 +64,11 @@ impl Domain {
         name.eq_ignore_ascii_case(&self.settings.name)
     }
 
-    /// Whether `path` is the mapped base path (`/<path>` or `/` without
-    /// one), which reaches the API's WebSocket endpoint.
-    pub fn maps(&self, path: &str) -> bool {
-        let segments: Vec<String> = path
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .map(|s| percent_decode_str(s).decode_utf8_lossy().to_string())
-            .collect();
-        match &self.settings.path {
-            None => segments.is_empty(),
-            Some(base) => segments.len() == 1 && segments[0] == *base,
-        }
+    /// What `path` addresses on the domain: the mapped base path (`/<path>`,
+    /// or `/` without one) is the API's endpoint, `<base>/@connections/<id>`
+    /// its management API.
+    pub fn classify(&self, path: &str) -> Target {
+        paths::classify_on_domain(path, self.settings.path.as_deref())
     }
 
     /// The `url` output, as SST gives it: `wss://<name>/` or
@@ -134,16 +121,73 @@ impl Domain {
     }
 }
 
-/// Answers every handshake with the current certificate.
+/// A certificate whose files may be replaced while it is served.
 #[derive(Debug)]
 struct ReloadingCertificate {
     current: RwLock<Arc<CertifiedKey>>,
     provider: Arc<CryptoProvider>,
 }
 
-impl ResolvesServerCert for ReloadingCertificate {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(Arc::clone(&self.current.read().expect("lock poisoned")))
+impl ReloadingCertificate {
+    fn current(&self) -> Arc<CertifiedKey> {
+        Arc::clone(&self.current.read().expect("lock poisoned"))
+    }
+}
+
+/// TLS on the API's port: the acceptor, and whether the API's own host
+/// is served (with the local CA's certificate) besides a custom domain.
+pub struct TlsServing {
+    pub acceptor: TlsAcceptor,
+    /// The API's own host is served over TLS (the local certificate).
+    pub own_host: bool,
+}
+
+impl TlsServing {
+    /// TLS for a custom domain, the local certificate (`cert`, `key`:
+    /// PEM files from the local CA), or both, chosen by SNI.
+    pub fn new(
+        domain: Option<&Domain>,
+        local: Option<(&Path, &Path)>,
+    ) -> Result<TlsServing, String> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let local = local
+            .map(|(cert, key)| load(cert, key, &provider))
+            .transpose()?;
+        let resolver = Arc::new(BySni {
+            domain: domain.map(|d| (d.settings.name.clone(), Arc::clone(&d.certificate))),
+            own_host: local.clone(),
+        });
+        let mut config = ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(|e| format!("TLS setup: {e}"))?
+            .with_no_client_auth()
+            .with_cert_resolver(resolver);
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(TlsServing {
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+            own_host: local.is_some(),
+        })
+    }
+}
+
+/// The domain's certificate when the client asks for the domain by name
+/// (SNI), the local one otherwise (addresses carry no SNI).
+#[derive(Debug)]
+struct BySni {
+    domain: Option<(String, Arc<ReloadingCertificate>)>,
+    own_host: Option<Arc<CertifiedKey>>,
+}
+
+impl ResolvesServerCert for BySni {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        if let (Some(sni), Some((name, certificate))) = (hello.server_name(), &self.domain)
+            && sni.eq_ignore_ascii_case(name)
+        {
+            return Some(certificate.current());
+        }
+        self.own_host
+            .clone()
+            .or_else(|| self.domain.as_ref().map(|(_, c)| c.current()))
     }
 }
 

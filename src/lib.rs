@@ -12,6 +12,7 @@ pub mod events;
 pub mod gateway;
 pub mod ids;
 pub mod integrations;
+pub mod local_ca;
 pub mod management;
 pub mod memory;
 pub mod process;

@@ -74,6 +74,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print where the app's local certificate authority is, and how to
+    /// trust it (the API is served over TLS with its certificates).
+    Ca {
+        #[command(flatten)]
+        app: AppArgs,
+    },
     /// Set, list or remove an SST app's secrets (`sst.Secret`).
     Secret {
         #[command(subcommand)]
@@ -148,6 +154,7 @@ fn main() -> ExitCode {
         } => runtime()
             .and_then(|rt| rt.block_on(logs(&app, follow, since, route, connection, status, json))),
         Command::Secret { action } => secret(action),
+        Command::Ca { app } => ca(&app),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -218,10 +225,11 @@ async fn serve(
     Ok(())
 }
 
-/// What `serve` prints once it accepts connections.
+/// What `serve` prints once it accepts connections; the outputs file is
+/// written first, so whoever reads the printed lines finds it.
 fn print_started(file: &ConfigFile, running: &Running) -> anyhow::Result<()> {
     let dir = file.dir();
-    let mut all_outputs = serde_json::Map::new();
+    let outputs_file = write_outputs(dir, &outputs_json(running)?)?;
     if let (Some(definition), Some(stage)) = (&running.definition, &running.stage) {
         println!("wsgate: SST app {} (stage {stage})", definition.app.name);
         if !definition.stand_ins.is_empty() {
@@ -248,7 +256,6 @@ fn print_started(file: &ConfigFile, running: &Running) -> anyhow::Result<()> {
         }
         println!("  url:                {}", outputs.url);
         println!("  managementEndpoint: {}", outputs.management_endpoint);
-        all_outputs.insert(config.name.clone(), serde_json::to_value(&outputs)?);
         if let Some(credentials) = server.generated_credentials() {
             let exports = format!(
                 "export AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} AWS_REGION={region} AWS_DEFAULT_REGION={region}",
@@ -264,22 +271,39 @@ fn print_started(file: &ConfigFile, running: &Running) -> anyhow::Result<()> {
             println!("{exports}");
         }
     }
-    let outputs_file = match (&running.definition, running.servers.as_slice()) {
-        (None, [(_, server)]) => write_outputs(dir, &serde_json::to_value(server.outputs())?)?,
-        (Some(definition), _) => {
-            if let serde_json::Value::Object(returned) = &definition.outputs {
-                for (key, value) in returned {
-                    println!("  output {key}: {value}");
-                    all_outputs.insert(key.clone(), value.clone());
-                }
-            }
-            write_outputs(dir, &serde_json::Value::Object(all_outputs))?
+    if let Some(endpoint) = running.services.dynamodb.as_ref().map(|d| &d.endpoint) {
+        println!("  dynamodb:           {endpoint} (AWS_ENDPOINT_URL_DYNAMODB)");
+    }
+    if let Some(serde_json::Value::Object(returned)) =
+        running.definition.as_ref().map(|d| &d.outputs)
+    {
+        for (key, value) in returned {
+            println!("  output {key}: {value}");
         }
-        (None, _) => write_outputs(dir, &serde_json::Value::Object(all_outputs))?,
-    };
+    }
     println!("  outputs written to  {}", outputs_file.display());
     println!("ready: Ctrl-C or SIGTERM stops it gracefully");
     Ok(())
+}
+
+/// `.wsgate/outputs.json`: a wsgate.toml app's `url` and
+/// `managementEndpoint`; an SST app's run() outputs and each API's.
+fn outputs_json(running: &Running) -> anyhow::Result<serde_json::Value> {
+    if running.definition.is_none()
+        && let [(_, server)] = running.servers.as_slice()
+    {
+        return Ok(serde_json::to_value(server.outputs())?);
+    }
+    let mut all = serde_json::Map::new();
+    for (config, server) in &running.servers {
+        all.insert(config.name.clone(), serde_json::to_value(server.outputs())?);
+    }
+    if let Some(serde_json::Value::Object(returned)) =
+        running.definition.as_ref().map(|d| &d.outputs)
+    {
+        all.extend(returned.clone());
+    }
+    Ok(serde_json::Value::Object(all))
 }
 
 fn write_outputs(dir: &Path, outputs: &serde_json::Value) -> anyhow::Result<PathBuf> {
@@ -391,6 +415,14 @@ fn secret(action: SecretAction) -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+fn ca(args: &AppArgs) -> anyhow::Result<()> {
+    let file = config_file(args)?;
+    let ca = wsgate::local_ca::LocalCa::open(&wsgate::local_ca::dir(file.dir()))
+        .map_err(anyhow::Error::msg)?;
+    println!("{}", wsgate::local_ca::trust_instructions(&ca.cert_path()));
     Ok(())
 }
 

@@ -28,7 +28,19 @@ type Reply = Response<Full<Bytes>>;
 
 /// Answers one plain HTTP request.
 pub async fn handle(gateway: &Gateway, request: Request<Incoming>) -> Reply {
-    match paths::classify(request.uri().path(), &gateway.api.stage) {
+    // On the custom domain, paths are its API mapping's.
+    let on_domain = gateway.domain.as_ref().filter(|domain| {
+        request
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .is_some_and(|h| domain.is_host(h))
+    });
+    let target = match on_domain {
+        Some(domain) => domain.classify(request.uri().path()),
+        None => paths::classify(request.uri().path(), &gateway.api.stage),
+    };
+    match target {
         Target::Endpoint => respond(
             StatusCode::UPGRADE_REQUIRED,
             None,

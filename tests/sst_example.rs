@@ -56,7 +56,11 @@ async fn sst_example_runs_from_its_own_sst_config() {
         "{:?}",
         serve.printed
     );
-    let mut client = connect(&serve.url).await;
+    // API Gateway's url is wss://, as SST's output; plain ws:// is served
+    // on the same port.
+    assert!(serve.url.starts_with("wss://"), "{}", serve.url);
+    assert!(serve.management_endpoint.starts_with("https://"));
+    let mut client = connect(&serve.url.replacen("wss://", "ws://", 1)).await;
 
     // $default (catchAll, linked to the API) posts back through
     // Resource.MyApi.managementEndpoint with PostToConnectionCommand.

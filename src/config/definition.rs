@@ -131,6 +131,9 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// The custom domain, served with TLS.
     pub domain: Option<crate::domain::DomainSettings>,
+    /// TLS on the API's port for its own host, with the local CA's
+    /// certificate (`tls = "local"`, the default; `"off"`).
+    pub local_tls: bool,
     /// The region SigV4 signatures are scoped to and ARNs name.
     pub region: String,
     pub credentials: Vec<CredentialConfig>,

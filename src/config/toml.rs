@@ -21,6 +21,7 @@ struct RawConfig {
     route_selection_expression: Option<Spanned<String>>,
     listen: Option<Spanned<String>>,
     binary: Option<Spanned<String>>,
+    tls: Option<Spanned<String>>,
     access_log: Option<RawAccessLog>,
     domain: Option<Spanned<toml::Value>>,
     transform: Option<RawTransform>,
@@ -297,6 +298,19 @@ fn check(file: &Path, raw: RawConfig, c: &mut Checker) -> Config {
         }
     };
 
+    let local_tls = match raw.tls.as_ref().map(|t| (t.get_ref().as_str(), t.span())) {
+        None | Some(("local", _)) => true,
+        Some(("off", _)) => false,
+        Some((other, span)) => {
+            c.at(
+                span,
+                "tls",
+                format!("\"{other}\" is not a TLS mode; use \"local\" (the local CA's certificate, the default) or \"off\""),
+            );
+            true
+        }
+    };
+
     let access_log_retention = match raw.access_log.and_then(|a| a.retention) {
         Some(r) => parse_retention(r.get_ref()).unwrap_or_else(|msg| {
             c.at(r.span(), "access_log.retention", msg);
@@ -437,6 +451,7 @@ fn check(file: &Path, raw: RawConfig, c: &mut Checker) -> Config {
         limits,
         routes,
         domain,
+        local_tls,
         region,
         credentials,
         authorizers,

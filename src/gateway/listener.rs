@@ -4,7 +4,6 @@
 use super::Gateway;
 use super::handshake::{self, HEAD_TIMEOUT, HeadError, MAX_HEAD_BYTES, read_head, write_response};
 use super::paths::{self, Target};
-use crate::domain::Domain;
 use crate::management;
 use bytes::{Buf, Bytes, BytesMut};
 use hyper::server::conn::http1;
@@ -99,40 +98,38 @@ async fn handle_socket(gateway: Arc<Gateway>, stream: TcpStream, peer: SocketAdd
     let Ok(local) = stream.local_addr() else {
         return;
     };
-    // With a custom domain, TLS and plain HTTP share the port: a TLS
-    // ClientHello starts with 0x16, an HTTP request with a letter.
-    if let Some(domain) = gateway.domain.clone() {
+    // TLS and plain HTTP share the port: a TLS ClientHello starts with
+    // 0x16, an HTTP request with a letter.
+    if let Some(tls) = gateway.tls.clone() {
         let mut first = [0u8; 1];
         let peeked = tokio::time::timeout(HEAD_TIMEOUT, stream.peek(&mut first)).await;
         if matches!(peeked, Ok(Ok(1))) && first[0] == 0x16 {
             let accepted = tokio::select! {
                 _ = gateway.shutdown.cancelled() => return,
-                accepted = tokio::time::timeout(HEAD_TIMEOUT, domain.acceptor.accept(stream)) => accepted,
+                accepted = tokio::time::timeout(HEAD_TIMEOUT, tls.acceptor.accept(stream)) => accepted,
             };
             match accepted {
                 // Boxed: a TLS connection's future is several KiB larger,
                 // and every plain connection's task would otherwise be
                 // sized for it.
-                Ok(Ok(tls)) => {
-                    Box::pin(serve_stream(gateway, tls, peer, local, Some(domain))).await
-                }
+                Ok(Ok(tls)) => Box::pin(serve_stream(gateway, tls, peer, local, true)).await,
                 Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
             }
             return;
         }
     }
-    serve_stream(gateway, stream, peer, local, None).await;
+    serve_stream(gateway, stream, peer, local, false).await;
 }
 
-/// Reads the first request head and upgrades or serves HTTP. `domain` is
-/// set when the request came over the custom domain's TLS.
+/// Reads the first request head and upgrades or serves HTTP. `secure`:
+/// the request came over TLS (the custom domain's, or the API host's own).
 async fn serve_stream<S>(
     gateway: Arc<Gateway>,
     mut stream: S,
     peer: SocketAddr,
     local: SocketAddr,
-    domain: Option<Arc<Domain>>,
+    secure: bool,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -165,17 +162,30 @@ async fn serve_stream<S>(
             return;
         }
     };
-    let upgrade = match &domain {
+    // Over TLS, a request for the custom domain is mapped as the domain
+    // maps it; any other (when the API's own host is served over TLS too)
+    // is the API's own, as over plain HTTP.
+    let domain = gateway.domain.as_ref().filter(|domain| {
+        secure
+            && (head.header("host").is_some_and(|h| domain.is_host(h))
+                || !gateway.tls.as_ref().is_some_and(|t| t.own_host))
+    });
+    if secure && head.header("x-forwarded-proto").is_none() {
+        head.headers
+            .push(("X-Forwarded-Proto".into(), "https".into()));
+    }
+    let upgrade = match domain {
         None => {
             head.wants_websocket()
                 && paths::classify(head.path(), &gateway.api.stage) == Target::Endpoint
         }
         Some(domain) => {
+            let target = domain.classify(head.path());
             let refusal = if !head.header("host").is_some_and(|h| domain.is_host(h)) {
                 Some((404, r#"{"message":"Not Found"}"#))
-            } else if !domain.maps(head.path()) {
+            } else if target == Target::Forbidden {
                 Some((403, r#"{"message":"Forbidden"}"#))
-            } else if !head.wants_websocket() {
+            } else if target == Target::Endpoint && !head.wants_websocket() {
                 Some((426, r#"{"message":"Upgrade Required"}"#))
             } else {
                 None
@@ -184,11 +194,8 @@ async fn serve_stream<S>(
                 write_response(&mut stream, status, &[], body).await;
                 return;
             }
-            if head.header("x-forwarded-proto").is_none() {
-                head.headers
-                    .push(("X-Forwarded-Proto".into(), "https".into()));
-            }
-            true
+            // `<base>/@connections/<id>` on the domain is the management API.
+            target == Target::Endpoint
         }
     };
     if upgrade {

@@ -71,6 +71,8 @@ pub struct Gateway {
     pub access_log: Option<AccessLog>,
     /// The custom domain, served with TLS on the same port.
     pub domain: Option<Arc<crate::domain::Domain>>,
+    /// TLS on the port: the custom domain's and/or the API host's own.
+    pub tls: Option<Arc<crate::domain::TlsServing>>,
     /// Bytes of management request bodies read but not yet verified.
     pub unverified_bodies: tokio::sync::Semaphore,
 }

@@ -349,10 +349,50 @@ fn api_config(
         access_log_format,
         limits,
         routes,
-        domain: None,
+        domain: api
+            .domain
+            .as_ref()
+            .map(|d| domain_settings(file, d))
+            .transpose()?,
+        local_tls: true,
         region: region.to_string(),
         credentials: Vec::new(),
         authorizers,
+    })
+}
+
+/// SST's `domain` (a name, a base path): served with a certificate the
+/// local CA issues for it, as wsgate cannot use an ACM certificate.
+fn domain_settings(
+    file: &Path,
+    domain: &definition::DomainDefinition,
+) -> Result<crate::domain::DomainSettings, String> {
+    let app_dir = file.parent().unwrap_or(Path::new("."));
+    let ca = crate::local_ca::LocalCa::open(&crate::local_ca::dir(app_dir))?;
+    let label: String = domain
+        .name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let issued = ca.issue(
+        &format!("domain-{label}"),
+        std::slice::from_ref(&domain.name),
+    )?;
+    Ok(crate::domain::DomainSettings {
+        name: domain.name.clone(),
+        path: domain
+            .path
+            .as_ref()
+            .map(|p| p.trim_matches('/').to_string())
+            .filter(|p| !p.is_empty()),
+        cert: issued.cert,
+        key: issued.key,
     })
 }
 
