@@ -33,6 +33,8 @@ pub struct Launch {
 
 pub struct Instance {
     pub invocations: mpsc::Sender<Invocation>,
+    /// The code generation it was started with (live code).
+    pub generation: u64,
     /// `Some(reason)` once the process is gone.
     pub exited: watch::Receiver<Option<String>>,
     api: RuntimeApi,
@@ -130,6 +132,7 @@ impl Instance {
         });
         Ok(Instance {
             invocations,
+            generation: 0,
             exited,
             api,
             _tree: tree,

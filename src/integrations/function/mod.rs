@@ -3,6 +3,7 @@
 //! Runtime API to wsgate, so every kind shares one invocation path.
 
 mod instance;
+mod live;
 mod pool;
 pub mod resolve;
 mod runtime_api;
@@ -89,7 +90,9 @@ pub struct FunctionIntegration {
     description: String,
     /// For handler strings: the source file and export to check at start.
     export: Option<(PathBuf, String)>,
-    pool: Pool,
+    pool: Arc<Pool>,
+    /// Rebuilds and retires instances when the handler's files change.
+    _live: Option<live::LiveCode>,
 }
 
 /// `$connect` → `MyApi-connect`: Lambda names allow no `$`.
@@ -125,6 +128,7 @@ impl FunctionIntegration {
         let state_dir = config_dir.join(".wsgate");
         let name = function_name(&env.api_name, &spec.route_key);
         let mut export = None;
+        let mut watched = None;
         let (program, args, description, runtime_env) = match &spec.command {
             Some(command) => {
                 let program = resolve_program(config_dir, &command[0]);
@@ -146,6 +150,7 @@ impl FunctionIntegration {
                 )?;
                 let (program, args) = resolve::program(&state_dir, resolved.runtime);
                 export = Some((resolved.source.clone(), resolved.export.clone()));
+                watched = Some(resolved.clone());
                 let kind = match resolved.runtime {
                     resolve::Runtime::Node => "nodejs20.x",
                     resolve::Runtime::Python => "python3.11",
@@ -187,20 +192,73 @@ impl FunctionIntegration {
         let arn = format!("arn:aws:lambda:{}:{ACCOUNT_ID}:function:{name}", env.region);
         let (timeout, concurrency) = (spec.timeout, spec.concurrency);
         let spec = spec.clone();
+        let nodejs = spec.nodejs.clone();
         let lambda_env = move || lambda_environment(&env, &spec, &name);
+        let pool = Arc::new(Pool::new(
+            launch,
+            arn,
+            timeout,
+            concurrency,
+            concurrency * WAITING_PER_INSTANCE,
+            Box::new(lambda_env),
+        ));
+        let live = match watched {
+            Some(resolved) => Some(watch_code(
+                resolved,
+                config_dir,
+                &state_dir,
+                nodejs,
+                Arc::clone(&pool),
+            )?),
+            None => None,
+        };
         Ok(FunctionIntegration {
             description,
             export,
-            pool: Pool::new(
-                launch,
-                arn,
-                timeout,
-                concurrency,
-                concurrency * WAITING_PER_INSTANCE,
-                Box::new(lambda_env),
-            ),
+            pool,
+            _live: live,
         })
     }
+}
+
+/// Live code for a handler string: a Node.js handler is rebuilt into its
+/// bundle (beside it, then moved over it, so an instance never loads a
+/// half-written file); a Python one is its own source.
+fn watch_code(
+    resolved: resolve::Resolved,
+    config_dir: &Path,
+    state_dir: &Path,
+    nodejs: Option<serde_json::Value>,
+    pool: Arc<Pool>,
+) -> Result<live::LiveCode, String> {
+    let label = pool.label().to_string();
+    let (dir, state_dir) = (config_dir.to_path_buf(), state_dir.to_path_buf());
+    let source = resolved.source.clone();
+    let rebuild: Box<dyn Fn() -> Result<Vec<PathBuf>, String> + Send> = match resolved.runtime {
+        resolve::Runtime::Node => {
+            let entry = resolved.entry.clone();
+            Box::new(move || {
+                let next = entry.with_extension("next.mjs");
+                let inputs = resolve::build(&dir, &state_dir, &source, &next, nodejs.as_ref())?;
+                std::fs::rename(&next, &entry)
+                    .map_err(|e| format!("cannot replace {}: {e}", entry.display()))?;
+                Ok(inputs)
+            })
+        }
+        resolve::Runtime::Python => Box::new(move || Ok(resolve::python_inputs(&source))),
+    };
+    let inputs = match resolved.runtime {
+        resolve::Runtime::Node => resolved.inputs,
+        resolve::Runtime::Python => resolve::python_inputs(&resolved.source),
+    };
+    live::watch(
+        inputs,
+        live::Reload {
+            label,
+            rebuild,
+            on_new_code: Box::new(move || pool.retire()),
+        },
+    )
 }
 
 /// A command's program: relative paths are relative to the config's folder.

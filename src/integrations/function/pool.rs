@@ -49,6 +49,8 @@ pub struct Pool {
     admitted: Semaphore,
     waiting_limit: usize,
     next_instance: AtomicU64,
+    /// Bumped when the code changes: older instances are not reused.
+    generation: AtomicU64,
 }
 
 impl Pool {
@@ -70,6 +72,7 @@ impl Pool {
             admitted: Semaphore::new(concurrency + waiting_limit),
             waiting_limit,
             next_instance: AtomicU64::new(1),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -88,6 +91,7 @@ impl Pool {
             Some(instance) => instance,
             None => self.start_instance().await.map_err(InvokeFailure::Start)?,
         };
+        let generation = instance.generation;
         let (reply, outcome) = oneshot::channel();
         let deadline_ms = chrono::Utc::now().timestamp_millis() + self.timeout.as_millis() as i64;
         let invocation = Invocation {
@@ -110,14 +114,21 @@ impl Pool {
             _ = tokio::time::sleep(self.timeout) => Err(InvokeFailure::TimedOut(self.timeout)),
         };
         match &result {
-            // A handler error leaves the instance warm, as on Lambda.
-            Ok(_) | Err(InvokeFailure::Handler(_)) if instance.is_alive() => {
+            // A handler error leaves the instance warm, as on Lambda;
+            // one running old code is retired.
+            Ok(_) | Err(InvokeFailure::Handler(_))
+                if instance.is_alive() && generation == self.generation.load(Ordering::SeqCst) =>
+            {
                 self.idle.lock().expect("lock poisoned").push(instance);
             }
             // Timed out, crashed: the instance is dropped, which kills it.
             _ => drop(instance),
         }
         result
+    }
+
+    pub fn label(&self) -> &str {
+        &self.launch.label
     }
 
     /// Starts one instance ahead of the first invocation and waits until
@@ -132,8 +143,20 @@ impl Pool {
 
     async fn start_instance(&self) -> Result<Instance, String> {
         let id = self.next_instance.fetch_add(1, Ordering::Relaxed);
+        let generation = self.generation.load(Ordering::SeqCst);
         tracing::debug!(route = %self.launch.label, instance = id, "starting instance (cold start)");
-        Instance::start(id, &self.launch, (self.dynamic_env)(), &self.function_arn).await
+        let mut instance =
+            Instance::start(id, &self.launch, (self.dynamic_env)(), &self.function_arn).await?;
+        instance.generation = generation;
+        Ok(instance)
+    }
+
+    /// New code is in place: warm instances are dropped now, busy ones
+    /// once their invocation ends.
+    pub fn retire(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        let retired: Vec<Instance> = self.idle.lock().expect("lock poisoned").drain(..).collect();
+        drop(retired);
     }
 
     fn take_idle(&self) -> Option<Instance> {

@@ -18,6 +18,22 @@ pub enum Runtime {
     Python,
 }
 
+/// A Python handler's files: its own and the modules beside it.
+pub fn python_inputs(source: &Path) -> Vec<PathBuf> {
+    let mut inputs = vec![source.to_path_buf()];
+    if let Some(dir) = source.parent()
+        && let Ok(entries) = std::fs::read_dir(dir)
+    {
+        inputs.extend(
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "py") && p != source),
+        );
+    }
+    inputs
+}
+
 #[derive(Debug, Clone)]
 pub struct Resolved {
     pub runtime: Runtime,
