@@ -166,15 +166,17 @@ impl WebSocketApi {
 
     /// Builds the API a config file describes.
     pub fn from_config(config: &Config) -> Result<WebSocketApi, BuildError> {
-        WebSocketApi::from_config_with(config, &[])
+        WebSocketApi::from_config_with(config, &function::Hosting::default())
     }
 
-    /// As `from_config`, with variables every function handler gets
-    /// besides its own (local services' endpoints, the local CA).
+    /// As `from_config`, with what the host gives every function handler
+    /// besides its own settings (local services' endpoints; the user's AWS
+    /// credentials in hybrid mode, which then also sign management calls).
     pub fn from_config_with(
         config: &Config,
-        function_env: &[(String, String)],
+        hosting: &function::Hosting,
     ) -> Result<WebSocketApi, BuildError> {
+        let function_env = hosting.env.as_slice();
         let open_files = crate::resources::open_files_limit();
         let client = HttpPool::new(crate::resources::integration_connections(open_files))
             .map_err(BuildError::HttpClient)?;
@@ -193,6 +195,7 @@ impl WebSocketApi {
             None
         };
         let function_env = function_env.as_slice();
+        let aws_credentials = hosting.aws_credentials.clone();
         let mut api = WebSocketApi::new(&config.name)
             .local_tls(local_tls)
             .stage(&config.stage)
@@ -208,6 +211,22 @@ impl WebSocketApi {
                 format: config.access_log_format.clone(),
                 clock: system_clock(),
             });
+        // Hybrid mode: the user's key, which the functions sign with, may
+        // manage connections.
+        if let Some(key) = &aws_credentials {
+            api.keyring.insert_key(
+                &key.access_key_id,
+                &key.secret_access_key,
+                key.session_token.as_deref(),
+                "aws-user",
+                Policy {
+                    allow: vec![crate::auth::policy::Allow::new(
+                        crate::auth::policy::MANAGE_CONNECTIONS,
+                        "*",
+                    )],
+                },
+            );
+        }
         for key in &config.credentials {
             api = api.credential(
                 &key.access_key_id,
@@ -220,7 +239,7 @@ impl WebSocketApi {
         }
         for route in &config.routes {
             let (integration, timeout) =
-                api.integration_for(route, config, &client, function_env)?;
+                api.integration_for(route, config, &client, function_env, &aws_credentials)?;
             api = api.route_with(
                 &route.key,
                 integration,
@@ -240,8 +259,13 @@ impl WebSocketApi {
                         .ok_or_else(|| {
                             BuildError::Route(route.key.clone(), format!("no authorizer {name}"))
                         })?;
-                    let (integration, timeout) =
-                        api.integration_for(&authorizer.handler, config, &client, function_env)?;
+                    let (integration, timeout) = api.integration_for(
+                        &authorizer.handler,
+                        config,
+                        &client,
+                        function_env,
+                        &aws_credentials,
+                    )?;
                     api.connect_auth = Some(ConnectAuth::Lambda(Arc::new(Authorizer {
                         name: name.clone(),
                         integration,
@@ -263,6 +287,7 @@ impl WebSocketApi {
         config: &Config,
         client: &HttpPool,
         function_env: &[(String, String)],
+        aws_credentials: &Option<Credentials>,
     ) -> Result<(Arc<dyn Integration>, Option<Duration>), BuildError> {
         match &route.handler {
             HandlerSpec::Url(url) => {
@@ -283,6 +308,7 @@ impl WebSocketApi {
                         outputs: RwLock::new(None),
                         keyring,
                         extra: function_env.to_vec(),
+                        aws_credentials: aws_credentials.clone(),
                     })
                 }));
                 let spec = function_spec(route);

@@ -3,7 +3,9 @@
 //! services its components need, and serves every API.
 
 use crate::config::{self, Config};
+use crate::integrations::function::Hosting;
 use crate::services::dynamodb::DynamoDb;
+use crate::services::hybrid;
 use crate::sst::definition::Definition;
 use crate::sst::{self, SstApp};
 use crate::{Server, WebSocketApi};
@@ -84,6 +86,9 @@ pub struct Options {
     pub insecure_dev: bool,
     /// Clear local services' data (the tables) before starting.
     pub reset: bool,
+    /// Hybrid: no local DynamoDB; functions use the app's tables on AWS
+    /// with the user's own credentials (`--aws`, or `WSGATE_AWS=1`).
+    pub aws: bool,
 }
 
 /// The default address: what `wsgate serve` listens on unless told.
@@ -151,18 +156,45 @@ impl App {
     }
 
     /// Starts the local services the app's components need; returns them
-    /// and the variables every function gets to reach them.
+    /// and what every function is given to reach them. In hybrid mode
+    /// nothing starts: functions get the user's credentials and the
+    /// tables' names on AWS.
     async fn start_services(
-        &self,
+        &mut self,
         data_dir: &Path,
         reset: bool,
-    ) -> Result<(Services, Vec<(String, String)>), AppError> {
+        aws: bool,
+    ) -> Result<(Services, Hosting), AppError> {
         let mut services = Services::default();
-        let mut env = Vec::new();
+        let mut hosting = Hosting::default();
+        if aws {
+            let aws = hybrid::Aws::from_env().map_err(AppError::Other)?;
+            hosting.env = aws.passthrough_env();
+            if let Some(definition) = &self.definition
+                && !definition.tables.is_empty()
+            {
+                let names = aws
+                    .table_names(
+                        &definition.app.name,
+                        &self.stage.clone().unwrap_or_default(),
+                        &definition.tables,
+                    )
+                    .await
+                    .map_err(AppError::Other)?;
+                for (config, _) in &mut self.apis {
+                    hybrid::rename_tables(config, &names);
+                }
+            }
+            for (config, _) in &mut self.apis {
+                config.region = aws.region.clone();
+            }
+            hosting.aws_credentials = Some(aws.credentials);
+            return Ok((services, hosting));
+        }
         let tables = self
             .definition
             .as_ref()
-            .map(|d| d.tables.as_slice())
+            .map(|d| d.tables.clone())
             .unwrap_or_default();
         if !tables.is_empty() {
             let started = std::time::Instant::now();
@@ -170,7 +202,7 @@ impl App {
                 .await
                 .map_err(AppError::Other)?;
             dynamodb
-                .ensure_tables(tables)
+                .ensure_tables(&tables)
                 .await
                 .map_err(AppError::Other)?;
             tracing::info!(
@@ -179,24 +211,24 @@ impl App {
                 ms = started.elapsed().as_millis() as u64,
                 "local DynamoDB ready"
             );
-            env.push((
+            hosting.env.push((
                 "AWS_ENDPOINT_URL_DYNAMODB".into(),
                 dynamodb.endpoint.clone(),
             ));
             services.dynamodb = Some(dynamodb);
         }
-        Ok((services, env))
+        Ok((services, hosting))
     }
 
     /// Builds every API and runs its start-up checks (each function
     /// started once), without serving.
-    pub async fn check(&self, options: &Options) -> Result<(), AppError> {
+    pub async fn check(&mut self, options: &Options) -> Result<(), AppError> {
         // A check's tables are its own, thrown away after.
         let scratch = scratch_dir()?;
-        let started = self.start_services(&scratch, true).await;
+        let started = self.start_services(&scratch, true, options.aws).await;
         let result = match started {
-            Ok((services, env)) => {
-                let result = self.check_apis(options, &env).await;
+            Ok((services, hosting)) => {
+                let result = self.check_apis(options, &hosting).await;
                 services.stop().await;
                 result
             }
@@ -206,13 +238,9 @@ impl App {
         result
     }
 
-    async fn check_apis(
-        &self,
-        options: &Options,
-        env: &[(String, String)],
-    ) -> Result<(), AppError> {
+    async fn check_apis(&self, options: &Options, hosting: &Hosting) -> Result<(), AppError> {
         for (config, _) in &self.apis {
-            let api = WebSocketApi::from_config_with(config, env)?;
+            let api = WebSocketApi::from_config_with(config, hosting)?;
             let addr = options
                 .listen
                 .or(config.listen)
@@ -223,13 +251,15 @@ impl App {
     }
 
     /// Serves every API.
-    pub async fn serve(self, options: &Options) -> Result<Running, AppError> {
+    pub async fn serve(mut self, options: &Options) -> Result<Running, AppError> {
         let data_dir = crate::services::dynamodb::data_dir(self.file.dir());
-        let (services, env) = self.start_services(&data_dir, options.reset).await?;
+        let (services, hosting) = self
+            .start_services(&data_dir, options.reset, options.aws)
+            .await?;
         let mut servers = Vec::new();
         for (config, listener) in self.apis {
-            let api =
-                WebSocketApi::from_config_with(&config, &env)?.insecure_dev(options.insecure_dev);
+            let api = WebSocketApi::from_config_with(&config, &hosting)?
+                .insecure_dev(options.insecure_dev);
             let server = match listener {
                 Some(listener) => {
                     let listener = tokio::net::TcpListener::from_std(listener)

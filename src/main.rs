@@ -45,6 +45,10 @@ enum Command {
         /// Clear the local tables (.wsgate/dynamodb) before starting.
         #[arg(long)]
         reset: bool,
+        /// Hybrid: no local DynamoDB; functions use the app's tables on AWS
+        /// with your AWS credentials (also WSGATE_AWS=1).
+        #[arg(long, env = "WSGATE_AWS")]
+        aws: bool,
     },
     /// Check an app (and start each of its functions once) without serving.
     Validate {
@@ -141,7 +145,8 @@ fn main() -> ExitCode {
             listen,
             insecure_dev,
             reset,
-        } => runtime().and_then(|rt| rt.block_on(serve(&app, listen, insecure_dev, reset))),
+            aws,
+        } => runtime().and_then(|rt| rt.block_on(serve(&app, listen, insecure_dev, reset, aws))),
         Command::Validate { app } => runtime().and_then(|rt| rt.block_on(validate(&app))),
         Command::Logs {
             app,
@@ -182,8 +187,9 @@ async fn validate(args: &AppArgs) -> anyhow::Result<()> {
         serving: false,
         insecure_dev: false,
         reset: false,
+        aws: false,
     };
-    let app = App::load(file.clone(), &options).await?;
+    let mut app = App::load(file.clone(), &options).await?;
     app.check(&options).await?;
     for (config, _) in &app.apis {
         println!(
@@ -201,6 +207,7 @@ async fn serve(
     listen: Option<SocketAddr>,
     insecure_dev: bool,
     reset: bool,
+    aws: bool,
 ) -> anyhow::Result<()> {
     let file = config_file(args)?;
     let options = Options {
@@ -209,6 +216,7 @@ async fn serve(
         serving: true,
         insecure_dev,
         reset,
+        aws,
     };
     if insecure_dev {
         tracing::warn!(
@@ -336,6 +344,7 @@ async fn logs(
         serving: false,
         insecure_dev: false,
         reset: false,
+        aws: false,
     };
     let app = App::load(file.clone(), &options).await?;
     let since = since

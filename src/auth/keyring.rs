@@ -61,9 +61,21 @@ impl Keyring {
         user: &str,
         policy: Policy,
     ) {
+        self.insert_key(access_key_id, secret_access_key, None, user, policy);
+    }
+
+    /// Adds a key (a session's, with its token) for the user `user`.
+    pub fn insert_key(
+        &self,
+        access_key_id: &str,
+        secret_access_key: &str,
+        session_token: Option<&str>,
+        user: &str,
+        policy: Policy,
+    ) {
         let key = Key {
             secret_access_key: secret_access_key.to_string(),
-            session_token: None,
+            session_token: session_token.map(str::to_string),
             caller: Caller {
                 account_id: ACCOUNT_ID.into(),
                 access_key: access_key_id.into(),

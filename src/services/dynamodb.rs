@@ -365,23 +365,70 @@ async fn sweep_table(client: &Client, table: &str, attribute: &str) -> Result<()
     }
 }
 
-/// A DynamoDB JSON-protocol client, SigV4-signed with a local key (the
-/// emulator checks only that a signature is there).
+/// A DynamoDB JSON-protocol client, SigV4-signed: with a local key for
+/// the emulator (which checks only that a signature is there), or with
+/// the user's for AWS.
 #[derive(Clone)]
 pub struct Client {
     endpoint: String,
     http: reqwest::Client,
+    credentials: crate::auth::keyring::Credentials,
+    region: String,
 }
 
 impl Client {
+    /// A client of the local emulator.
     pub fn new(endpoint: &str) -> Result<Client, String> {
+        Client::with(
+            endpoint,
+            crate::auth::keyring::Credentials {
+                access_key_id: "AKIDWSGATELOCAL00000".into(),
+                secret_access_key: "wsgate-local-emulator".into(),
+                session_token: None,
+            },
+            REGION,
+        )
+    }
+
+    /// A client of `endpoint` signing with `credentials` in `region`.
+    pub fn with(
+        endpoint: &str,
+        credentials: crate::auth::keyring::Credentials,
+        region: &str,
+    ) -> Result<Client, String> {
         Ok(Client {
             endpoint: endpoint.trim_end_matches('/').to_string(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()
                 .map_err(|e| e.to_string())?,
+            credentials,
+            region: region.to_string(),
         })
+    }
+
+    /// Every table name (ListTables, all pages).
+    pub async fn table_names(&self) -> Result<Vec<String>, String> {
+        let mut names = Vec::new();
+        let mut start: Option<Value> = None;
+        loop {
+            let mut request = json!({});
+            if let Some(last) = start.take() {
+                request["ExclusiveStartTableName"] = last;
+            }
+            let page = self.call("ListTables", request).await?;
+            names.extend(
+                page["TableNames"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|n| n.as_str().map(str::to_string)),
+            );
+            match page.get("LastEvaluatedTableName") {
+                Some(last) if !last.is_null() => start = Some(last.clone()),
+                _ => return Ok(names),
+            }
+        }
     }
 
     /// Calls `operation`; an error response is `Err("<type>: <message>")`.
@@ -389,7 +436,13 @@ impl Client {
         let body = body.to_string();
         let target = format!("DynamoDB_20120810.{operation}");
         let url = format!("{}/", self.endpoint);
-        let headers = sign(&url, &target, body.as_bytes())?;
+        let headers = sign(
+            &self.credentials,
+            &self.region,
+            &url,
+            &target,
+            body.as_bytes(),
+        )?;
         let mut request = self
             .http
             .post(&url)
@@ -422,20 +475,26 @@ impl Client {
     }
 }
 
-fn sign(url: &str, target: &str, body: &[u8]) -> Result<Vec<(String, String)>, String> {
+fn sign(
+    credentials: &crate::auth::keyring::Credentials,
+    region: &str,
+    url: &str,
+    target: &str,
+    body: &[u8],
+) -> Result<Vec<(String, String)>, String> {
     use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
     use aws_sigv4::sign::v4;
     let identity = aws_credential_types::Credentials::new(
-        "AKIDWSGATELOCAL00000",
-        "wsgate-local-emulator",
-        None,
+        &credentials.access_key_id,
+        &credentials.secret_access_key,
+        credentials.session_token.clone(),
         None,
         "wsgate",
     )
     .into();
     let params = v4::SigningParams::builder()
         .identity(&identity)
-        .region(REGION)
+        .region(region)
         .name("dynamodb")
         .time(SystemTime::now())
         .settings(SigningSettings::default())

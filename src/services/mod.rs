@@ -3,3 +3,4 @@
 //! `sst.aws.Dynamo` tables.
 
 pub mod dynamodb;
+pub mod hybrid;

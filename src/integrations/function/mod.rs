@@ -44,6 +44,17 @@ pub struct Environment {
     /// Variables every function gets from the gateway (local services'
     /// endpoints, the local CA).
     pub extra: Vec<(String, String)>,
+    /// The user's own AWS credentials, given to every function instead of
+    /// a session of its own (hybrid mode: data on AWS).
+    pub aws_credentials: Option<crate::auth::keyring::Credentials>,
+}
+
+/// What the host gives every function besides its own settings.
+#[derive(Debug, Clone, Default)]
+pub struct Hosting {
+    pub env: Vec<(String, String)>,
+    /// Hybrid mode: functions use these (the user's) AWS credentials.
+    pub aws_credentials: Option<crate::auth::keyring::Credentials>,
 }
 
 impl Environment {
@@ -273,8 +284,15 @@ fn resolve_program(config_dir: &Path, program: &str) -> PathBuf {
 /// The environment Lambda and SST give a function, computed when an
 /// instance starts (the API's outputs are known by then).
 fn lambda_environment(env: &Environment, spec: &FunctionSpec, name: &str) -> InstanceEnv {
-    let lease = env.keyring.issue_session(name, env.policy(spec));
-    let credentials = &lease.credentials;
+    let lease = match &env.aws_credentials {
+        Some(_) => None,
+        None => Some(env.keyring.issue_session(name, env.policy(spec))),
+    };
+    let credentials = env
+        .aws_credentials
+        .as_ref()
+        .or(lease.as_ref().map(|l| &l.credentials))
+        .expect("a lease or the user's credentials");
     let memory_mb = (spec.memory_bytes / (1024 * 1024)).to_string();
     let mut vars: Vec<(String, String)> = [
         ("AWS_LAMBDA_FUNCTION_NAME", name.to_string()),
@@ -297,10 +315,6 @@ fn lambda_environment(env: &Environment, spec: &FunctionSpec, name: &str) -> Ins
             "AWS_SECRET_ACCESS_KEY",
             credentials.secret_access_key.clone(),
         ),
-        (
-            "AWS_SESSION_TOKEN",
-            credentials.session_token.clone().unwrap_or_default(),
-        ),
         ("TZ", ":UTC".to_string()),
         (
             "SST_RESOURCE_App",
@@ -310,6 +324,9 @@ fn lambda_environment(env: &Environment, spec: &FunctionSpec, name: &str) -> Ins
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
+    if let Some(token) = &credentials.session_token {
+        vars.push(("AWS_SESSION_TOKEN".into(), token.clone()));
+    }
     vars.extend(env.extra.iter().cloned());
     for resource in &spec.resources {
         vars.push((
@@ -334,10 +351,7 @@ fn lambda_environment(env: &Environment, spec: &FunctionSpec, name: &str) -> Ins
             ));
         }
     }
-    InstanceEnv {
-        vars,
-        lease: Some(lease),
-    }
+    InstanceEnv { vars, lease }
 }
 
 #[async_trait]
