@@ -137,7 +137,10 @@ impl App {
                     bind: options.serving,
                     tls: true,
                     region: config::DEFAULT_REGION.into(),
-                    timeout: sst::EVALUATE_TIMEOUT,
+                    timeout: std::env::var("WSGATE_SST_TIMEOUT")
+                        .ok()
+                        .and_then(|s| s.parse().ok())
+                        .map_or(sst::EVALUATE_TIMEOUT, std::time::Duration::from_secs),
                 };
                 let SstApp {
                     definition,

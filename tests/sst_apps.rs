@@ -155,3 +155,189 @@ async fn chat_rooms_runs_end_to_end() {
     let reset = Serve::start(&config, &["--stage", "test", "--reset"]);
     assert_eq!(count(&reset), 0);
 }
+
+/// A fixture app in a folder of its own, with the packages of SST's
+/// example (`sst`, the management API client) linked in.
+fn fixture(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&repo().join("tests/fixtures/sst").join(name), dir.path());
+    std::os::unix::fs::symlink(
+        repo().join("examples/sst-websocket/node_modules"),
+        dir.path().join("node_modules"),
+    )
+    .unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn sst_globals_components_and_https_management_endpoints() {
+    let dir = fixture("kitchen");
+    let serve = Serve::start(&dir.path().join("sst.config.ts"), &["--stage", "kit"]);
+    let printed_lines = serve.printed.join("\n");
+    // Stand-ins are listed once; nothing about them fails.
+    for stand_in in [
+        "sst.aws.Bucket Uploads",
+        "sst.aws.Queue Jobs",
+        "sst.sst.DevCommand Studio",
+        "aws.iam.Role Role",
+    ] {
+        assert!(
+            printed_lines.contains(stand_in),
+            "{stand_in}: {printed_lines}"
+        );
+    }
+    assert!(printed_lines.contains("permissions are accepted, not enforced locally"));
+
+    // run()'s outputs, every Output resolved.
+    let outputs: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join(".wsgate/outputs.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(outputs["region"], "us-east-1");
+    assert_eq!(outputs["account"], "000000000000");
+    assert_eq!(outputs["mode"], "fast");
+    assert_eq!(outputs["level"], 6);
+    assert_eq!(outputs["joined"], format!("url={}", serve.url));
+    assert_eq!(outputs["interpolated"], "placeholder-Uploads-name@kit");
+    assert_eq!(outputs["dev"], true);
+    assert_eq!(outputs["stage"], "kit");
+    assert_eq!(outputs["secret"], 6);
+    assert_eq!(outputs["Kitchen"]["url"], serve.url);
+
+    let mut client = connect(&serve.url.replacen("wss://", "ws://", 1)).await;
+    // Route selection from transform.api; links, transforms, environment.
+    send_text(&mut client, r#"{"type":"env"}"#).await;
+    let env: serde_json::Value = serde_json::from_str(&next_text(&mut client).await).unwrap();
+    assert_eq!(env["limits"]["max"], 3);
+    assert_eq!(env["limits"]["nested"]["ok"], true);
+    assert_eq!(env["limits"]["type"], "sst.sst.Linkable");
+    assert_eq!(
+        env["app"],
+        serde_json::json!({ "name": "kitchen", "stage": "kit" })
+    );
+    assert_eq!(env["fromGlobalTransform"], "yes");
+    assert_eq!(env["routeEnv"], "route");
+    assert_eq!(env["memory"], "256");
+    assert_eq!(
+        env["resources"]["SST_RESOURCE_Existing"],
+        r#"{"name":"placeholder-Existing-name","type":"sst.aws.Bucket"}"#
+    );
+    assert!(env["ca"].as_str().unwrap().ends_with(".wsgate/ca/ca.pem"));
+
+    // Every way real handlers build the management endpoint works, over
+    // https with the local CA.
+    send_text(&mut client, r#"{"type":"patterns"}"#).await;
+    let host = serve
+        .url
+        .trim_start_matches("wss://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    for expected in [
+        format!("https://{host}/$default"),
+        format!("https://{host}"),
+        format!("https://{host}/$default"),
+        format!("https://{host}/$default"),
+    ] {
+        assert_eq!(next_text(&mut client).await, expected);
+    }
+    // The route a non-awaited import added.
+    send_text(&mut client, r#"{"type":"late"}"#).await;
+    assert_eq!(next_text(&mut client).await, "late route");
+}
+
+/// `wsgate validate` on an app whose files are given; its stderr.
+fn validate_failure(files: &[(&str, &str)], env: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, text) in files {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_wsgate"))
+        .args(["validate", "--stage", "bad"])
+        .current_dir(dir.path())
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        !output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    String::from_utf8_lossy(&output.stderr).to_string()
+}
+
+const APP: &str = "export default $config({ app() { return { name: \"bad\", home: \"aws\" }; }, async run() { await import(\"./infra/api\"); } });\n";
+
+#[test]
+fn a_config_that_throws_names_the_app_s_own_file_and_line() {
+    let stderr = validate_failure(
+        &[
+            ("sst.config.ts", APP),
+            (
+                "infra/api.ts",
+                "const domain: string | undefined = process.env.REQUIRED_DOMAIN;\nif (!domain) {\n  throw new Error(\"REQUIRED_DOMAIN is not set\");\n}\n",
+            ),
+        ],
+        &[],
+    );
+    assert!(stderr.contains("REQUIRED_DOMAIN is not set"), "{stderr}");
+    assert!(stderr.contains("infra/api.ts:3:9"), "{stderr}");
+}
+
+#[test]
+fn what_wsgate_does_not_know_is_refused_with_its_line() {
+    let stderr = validate_failure(
+        &[
+            ("sst.config.ts", APP),
+            ("infra/api.ts", "\n\nnew sst.aws.Dynamoo(\"Typo\", {});\n"),
+        ],
+        &[],
+    );
+    assert!(
+        stderr.contains("not supported by wsgate: sst.aws.Dynamoo"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("infra/api.ts:3"), "{stderr}");
+
+    let stderr = validate_failure(
+        &[
+            ("sst.config.ts", APP),
+            (
+                "infra/api.ts",
+                "const api = new sst.aws.ApiGatewayWebSocket(\"Api\");\napi.addAuthorizer(\"Jwt\", { jwt: { issuer: \"x\", audiences: [] } });\n",
+            ),
+        ],
+        &[],
+    );
+    assert!(
+        stderr.contains("not supported by wsgate: JWT authorizers"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("infra/api.ts:2"), "{stderr}");
+}
+
+#[test]
+fn a_syntax_error_names_its_line_and_evaluation_is_bounded() {
+    let stderr = validate_failure(
+        &[("sst.config.ts", APP), ("infra/api.ts", "const x = ;\n")],
+        &[],
+    );
+    assert!(stderr.contains("infra/api.ts:1"), "{stderr}");
+
+    let started = std::time::Instant::now();
+    let stderr = validate_failure(
+        &[
+            ("sst.config.ts", APP),
+            (
+                "infra/api.ts",
+                "await new Promise(() => setInterval(() => {}, 1000));\n",
+            ),
+        ],
+        &[("WSGATE_SST_TIMEOUT", "2")],
+    );
+    assert!(stderr.contains("took longer than 2 s"), "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}

@@ -176,7 +176,7 @@ export function linkable(cls, cb) {
 }
 
 export function isLinkable(value) {
-  return value != null && typeof value === "object" && typeof value.getSSTLink === "function";
+  return value != null && (typeof value === "object" || typeof value === "function") && typeof value.getSSTLink === "function";
 }
 
 // ---------------------------------------------------------------------------
