@@ -341,3 +341,64 @@ fn a_syntax_error_names_its_line_and_evaluation_is_bounded() {
     assert!(stderr.contains("took longer than 2 s"), "{stderr}");
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
 }
+
+#[tokio::test]
+async fn hybrid_mode_uses_the_deployed_table_with_the_user_s_credentials() {
+    use std::collections::BTreeMap;
+    use wsgate::services::dynamodb::{Client, DynamoDb, create_table_request};
+    use wsgate::sst::definition::{IndexDefinition, TableDefinition};
+    // "AWS": an emulator of its own, holding the table `sst deploy` made.
+    let aws_data = tempfile::tempdir().unwrap();
+    let aws = DynamoDb::start(aws_data.path(), false).await.unwrap();
+    let deployed = "chat-rooms-test-RoomsTable-kdsjf8e";
+    let index = |hash: &str, range: Option<&str>| IndexDefinition {
+        hash_key: Some(hash.into()),
+        range_key: range.map(str::to_string),
+        projection: None,
+    };
+    let table = TableDefinition {
+        name: "Rooms".into(),
+        table_name: deployed.into(),
+        fields: BTreeMap::from([
+            ("pk".into(), "string".into()),
+            ("sk".into(), "string".into()),
+            ("connectionId".into(), "string".into()),
+        ]),
+        primary_index: index("pk", Some("sk")),
+        global_indexes: BTreeMap::from([("ByConnection".into(), index("connectionId", Some("pk")))]),
+        local_indexes: BTreeMap::new(),
+        ttl: None,
+    };
+    let client = Client::new(&aws.endpoint).unwrap();
+    client.call("CreateTable", create_table_request(&table).unwrap()).await.unwrap();
+
+    let dir = copy_app("sst-chat-rooms");
+    let config = dir.path().join("sst.config.ts");
+    let serve = Serve::start_with(
+        &config,
+        &["--stage", "test", "--aws"],
+        &[
+            ("AWS_ENDPOINT_URL_DYNAMODB", aws.endpoint.as_str()),
+            ("AWS_ACCESS_KEY_ID", "AKIAUSEROWNKEY000001"),
+            ("AWS_SECRET_ACCESS_KEY", "the-user-s-own-secret"),
+            ("AWS_REGION", "eu-west-1"),
+            ("SST_SECRET_AdminToken", "from-the-environment"),
+        ],
+    );
+    assert!(!serve.printed.iter().any(|l| l.contains("dynamodb:")), "no local table in hybrid mode");
+    let mut alice = connect(&format!("{}?name=alice", serve.url.replacen("wss://", "ws://", 1))).await;
+    send_text(&mut alice, r#"{"action":"join","room":"hybrid","name":"alice"}"#).await;
+    let joined: serde_json::Value = serde_json::from_str(&next_text(&mut alice).await).unwrap();
+    assert_eq!(joined["members"], serde_json::json!(["alice"]));
+    // The member is in the deployed table.
+    let items = client
+        .call("Scan", serde_json::json!({ "TableName": deployed }))
+        .await
+        .unwrap();
+    assert!(
+        items["Items"].as_array().unwrap().iter().any(|i| i["name"]["S"] == "alice"),
+        "{items}"
+    );
+    drop(serve);
+    aws.stop().await;
+}
