@@ -46,6 +46,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// Start-up checks (function instances starting) run at once.
+const CHECKS_AT_ONCE: usize = 4;
+
 /// How long shutdown waits for connections to close and their
 /// `$disconnect` handlers to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(35);
@@ -446,12 +449,19 @@ impl WebSocketApi {
                 self.secure_outputs(),
             ));
         }
-        for route in self.routes.values() {
-            route
-                .integration
-                .check()
-                .await
-                .map_err(|e| BuildError::Route(route.key.clone(), e))?;
+        // Several at once: each is mostly a runtime starting up.
+        use futures_util::StreamExt;
+        let mut checks = futures_util::stream::iter(self.routes.values())
+            .map(|route| async move {
+                route
+                    .integration
+                    .check()
+                    .await
+                    .map_err(|e| BuildError::Route(route.key.clone(), e))
+            })
+            .buffer_unordered(CHECKS_AT_ONCE);
+        while let Some(result) = checks.next().await {
+            result?;
         }
         Ok(())
     }

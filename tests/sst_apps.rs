@@ -365,12 +365,18 @@ async fn hybrid_mode_uses_the_deployed_table_with_the_user_s_credentials() {
             ("connectionId".into(), "string".into()),
         ]),
         primary_index: index("pk", Some("sk")),
-        global_indexes: BTreeMap::from([("ByConnection".into(), index("connectionId", Some("pk")))]),
+        global_indexes: BTreeMap::from([(
+            "ByConnection".into(),
+            index("connectionId", Some("pk")),
+        )]),
         local_indexes: BTreeMap::new(),
         ttl: None,
     };
     let client = Client::new(&aws.endpoint).unwrap();
-    client.call("CreateTable", create_table_request(&table).unwrap()).await.unwrap();
+    client
+        .call("CreateTable", create_table_request(&table).unwrap())
+        .await
+        .unwrap();
 
     let dir = copy_app("sst-chat-rooms");
     let config = dir.path().join("sst.config.ts");
@@ -385,9 +391,20 @@ async fn hybrid_mode_uses_the_deployed_table_with_the_user_s_credentials() {
             ("SST_SECRET_AdminToken", "from-the-environment"),
         ],
     );
-    assert!(!serve.printed.iter().any(|l| l.contains("dynamodb:")), "no local table in hybrid mode");
-    let mut alice = connect(&format!("{}?name=alice", serve.url.replacen("wss://", "ws://", 1))).await;
-    send_text(&mut alice, r#"{"action":"join","room":"hybrid","name":"alice"}"#).await;
+    assert!(
+        !serve.printed.iter().any(|l| l.contains("dynamodb:")),
+        "no local table in hybrid mode"
+    );
+    let mut alice = connect(&format!(
+        "{}?name=alice",
+        serve.url.replacen("wss://", "ws://", 1)
+    ))
+    .await;
+    send_text(
+        &mut alice,
+        r#"{"action":"join","room":"hybrid","name":"alice"}"#,
+    )
+    .await;
     let joined: serde_json::Value = serde_json::from_str(&next_text(&mut alice).await).unwrap();
     assert_eq!(joined["members"], serde_json::json!(["alice"]));
     // The member is in the deployed table.
@@ -396,7 +413,11 @@ async fn hybrid_mode_uses_the_deployed_table_with_the_user_s_credentials() {
         .await
         .unwrap();
     assert!(
-        items["Items"].as_array().unwrap().iter().any(|i| i["name"]["S"] == "alice"),
+        items["Items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["name"]["S"] == "alice"),
         "{items}"
     );
     drop(serve);

@@ -1,6 +1,6 @@
 // Bundles one Node.js handler as SST does: esbuild, everything bundled
 // (packages too) but `nodejs.install` and pg-native, ESM with SST's
-// banner (so bundled CommonJS can still `require`), an inline source map.
+// banner (so bundled CommonJS can still `require`), a source map beside.
 // Usage: node build.mjs '<json>' with {esbuild, entry, outfile, nodejs}.
 // Prints {"inputs": [...absolute paths]} on success; on failure, each
 // error as "file:line:column: message" on stderr, and exits 1.
@@ -38,7 +38,8 @@ try {
     target: "node20",
     format,
     mainFields: format === "esm" ? ["module", "main"] : undefined,
-    sourcemap: nodejs.sourcemap === false ? false : "inline",
+    // Beside the bundle: an instance parses only the code it runs.
+    sourcemap: nodejs.sourcemap === false ? false : "linked",
     minify: nodejs.minify ?? false,
     external: ["pg-native", ...(nodejs.install ?? [])],
     loader: nodejs.loader,

@@ -28,6 +28,14 @@ impl Drop for LiveCode {
     }
 }
 
+/// Live code that watches nothing (a handler whose files another one
+/// watches).
+pub fn idle() -> LiveCode {
+    LiveCode {
+        stop: Arc::new(AtomicBool::new(true)),
+    }
+}
+
 /// What live code does with a handler.
 pub struct Reload {
     pub label: String,

@@ -2,6 +2,7 @@
 //! any Lambda runtime program, all run as processes that speak the Lambda
 //! Runtime API to wsgate, so every kind shares one invocation path.
 
+mod bundle;
 mod instance;
 mod live;
 mod pool;
@@ -102,8 +103,9 @@ pub struct FunctionIntegration {
     /// For handler strings: the source file and export to check at start.
     export: Option<(PathBuf, String)>,
     pool: Arc<Pool>,
-    /// Rebuilds and retires instances when the handler's files change.
-    _live: Option<live::LiveCode>,
+    /// The built handler file, shared with other routes naming it; it
+    /// retires this pool's instances when the code changes.
+    _bundle: Option<Arc<bundle::Bundle>>,
 }
 
 /// `$connect` → `MyApi-connect`: Lambda names allow no `$`.
@@ -139,7 +141,7 @@ impl FunctionIntegration {
         let state_dir = config_dir.join(".wsgate");
         let name = function_name(&env.api_name, &spec.route_key);
         let mut export = None;
-        let mut watched = None;
+        let mut built = None;
         let (program, args, description, runtime_env) = match &spec.command {
             Some(command) => {
                 let program = resolve_program(config_dir, &command[0]);
@@ -152,16 +154,12 @@ impl FunctionIntegration {
             }
             None => {
                 resolve::write_bootstraps(&state_dir)?;
-                let resolved = resolve::resolve(
-                    config_dir,
-                    &state_dir,
-                    &name,
-                    &spec.handler,
-                    spec.nodejs.as_ref(),
-                )?;
+                let bundle =
+                    bundle::bundle(config_dir, &state_dir, &spec.handler, spec.nodejs.as_ref())?;
+                let resolved = bundle.resolved.clone();
                 let (program, args) = resolve::program(&state_dir, resolved.runtime);
                 export = Some((resolved.source.clone(), resolved.export.clone()));
-                watched = Some(resolved.clone());
+                built = Some(bundle);
                 let kind = match resolved.runtime {
                     resolve::Runtime::Node => "nodejs20.x",
                     resolve::Runtime::Python => "python3.11",
@@ -203,7 +201,6 @@ impl FunctionIntegration {
         let arn = format!("arn:aws:lambda:{}:{ACCOUNT_ID}:function:{name}", env.region);
         let (timeout, concurrency) = (spec.timeout, spec.concurrency);
         let spec = spec.clone();
-        let nodejs = spec.nodejs.clone();
         let lambda_env = move || lambda_environment(&env, &spec, &name);
         let pool = Arc::new(Pool::new(
             launch,
@@ -213,63 +210,16 @@ impl FunctionIntegration {
             concurrency * WAITING_PER_INSTANCE,
             Box::new(lambda_env),
         ));
-        let live = match watched {
-            Some(resolved) => Some(watch_code(
-                resolved,
-                config_dir,
-                &state_dir,
-                nodejs,
-                Arc::clone(&pool),
-            )?),
-            None => None,
-        };
+        if let Some(bundle) = &built {
+            bundle.serve(&pool);
+        }
         Ok(FunctionIntegration {
             description,
             export,
             pool,
-            _live: live,
+            _bundle: built,
         })
     }
-}
-
-/// Live code for a handler string: a Node.js handler is rebuilt into its
-/// bundle (beside it, then moved over it, so an instance never loads a
-/// half-written file); a Python one is its own source.
-fn watch_code(
-    resolved: resolve::Resolved,
-    config_dir: &Path,
-    state_dir: &Path,
-    nodejs: Option<serde_json::Value>,
-    pool: Arc<Pool>,
-) -> Result<live::LiveCode, String> {
-    let label = pool.label().to_string();
-    let (dir, state_dir) = (config_dir.to_path_buf(), state_dir.to_path_buf());
-    let source = resolved.source.clone();
-    let rebuild: Box<dyn Fn() -> Result<Vec<PathBuf>, String> + Send> = match resolved.runtime {
-        resolve::Runtime::Node => {
-            let entry = resolved.entry.clone();
-            Box::new(move || {
-                let next = entry.with_extension("next.mjs");
-                let inputs = resolve::build(&dir, &state_dir, &source, &next, nodejs.as_ref())?;
-                std::fs::rename(&next, &entry)
-                    .map_err(|e| format!("cannot replace {}: {e}", entry.display()))?;
-                Ok(inputs)
-            })
-        }
-        resolve::Runtime::Python => Box::new(move || Ok(resolve::python_inputs(&source))),
-    };
-    let inputs = match resolved.runtime {
-        resolve::Runtime::Node => resolved.inputs,
-        resolve::Runtime::Python => resolve::python_inputs(&resolved.source),
-    };
-    live::watch(
-        inputs,
-        live::Reload {
-            label,
-            rebuild,
-            on_new_code: Box::new(move || pool.retire()),
-        },
-    )
 }
 
 /// A command's program: relative paths are relative to the config's folder.

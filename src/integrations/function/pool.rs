@@ -127,10 +127,6 @@ impl Pool {
         result
     }
 
-    pub fn label(&self) -> &str {
-        &self.launch.label
-    }
-
     /// Starts one instance ahead of the first invocation and waits until
     /// its handler has loaded, with the environment it runs with (the
     /// start-up check); it then stays warm for the first invocation.

@@ -71,37 +71,6 @@ pub fn find(dir: &Path, handler: &str) -> Result<(Runtime, PathBuf, String), Str
     ))
 }
 
-/// Resolves a handler string and, for Node.js, bundles it as SST does
-/// (every handler, TypeScript or JavaScript, with `nodejs` options);
-/// the warm start at start-up proves the export.
-pub fn resolve(
-    dir: &Path,
-    state_dir: &Path,
-    function_name: &str,
-    handler: &str,
-    nodejs: Option<&serde_json::Value>,
-) -> Result<Resolved, String> {
-    let (runtime, source, export) = find(dir, handler)?;
-    let (entry, inputs) = match runtime {
-        Runtime::Node => {
-            let out = state_dir
-                .join("build")
-                .join(function_name)
-                .join("index.mjs");
-            let inputs = build(dir, state_dir, &source, &out, nodejs)?;
-            (out, inputs)
-        }
-        Runtime::Python => (source.clone(), vec![source.clone()]),
-    };
-    Ok(Resolved {
-        runtime,
-        source,
-        entry,
-        export,
-        inputs,
-    })
-}
-
 /// Bundles `source` into `out` with the build script; returns the files
 /// the bundle was made of (a change to any of them calls for a rebuild).
 pub fn build(

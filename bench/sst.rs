@@ -1,0 +1,193 @@
+//! SST apps: start-up time (spawn to "ready") of the chat-rooms example
+//! (its sst.config.ts evaluated, a local DynamoDB table, a secret, seven
+//! functions started once) beside a wsgate.toml app of seven Node.js
+//! handlers, measured the same way in the same run; then live code: the
+//! time from saving a handler to the next invocation running it.
+//!
+//! `cargo run --release --example sst -- [--runs N] [--edits N]`
+//! (expects the release `wsgate` binary beside this example's, and
+//! examples/sst-chat-rooms/node_modules from scripts/setup).
+
+#[path = "util.rs"]
+mod util;
+
+use futures_util::{SinkExt, StreamExt};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+
+struct Serving {
+    child: Child,
+    url: String,
+    started_in: Duration,
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(config: &Path, args: &[&str]) -> Serving {
+    let started = Instant::now();
+    let mut child = Command::new(util::wsgate_binary())
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(config)
+        .args(args)
+        .env("WSGATE_LOG", "warn")
+        .env("SST_SECRET_AdminToken", "bench")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("wsgate starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut url = String::new();
+    loop {
+        let line = lines.next().expect("wsgate printed ready").unwrap();
+        if let Some(u) = line.trim().strip_prefix("url:") {
+            url = u.trim().replacen("wss://", "ws://", 1);
+        }
+        if line.starts_with("ready") {
+            break;
+        }
+    }
+    let started_in = started.elapsed();
+    std::thread::spawn(move || for _ in lines {});
+    Serving {
+        child,
+        url,
+        started_in,
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let name = entry.file_name();
+        if [".wsgate", ".sst", "node_modules"]
+            .iter()
+            .any(|s| name == *s)
+        {
+            continue;
+        }
+        let target = to.join(&name);
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+fn median(mut values: Vec<Duration>) -> Duration {
+    values.sort();
+    values[values.len() / 2]
+}
+
+/// A wsgate.toml app with seven Node.js handlers, as many as chat-rooms.
+fn toml_app(dir: &Path) -> PathBuf {
+    std::fs::write(
+        dir.join("handlers.mjs"),
+        "export const handler = async (event) => ({ statusCode: 200, body: event.body });\n",
+    )
+    .unwrap();
+    let mut config = String::from("name = \"Bench\"\n[routes]\n");
+    for route in [
+        "$connect",
+        "$disconnect",
+        "$default",
+        "join",
+        "say",
+        "leave",
+        "announce",
+    ] {
+        config.push_str(&format!("\"{route}\" = \"handlers.handler\"\n"));
+    }
+    let path = dir.join("wsgate.toml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let runs = util::arg(&args, "--runs", 3.0) as usize;
+    let edits = util::arg(&args, "--edits", 5.0) as usize;
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let example = repo.join("examples/sst-chat-rooms");
+    assert!(
+        example.join("node_modules/sst").is_dir(),
+        "run scripts/setup first"
+    );
+    let app = tempfile::tempdir().unwrap();
+    copy_tree(&example, app.path());
+    std::os::unix::fs::symlink(
+        example.join("node_modules"),
+        app.path().join("node_modules"),
+    )
+    .unwrap();
+    let sst_config = app.path().join("sst.config.ts");
+    let toml_dir = tempfile::tempdir().unwrap();
+    let toml_config = toml_app(toml_dir.path());
+
+    // One start each first: caches (esbuild, dynalite) are warm after it.
+    drop(serve(&sst_config, &["--stage", "bench"]));
+    drop(serve(&toml_config, &[]));
+    let (mut sst, mut toml) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        sst.push(serve(&sst_config, &["--stage", "bench"]).started_in);
+        toml.push(serve(&toml_config, &[]).started_in);
+    }
+    let (sst, toml) = (median(sst), median(toml));
+    println!("start-up, warm (spawn to ready), median of {runs}:");
+    println!(
+        "  wsgate.toml, 7 Node.js functions:              {:>6} ms",
+        toml.as_millis()
+    );
+    println!(
+        "  sst-chat-rooms (config, table, secret, 7 functions): {:>6} ms ({:.2}x)",
+        sst.as_millis(),
+        sst.as_secs_f64() / toml.as_secs_f64()
+    );
+
+    // Live code: save a handler, then ask until the reply changes.
+    let serving = serve(&sst_config, &["--stage", "bench"]);
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("{}?name=bench", serving.url))
+        .await
+        .unwrap();
+    let handler = app.path().join("packages/functions/src/connection.ts");
+    let original = std::fs::read_to_string(&handler).unwrap();
+    let mut took = Vec::new();
+    for edit in 0..edits {
+        let marker = format!("edit-{edit}");
+        let changed = original.replace("\"unknown action\"", &format!("\"{marker}\""));
+        let saved = Instant::now();
+        std::fs::write(&handler, changed).unwrap();
+        loop {
+            socket.send(Message::text("?")).await.unwrap();
+            let reply = tokio::time::timeout(Duration::from_secs(15), socket.next())
+                .await
+                .expect("a reply")
+                .unwrap()
+                .unwrap();
+            if reply.to_text().unwrap_or_default().contains(&marker) {
+                break;
+            }
+            assert!(
+                saved.elapsed() < Duration::from_secs(30),
+                "the edit never took effect"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        took.push(saved.elapsed());
+    }
+    let all: Vec<String> = took.iter().map(|d| d.as_millis().to_string()).collect();
+    println!(
+        "live code, save to the next invocation running it: median {} ms of {edits} ({} ms)",
+        median(took.clone()).as_millis(),
+        all.join(", ")
+    );
+}
