@@ -101,6 +101,8 @@ pub struct WebSocketApi {
     access_log: Option<AccessLogSettings>,
     domain: Option<DomainSettings>,
     local_tls: Option<LocalTls>,
+    /// Functions invoked through the local Lambda API, by name.
+    invokable: Vec<(String, Arc<dyn Integration>)>,
 }
 
 /// TLS for the API's own host with the app's local CA.
@@ -164,6 +166,7 @@ impl WebSocketApi {
             access_log: None,
             domain: None,
             local_tls: None,
+            invokable: Vec::new(),
         }
     }
 
@@ -239,6 +242,11 @@ impl WebSocketApi {
                     allow: key.allow.clone(),
                 },
             );
+        }
+        for function in &config.invokable {
+            let (integration, _) =
+                api.integration_for(function, config, &client, function_env, &aws_credentials)?;
+            api.invokable.push((function.key.clone(), integration));
         }
         for route in &config.routes {
             let (integration, timeout) =
@@ -606,6 +614,7 @@ impl WebSocketApi {
             accept,
             generated_credentials,
             secure_outputs,
+            invokable: self.invokable,
         })
     }
 }
@@ -642,9 +651,15 @@ pub struct Server {
     accept: tokio::task::JoinHandle<()>,
     generated_credentials: Option<Credentials>,
     secure_outputs: bool,
+    invokable: Vec<(String, Arc<dyn Integration>)>,
 }
 
 impl Server {
+    /// The functions this API runs for the local Lambda API, by name.
+    pub fn invokable(&self) -> &[(String, Arc<dyn Integration>)] {
+        &self.invokable
+    }
+
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }

@@ -6,11 +6,13 @@ use crate::config::{self, Config};
 use crate::integrations::function::Hosting;
 use crate::services::dynamodb::DynamoDb;
 use crate::services::hybrid;
+use crate::services::lambda::LambdaApi;
 use crate::sst::definition::Definition;
 use crate::sst::{self, SstApp};
 use crate::{Server, WebSocketApi};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Which front door an app comes through.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,6 +172,17 @@ impl App {
     ) -> Result<(Services, Hosting), AppError> {
         let mut services = Services::default();
         let mut hosting = Hosting::default();
+        if self
+            .apis
+            .iter()
+            .any(|(config, _)| !config.invokable.is_empty())
+        {
+            let lambda = LambdaApi::start().await.map_err(AppError::Other)?;
+            hosting
+                .env
+                .push(("AWS_ENDPOINT_URL_LAMBDA".into(), lambda.endpoint.clone()));
+            services.lambda = Some(lambda);
+        }
         if aws {
             let aws = hybrid::Aws::from_env().map_err(AppError::Other)?;
             hosting.env = aws.passthrough_env();
@@ -277,6 +290,11 @@ impl App {
                     api.bind(addr).await?
                 }
             };
+            if let Some(lambda) = &services.lambda {
+                for (name, integration) in server.invokable() {
+                    lambda.add(name, Arc::clone(integration));
+                }
+            }
             servers.push((config, server));
         }
         Ok(Running {
@@ -311,10 +329,14 @@ impl Running {
 #[derive(Default)]
 pub struct Services {
     pub dynamodb: Option<DynamoDb>,
+    pub lambda: Option<LambdaApi>,
 }
 
 impl Services {
     pub async fn stop(self) {
+        if let Some(lambda) = &self.lambda {
+            lambda.stop();
+        }
         if let Some(dynamodb) = self.dynamodb {
             dynamodb.stop().await;
         }

@@ -156,16 +156,17 @@ async fn chat_rooms_runs_end_to_end() {
     assert_eq!(count(&reset), 0);
 }
 
-/// A fixture app in a folder of its own, with the packages of SST's
-/// example (`sst`, the management API client) linked in.
+/// A fixture app in a folder of its own, its installed packages linked in.
 fn fixture(name: &str) -> tempfile::TempDir {
+    let source = repo().join("tests/fixtures/sst").join(name);
+    assert!(
+        source.join("node_modules/sst").is_dir(),
+        "run scripts/setup: tests/fixtures/sst/{name} needs `npm ci`"
+    );
     let dir = tempfile::tempdir().unwrap();
-    copy_tree(&repo().join("tests/fixtures/sst").join(name), dir.path());
-    std::os::unix::fs::symlink(
-        repo().join("examples/sst-websocket/node_modules"),
-        dir.path().join("node_modules"),
-    )
-    .unwrap();
+    copy_tree(&source, dir.path());
+    std::os::unix::fs::symlink(source.join("node_modules"), dir.path().join("node_modules"))
+        .unwrap();
     dir
 }
 
@@ -245,6 +246,22 @@ async fn sst_globals_components_and_https_management_endpoints() {
     // The route a non-awaited import added.
     send_text(&mut client, r#"{"type":"late"}"#).await;
     assert_eq!(next_text(&mut client).await, "late route");
+
+    // A linked sst.aws.Function, invoked with @aws-sdk/client-lambda
+    // through the local Lambda API: a result, then a function error.
+    send_text(&mut client, r#"{"type":"invoke"}"#).await;
+    let results: serde_json::Value = serde_json::from_str(&next_text(&mut client).await).unwrap();
+    assert_eq!(results[0]["error"], serde_json::Value::Null);
+    assert_eq!(
+        results[0]["payload"],
+        serde_json::json!({ "doubled": 42, "max": 3 })
+    );
+    assert_eq!(results[1]["error"], "Unhandled");
+    assert_eq!(results[1]["payload"]["errorType"], "RangeError");
+    assert_eq!(
+        results[1]["payload"]["errorMessage"],
+        "n must not be negative"
+    );
 }
 
 /// `wsgate validate` on an app whose files are given; its stderr.

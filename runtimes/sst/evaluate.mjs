@@ -167,11 +167,15 @@ for (const api of registry.apis) apis.push(await api.describe());
 const tables = [];
 for (const table of registry.tables) tables.push(await table.describe());
 
-// The functions wsgate runs: those the APIs route to (or authorize with).
-const used = new Set(apis.flatMap((api) => [...api.routes.map((r) => r.function), ...api.authorizers.map((a) => a.function)]));
+// The functions wsgate runs: those the APIs route to (or authorize with),
+// and the sst.aws.Functions they link (invoked through the Lambda API).
+const routed = new Set(apis.flatMap((api) => [...api.routes.map((r) => r.function), ...api.authorizers.map((a) => a.function)]));
 const links = {};
 const functions = [];
-for (const fn of registry.functions.filter((f) => used.has(f.__name))) {
+const queue = registry.functions.filter((f) => routed.has(f.__name));
+const seen = new Set(queue);
+while (queue.length > 0) {
+  const fn = queue.shift();
   const args = fn._args;
   const resolved = await pulumi.resolveDeep({ ...args, link: undefined, transform: undefined });
   const linkTargets = (await pulumi.promiseOf(args.link ?? [])).flat().filter((l) => {
@@ -184,6 +188,10 @@ for (const fn of registry.functions.filter((f) => used.has(f.__name))) {
     const link = (links[target.__name] ??= await linkOf(target));
     linkNames.push(target.__name);
     for (const item of link.include) if (item.type === "environment") Object.assign(environment, item.env);
+    if (target instanceof components.Function && !seen.has(target)) {
+      seen.add(target);
+      queue.push(target);
+    }
   }
   if ((resolved.permissions ?? []).length > 0) {
     registry.notices.push(`function ${fn.__name}: permissions are accepted, not enforced locally`);
@@ -193,6 +201,8 @@ for (const fn of registry.functions.filter((f) => used.has(f.__name))) {
   }
   functions.push({
     name: fn.__name,
+    physicalName: fn._physical,
+    routed: routed.has(fn.__name),
     handler: resolved.handler,
     runtime: resolved.runtime ?? "nodejs20.x",
     timeout: resolved.timeout ?? "20 seconds",

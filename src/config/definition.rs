@@ -138,6 +138,9 @@ pub struct Config {
     pub region: String,
     pub credentials: Vec<CredentialConfig>,
     pub authorizers: Vec<AuthorizerConfig>,
+    /// Functions invoked through the local Lambda API (an SST app's
+    /// `sst.aws.Function`s that routes link), by their name on Lambda.
+    pub invokable: Vec<RouteConfig>,
 }
 
 /// `Resource.App`.

@@ -455,6 +455,7 @@ fn check(file: &Path, raw: RawConfig, c: &mut Checker) -> Config {
         region,
         credentials,
         authorizers,
+        invokable: Vec::new(),
     }
 }
 

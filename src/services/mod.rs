@@ -4,3 +4,4 @@
 
 pub mod dynamodb;
 pub mod hybrid;
+pub mod lambda;

@@ -76,7 +76,13 @@ pub struct AuthorizerDefinition {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FunctionDefinition {
+    /// The component's name (`new sst.aws.Function(name, ...)`).
     pub name: String,
+    /// Its name on Lambda, what `Resource.<name>.name` gives.
+    pub physical_name: String,
+    /// A route or authorizer runs it; otherwise a route's function links
+    /// it and invokes it through the Lambda API.
+    pub routed: bool,
     pub handler: String,
     pub runtime: String,
     /// SST's duration (`"20 seconds"`) or a number of seconds.

@@ -181,7 +181,7 @@ pub async fn load(config_file: &Path, options: &LoadOptions) -> Result<SstApp, S
         });
     }
     let mut apis = Vec::new();
-    for api in &definition.apis {
+    for (index, api) in definition.apis.iter().enumerate() {
         let (addr, listener) = match listeners.iter().position(|(name, _, _)| *name == api.name) {
             Some(i) => {
                 let (_, addr, listener) = listeners.remove(i);
@@ -189,13 +189,21 @@ pub async fn load(config_file: &Path, options: &LoadOptions) -> Result<SstApp, S
             }
             None => (options.listen, None),
         };
-        let config = api_config(&config_file, &definition, api, addr, &options.region).map_err(
-            |message| SstError::Config {
+        let in_config = |message| SstError::Config {
+            file: config_file.clone(),
+            location: None,
+            message,
+        };
+        let mut config =
+            api_config(&config_file, &definition, api, addr, &options.region).map_err(in_config)?;
+        // The functions routes link run once, with the first API.
+        if index == 0 {
+            config.invokable = invokable(&definition).map_err(|message| SstError::Config {
                 file: config_file.clone(),
                 location: None,
                 message,
-            },
-        )?;
+            })?;
+        }
         apis.push((config, listener));
     }
     Ok(SstApp {
@@ -358,6 +366,7 @@ fn api_config(
         region: region.to_string(),
         credentials: Vec::new(),
         authorizers,
+        invokable: Vec::new(),
     })
 }
 
@@ -394,6 +403,25 @@ fn domain_settings(
         cert: issued.cert,
         key: issued.key,
     })
+}
+
+/// The `sst.aws.Function`s some function links: invoked through the local
+/// Lambda API, by their name on Lambda.
+fn invokable(definition: &Definition) -> Result<Vec<RouteConfig>, String> {
+    let linked: std::collections::BTreeSet<&str> = definition
+        .functions
+        .iter()
+        .flat_map(|f| f.links.iter().map(String::as_str))
+        .collect();
+    definition
+        .functions
+        .iter()
+        .filter(|f| linked.contains(f.name.as_str()))
+        .map(|f| {
+            route_config(definition, &f.physical_name, f)
+                .map_err(|e| format!("function {}: {e}", f.name))
+        })
+        .collect()
 }
 
 /// A function of the app as a route's handler.

@@ -1,0 +1,222 @@
+//! The Lambda Invoke API, locally: `sst.aws.Function`s that a route's
+//! function links are run by wsgate and invoked through this endpoint
+//! (`AWS_ENDPOINT_URL_LAMBDA`), so `@aws-sdk/client-lambda` and boto3's
+//! `invoke` reach them unmodified. Like the local DynamoDB, it listens on
+//! loopback only and does not check signatures.
+
+use crate::integrations::{Integration, IntegrationError};
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, RwLock};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Lambda's synchronous request payload limit.
+const MAX_PAYLOAD: usize = 6 * 1024 * 1024;
+
+type Functions = Arc<RwLock<HashMap<String, Arc<dyn Integration>>>>;
+
+pub struct LambdaApi {
+    pub endpoint: String,
+    functions: Functions,
+    stop: CancellationToken,
+}
+
+impl LambdaApi {
+    /// Listens now (functions need the endpoint when they are built);
+    /// serves the functions added later.
+    pub async fn start() -> Result<LambdaApi, String> {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| format!("cannot listen for the local Lambda API: {e}"))?;
+        let endpoint = format!(
+            "http://{}",
+            listener.local_addr().map_err(|e| e.to_string())?
+        );
+        let functions: Functions = Arc::default();
+        let stop = CancellationToken::new();
+        tokio::spawn(serve(listener, Arc::clone(&functions), stop.clone()));
+        Ok(LambdaApi {
+            endpoint,
+            functions,
+            stop,
+        })
+    }
+
+    /// Serves `integration` as the function called `name` (and by its ARN).
+    pub fn add(&self, name: &str, integration: Arc<dyn Integration>) {
+        self.functions
+            .write()
+            .expect("lock poisoned")
+            .insert(name.to_string(), integration);
+    }
+
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+}
+
+async fn serve(listener: TcpListener, functions: Functions, stop: CancellationToken) {
+    loop {
+        let stream = tokio::select! {
+            _ = stop.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => continue,
+            },
+        };
+        let functions = Arc::clone(&functions);
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let functions = Arc::clone(&functions);
+                async move { Ok::<_, Infallible>(invoke(&functions, request).await) }
+            });
+            let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = connection => {}
+                _ = stop.cancelled() => {}
+            }
+        });
+    }
+}
+
+/// `POST /2015-03-31/functions/{name}/invocations`.
+async fn invoke(functions: &Functions, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let path = request.uri().path().to_string();
+    let Some(name) = path
+        .strip_prefix("/2015-03-31/functions/")
+        .and_then(|rest| rest.strip_suffix("/invocations"))
+        .filter(|_| request.method() == Method::POST)
+    else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "UnknownOperationException",
+            "not a Lambda Invoke request",
+        );
+    };
+    let name = function_name(&percent_encoding::percent_decode_str(name).decode_utf8_lossy());
+    let Some(function) = functions.read().expect("lock poisoned").get(&name).cloned() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFoundException",
+            &format!("Function not found: arn:aws:lambda:us-east-1:000000000000:function:{name}"),
+        );
+    };
+    let kind = request
+        .headers()
+        .get("x-amz-invocation-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("RequestResponse")
+        .to_string();
+    let payload = match Limited::new(request.into_body(), MAX_PAYLOAD)
+        .collect()
+        .await
+    {
+        Ok(body) => body.to_bytes(),
+        Err(_) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestTooLargeException",
+                "Request must be smaller than 6291456 bytes for the InvokeFunction operation",
+            );
+        }
+    };
+    let payload = if payload.is_empty() {
+        Bytes::from_static(b"{}")
+    } else {
+        payload
+    };
+    let request_id = crate::ids::new_id();
+    match kind.as_str() {
+        "DryRun" => empty(StatusCode::NO_CONTENT),
+        "Event" => {
+            tokio::spawn(async move {
+                if let Err(e) = function.invoke_json(payload, &request_id).await {
+                    tracing::warn!(function = %name, error = %e, "asynchronous invocation failed");
+                }
+            });
+            empty(StatusCode::ACCEPTED)
+        }
+        "RequestResponse" => match function.invoke_json(payload, &request_id).await {
+            Ok(reply) => Response::builder()
+                .status(StatusCode::OK)
+                .header("content-type", "application/json")
+                .header("x-amz-executed-version", "$LATEST")
+                .header("x-amzn-requestid", &request_id)
+                .body(Full::new(reply))
+                .expect("valid response parts"),
+            Err(IntegrationError::Failed(message)) => {
+                let (error_type, message) = message
+                    .split_once(": ")
+                    .map_or(("Error", message.as_str()), |(t, m)| (t, m));
+                Response::builder()
+                    .status(StatusCode::OK)
+                    .header("content-type", "application/json")
+                    .header("x-amz-function-error", "Unhandled")
+                    .header("x-amz-executed-version", "$LATEST")
+                    .body(Full::new(Bytes::from(
+                        json!({ "errorType": error_type, "errorMessage": message }).to_string(),
+                    )))
+                    .expect("valid response parts")
+            }
+        },
+        other => error(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameterValueException",
+            &format!("Invalid InvocationType: {other}"),
+        ),
+    }
+}
+
+/// The function a FunctionName names: a name, or an ARN (full or
+/// partial); a qualifier (`:$LATEST`, an alias) is ignored.
+fn function_name(given: &str) -> String {
+    let parts: Vec<&str> = given.split(':').collect();
+    match parts.iter().position(|p| *p == "function") {
+        Some(at) if at + 1 < parts.len() => parts[at + 1].to_string(),
+        _ => parts[0].to_string(),
+    }
+}
+
+fn empty(status: StatusCode) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .body(Full::new(Bytes::new()))
+        .expect("valid response parts")
+}
+
+fn error(status: StatusCode, kind: &str, message: &str) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .header("x-amzn-errortype", kind)
+        .body(Full::new(Bytes::from(
+            json!({ "Type": "User", "message": message }).to_string(),
+        )))
+        .expect("valid response parts")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_arns_and_qualifiers() {
+        for given in [
+            "app-dev-Worker",
+            "app-dev-Worker:$LATEST",
+            "arn:aws:lambda:us-east-1:000000000000:function:app-dev-Worker",
+            "arn:aws:lambda:us-east-1:000000000000:function:app-dev-Worker:prod",
+            "000000000000:function:app-dev-Worker",
+        ] {
+            assert_eq!(super::function_name(given), "app-dev-Worker", "{given}");
+        }
+    }
+}
