@@ -205,7 +205,20 @@ async fn sst_globals_components_and_https_management_endpoints() {
     assert_eq!(outputs["secret"], 6);
     assert_eq!(outputs["Kitchen"]["url"], serve.url);
 
-    let mut client = connect(&serve.url.replacen("wss://", "ws://", 1)).await;
+    // The authorizer guards $connect: no token 401, a bad one 403.
+    let plain = serve.url.replacen("wss://", "ws://", 1);
+    assert_eq!(try_connect(&plain, &[]).await.err(), Some(401));
+    assert_eq!(
+        try_connect(&format!("{plain}?token=bad"), &[]).await.err(),
+        Some(403)
+    );
+    let mut client = connect(&format!("{plain}?token=good")).await;
+    // A route whose handler was given as a Function's ARN.
+    send_text(&mut client, r#"{"type":"byarn","n":1}"#).await;
+    assert_eq!(
+        next_text(&mut client).await,
+        r#"echo:{"type":"byarn","n":1}"#
+    );
     // Route selection from transform.api; links, transforms, environment.
     send_text(&mut client, r#"{"type":"env"}"#).await;
     let env: serde_json::Value = serde_json::from_str(&next_text(&mut client).await).unwrap();
@@ -439,4 +452,26 @@ async fn hybrid_mode_uses_the_deployed_table_with_the_user_s_credentials() {
     );
     drop(serve);
     aws.stop().await;
+}
+
+#[test]
+fn an_sst_domain_is_served_with_a_certificate_from_the_local_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("sst.config.ts"),
+        "export default $config({ app() { return { name: \"dom\", home: \"aws\" }; }, async run() { new sst.aws.ApiGatewayWebSocket(\"Api\", { domain: { name: \"ws.local.test\", path: \"v1\" } }); } });\n",
+    )
+    .unwrap();
+    let output = wsgate(dir.path(), &["validate", "--stage", "dom"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let cert = dir.path().join(".wsgate/ca/domain-ws.local.test.pem");
+    assert!(
+        std::fs::read_to_string(cert)
+            .unwrap()
+            .contains("BEGIN CERTIFICATE")
+    );
 }
