@@ -23,6 +23,7 @@ use crate::auth::Authenticator;
 use crate::auth::authorizer::Authorizer;
 use crate::auth::keyring::{Credentials, Keyring};
 use crate::auth::policy::Policy;
+use crate::cluster::{ClusterRegistry, ClusterSettings};
 use crate::config::{
     BinaryMode, Config, DEFAULT_REGION, HandlerSpec, Outputs, Retention, RouteAuth, RouteConfig,
 };
@@ -70,6 +71,8 @@ pub enum BuildError {
     Domain(String),
     #[error("cannot keep the access log in {path}: {1}", path = .0.display())]
     AccessLog(PathBuf, std::io::Error),
+    #[error("cluster: {0}")]
+    Cluster(String),
 }
 
 /// Per-route settings besides the integration.
@@ -103,6 +106,8 @@ pub struct WebSocketApi {
     local_tls: Option<LocalTls>,
     /// Functions invoked through the local Lambda API, by name.
     invokable: Vec<(String, Arc<dyn Integration>)>,
+    /// Run as one node of a cluster on NATS.
+    cluster: Option<ClusterSettings>,
 }
 
 /// TLS for the API's own host with the app's local CA.
@@ -167,6 +172,7 @@ impl WebSocketApi {
             domain: None,
             local_tls: None,
             invokable: Vec::new(),
+            cluster: None,
         }
     }
 
@@ -203,6 +209,7 @@ impl WebSocketApi {
         let function_env = function_env.as_slice();
         let aws_credentials = hosting.aws_credentials.clone();
         let mut api = WebSocketApi::new(&config.name)
+            .cluster_option(config.cluster.clone())
             .local_tls(local_tls)
             .stage(&config.stage)
             .region(&config.region)
@@ -383,6 +390,18 @@ impl WebSocketApi {
     }
 
     /// Keeps an access log (from a config: `.wsgate/logs/<name>/<stage>/`).
+    /// Runs as one node of a cluster on NATS: `@connections` calls work
+    /// for every node's connections, on any node.
+    pub fn cluster(mut self, settings: ClusterSettings) -> Self {
+        self.cluster = Some(settings);
+        self
+    }
+
+    fn cluster_option(mut self, settings: Option<ClusterSettings>) -> Self {
+        self.cluster = settings;
+        self
+    }
+
     pub fn access_log(mut self, settings: AccessLogSettings) -> Self {
         self.access_log = Some(settings);
         self
@@ -558,24 +577,49 @@ impl WebSocketApi {
         let tls = self.tls_serving(domain.as_deref(), local_addr)?;
         let secure_outputs = self.secure_outputs();
         // With no key configured, one is generated for this run.
-        let generated_credentials =
-            (!self.has_credentials).then(|| self.keyring.generate_user("wsgate"));
-        let mut auth = Authenticator::new(&self.region, Arc::clone(&self.keyring));
-        auth.insecure_dev = self.insecure_dev;
         let api_id = self.effective_api_id();
-        let access_log = match self.access_log {
+        let cluster = match &self.cluster {
             None => None,
             Some(settings) => Some(
+                ClusterRegistry::join(settings, &api_id, &self.stage, self.limits.max_message_size)
+                    .await
+                    .map_err(BuildError::Cluster)?,
+            ),
+        };
+        // With no key configured, one is generated for this run (in a
+        // cluster, by its first node, for every node).
+        let generated_credentials = match (&cluster, self.has_credentials) {
+            (_, true) => None,
+            (None, false) => Some(self.keyring.generate_user("wsgate")),
+            (Some(cluster), false) => Some(
+                cluster
+                    .shared_key(&self.keyring)
+                    .await
+                    .map_err(BuildError::Cluster)?,
+            ),
+        };
+        let mut auth = Authenticator::new(&self.region, Arc::clone(&self.keyring));
+        auth.insecure_dev = self.insecure_dev;
+        let access_log = match self.access_log {
+            None => None,
+            Some(mut settings) => Some({
+                // Each node keeps its own, in a folder named after it.
+                if let Some(cluster) = &cluster {
+                    settings.dir = settings.dir.join(cluster.node());
+                }
                 writer::start(
                     settings.dir.clone(),
                     settings.retention,
                     settings.format,
                     settings.clock,
                 )
-                .map_err(|e| BuildError::AccessLog(settings.dir, e))?,
-            ),
+                .map_err(|e| BuildError::AccessLog(settings.dir, e))?
+            }),
         };
-        let registry: Arc<dyn Registry> = Arc::new(InMemoryRegistry::default());
+        let registry: Arc<dyn Registry> = match &cluster {
+            Some(cluster) => Arc::clone(cluster) as Arc<dyn Registry>,
+            None => Arc::new(InMemoryRegistry::default()),
+        };
         let connections = Connections::new(Arc::clone(&registry), self.limits.max_message_size);
         let gateway = Arc::new(Gateway {
             api: ApiInfo {
@@ -603,6 +647,7 @@ impl WebSocketApi {
             unverified_bodies: tokio::sync::Semaphore::new(
                 crate::management::UNVERIFIED_BODY_BYTES.max(4 * self.limits.max_message_size),
             ),
+            draining: std::sync::atomic::AtomicBool::new(false),
         });
         if let Some(domain) = domain {
             tokio::spawn(domain.watch(gateway.shutdown.clone()));
@@ -615,6 +660,7 @@ impl WebSocketApi {
             generated_credentials,
             secure_outputs,
             invokable: self.invokable,
+            cluster,
         })
     }
 }
@@ -652,9 +698,15 @@ pub struct Server {
     generated_credentials: Option<Credentials>,
     secure_outputs: bool,
     invokable: Vec<(String, Arc<dyn Integration>)>,
+    cluster: Option<Arc<ClusterRegistry>>,
 }
 
 impl Server {
+    /// This node's cluster membership, when it is one.
+    pub fn cluster(&self) -> Option<&Arc<ClusterRegistry>> {
+        self.cluster.as_ref()
+    }
+
     /// The functions this API runs for the local Lambda API, by name.
     pub fn invokable(&self) -> &[(String, Arc<dyn Integration>)] {
         &self.invokable
@@ -714,6 +766,14 @@ impl Server {
         self.gateway.connections.clone()
     }
 
+    /// Readiness fails and new upgrades get 503 from now on; open
+    /// connections keep working.
+    pub fn drain(&self) {
+        self.gateway
+            .draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Stops accepting, closes every connection with 1001, runs their
     /// `$disconnect` handlers and waits for them (at most 35 s).
     pub async fn shutdown(self) {
@@ -725,6 +785,9 @@ impl Server {
             .is_err()
         {
             tracing::warn!("shutdown grace period over; some $disconnect handlers did not finish");
+        }
+        if let Some(cluster) = &self.cluster {
+            cluster.leave().await;
         }
     }
 }

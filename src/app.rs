@@ -77,7 +77,7 @@ pub fn find_config(explicit: Option<&Path>, dir: &Path) -> Result<ConfigFile, St
 }
 
 /// How an app is loaded and served.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     /// `--listen`, over the config's `listen`.
     pub listen: Option<SocketAddr>,
@@ -91,6 +91,10 @@ pub struct Options {
     /// Hybrid: no local DynamoDB; functions use the app's tables on AWS
     /// with the user's own credentials (`--aws`, or `WSGATE_AWS=1`).
     pub aws: bool,
+    /// `--cluster`: NATS URLs, over `[cluster] nats`.
+    pub cluster: Option<String>,
+    /// `--node`: this node's name in the cluster, over `[cluster] node`.
+    pub node: Option<String>,
 }
 
 /// The default address: what `wsgate serve` listens on unless told.
@@ -121,6 +125,16 @@ pub enum AppError {
 
 impl App {
     pub async fn load(file: ConfigFile, options: &Options) -> Result<App, AppError> {
+        let mut app = App::load_definition(file, options).await?;
+        if options.cluster.is_some() || options.node.is_some() {
+            for (config, _) in &mut app.apis {
+                apply_cluster_options(config, options)?;
+            }
+        }
+        Ok(app)
+    }
+
+    async fn load_definition(file: ConfigFile, options: &Options) -> Result<App, AppError> {
         match &file {
             ConfigFile::Toml(path) => {
                 let config = config::load(path)?;
@@ -306,6 +320,36 @@ impl App {
     }
 }
 
+/// `--cluster` and `--node` over the config's `[cluster]`.
+fn apply_cluster_options(config: &mut Config, options: &Options) -> Result<(), AppError> {
+    let mut cluster = config.cluster.clone().unwrap_or_default();
+    if let Some(nats) = &options.cluster {
+        config::check_nats_urls(nats).map_err(|e| AppError::Other(format!("--cluster: {e}")))?;
+        cluster.nats = nats.clone();
+    }
+    if cluster.nats.is_empty() {
+        return Err(AppError::Other(
+            "--node names a cluster node: give NATS too, with --cluster nats://HOST:PORT or [cluster] nats".into(),
+        ));
+    }
+    if let Some(node) = &options.node {
+        let valid = !node.is_empty()
+            && node.len() <= 64
+            && node
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        if !valid {
+            return Err(AppError::Other(
+                "--node: a node name is 1 to 64 letters, digits, '-', '_' or '.'".into(),
+            ));
+        }
+        cluster.node = Some(node.clone());
+    }
+    cluster.replicas = cluster.replicas.max(1);
+    config.cluster = Some(cluster);
+    Ok(())
+}
+
 /// The served app.
 pub struct Running {
     pub servers: Vec<(Config, Server)>,
@@ -315,6 +359,22 @@ pub struct Running {
 }
 
 impl Running {
+    /// Before shutting down: readiness fails and new connections get 503
+    /// while the open ones keep working for `wait` (`--drain-timeout`),
+    /// so a load balancer stops sending clients before they are closed.
+    pub async fn drain(&self, wait: std::time::Duration) {
+        for (_, server) in &self.servers {
+            server.drain();
+        }
+        if !wait.is_zero() {
+            tracing::info!(
+                seconds = wait.as_secs_f64(),
+                "draining: not ready, refusing new connections"
+            );
+            tokio::time::sleep(wait).await;
+        }
+    }
+
     /// Closes every connection (1001), runs their `$disconnect`, then
     /// stops the local services.
     pub async fn shutdown(self) {

@@ -16,6 +16,38 @@ pub fn new_id() -> String {
     URL_SAFE.encode(bytes)
 }
 
+/// The first byte's top four bits in a clustered node's ids: ids of a
+/// single node (fully random) carry it only by chance, and an id without
+/// it is never sent to another node.
+const CLUSTER_MARK: u8 = 0xA0;
+
+/// A connection id owned by the cluster node holding `slot` (1..=4095):
+/// the first 12 bits after the mark name the slot, the other 72 bits are
+/// random, and the id has API Gateway's shape.
+pub fn new_id_in_slot(slot: u16) -> String {
+    debug_assert!((1..=0x0FFF).contains(&slot));
+    let mut bytes = [0u8; 11];
+    rand::rng().fill_bytes(&mut bytes[2..]);
+    bytes[0] = CLUSTER_MARK | (slot >> 8) as u8;
+    bytes[1] = slot as u8;
+    URL_SAFE.encode(bytes)
+}
+
+/// The slot an id names, if it is shaped like a clustered node's id
+/// (16 characters of URL-safe base64 carrying the mark and a slot);
+/// `None` for anything else, forged or truncated.
+pub fn slot_of(id: &str) -> Option<u16> {
+    if id.len() != 16 {
+        return None;
+    }
+    let bytes = URL_SAFE.decode(id).ok()?;
+    if bytes.len() != 11 || bytes[0] & 0xF0 != CLUSTER_MARK {
+        return None;
+    }
+    let slot = (u16::from(bytes[0] & 0x0F) << 8) | u16::from(bytes[1]);
+    (slot != 0).then_some(slot)
+}
+
 /// A stable API id derived from the API's name, so the id (and every event
 /// that carries it) survives restarts.
 pub fn api_id_for(name: &str) -> String {
@@ -55,6 +87,29 @@ mod tests {
             );
             assert!(seen.insert(id), "ids must not repeat");
         }
+    }
+
+    #[test]
+    fn clustered_ids_carry_their_slot() {
+        for slot in [1, 2, 255, 256, 4095] {
+            let id = new_id_in_slot(slot);
+            assert_eq!(id.len(), 16, "{id}");
+            assert!(id.ends_with('='), "{id}");
+            assert_eq!(slot_of(&id), Some(slot), "{id}");
+        }
+        assert_ne!(new_id_in_slot(7), new_id_in_slot(7));
+    }
+
+    #[test]
+    fn forged_and_truncated_ids_name_no_slot() {
+        let id = new_id_in_slot(42);
+        assert_eq!(slot_of(&id[..15]), None);
+        assert_eq!(slot_of(&format!("{id}A")), None);
+        assert_eq!(slot_of("AAAAAAAAAAAAAAA="), None, "no mark");
+        assert_eq!(slot_of("oAAAAAAAAAAAAAA="), None, "mark, slot 0");
+        assert_eq!(slot_of("!!!!!!!!!!!!!!!="), None);
+        assert_eq!(slot_of("L0SM9cOFvHcCIh+="), None, "standard alphabet");
+        assert_eq!(slot_of(""), None);
     }
 
     #[test]

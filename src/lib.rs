@@ -6,6 +6,7 @@ pub mod access_log;
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod events;

@@ -49,6 +49,18 @@ enum Command {
         /// with your AWS credentials (also WSGATE_AWS=1).
         #[arg(long, env = "WSGATE_AWS")]
         aws: bool,
+        /// Run as one node of a cluster: NATS server URL(s), comma-separated
+        /// (overrides `[cluster] nats`).
+        #[arg(long, value_name = "NATS_URL")]
+        cluster: Option<String>,
+        /// This node's name in the cluster (default: host name and pid).
+        #[arg(long, requires = "cluster")]
+        node: Option<String>,
+        /// On SIGTERM, how long readiness fails and new connections are
+        /// refused while open ones keep working, before they are closed
+        /// (e.g. "5 seconds"; default 0).
+        #[arg(long, value_name = "DURATION", default_value = "0 seconds", value_parser = parse_drain)]
+        drain_timeout: std::time::Duration,
     },
     /// Check an app (and start each of its functions once) without serving.
     Validate {
@@ -146,7 +158,25 @@ fn main() -> ExitCode {
             insecure_dev,
             reset,
             aws,
-        } => runtime().and_then(|rt| rt.block_on(serve(&app, listen, insecure_dev, reset, aws))),
+            cluster,
+            node,
+            drain_timeout,
+        } => runtime().and_then(|rt| {
+            rt.block_on(serve(
+                &app,
+                drain_timeout,
+                Options {
+                    listen,
+                    stage: app.stage.clone(),
+                    serving: true,
+                    insecure_dev,
+                    reset,
+                    aws,
+                    cluster,
+                    node,
+                },
+            ))
+        }),
         Command::Validate { app } => runtime().and_then(|rt| rt.block_on(validate(&app))),
         Command::Logs {
             app,
@@ -182,12 +212,8 @@ fn config_file(args: &AppArgs) -> anyhow::Result<ConfigFile> {
 async fn validate(args: &AppArgs) -> anyhow::Result<()> {
     let file = config_file(args)?;
     let options = Options {
-        listen: None,
         stage: args.stage.clone(),
-        serving: false,
-        insecure_dev: false,
-        reset: false,
-        aws: false,
+        ..Options::default()
     };
     let mut app = App::load(file.clone(), &options).await?;
     app.check(&options).await?;
@@ -202,23 +228,17 @@ async fn validate(args: &AppArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(
-    args: &AppArgs,
-    listen: Option<SocketAddr>,
-    insecure_dev: bool,
-    reset: bool,
-    aws: bool,
-) -> anyhow::Result<()> {
+fn parse_drain(text: &str) -> Result<std::time::Duration, String> {
+    let duration = wsgate::config::parse_duration(text)?;
+    if duration > std::time::Duration::from_secs(3600) {
+        return Err("at most 1h".into());
+    }
+    Ok(duration)
+}
+
+async fn serve(args: &AppArgs, drain: std::time::Duration, options: Options) -> anyhow::Result<()> {
     let file = config_file(args)?;
-    let options = Options {
-        listen,
-        stage: args.stage.clone(),
-        serving: true,
-        insecure_dev,
-        reset,
-        aws,
-    };
-    if insecure_dev {
+    if options.insecure_dev {
         tracing::warn!(
             "--insecure-dev: UNSIGNED @connections CALLS ARE ACCEPTED. Anyone who can reach the API can push to and close every connection. Never use this outside local development."
         );
@@ -227,6 +247,7 @@ async fn serve(
     let running = app.serve(&options).await?;
     print_started(&file, &running)?;
     wait_for_signal().await?;
+    running.drain(drain).await;
     tracing::info!("shutting down: closing connections with 1001 and running $disconnect");
     running.shutdown().await;
     tracing::info!("stopped");
@@ -339,12 +360,8 @@ async fn logs(
     use wsgate::access_log::reader::{self, Filter};
     let file = config_file(args)?;
     let options = Options {
-        listen: None,
         stage: args.stage.clone(),
-        serving: false,
-        insecure_dev: false,
-        reset: false,
-        aws: false,
+        ..Options::default()
     };
     let app = App::load(file.clone(), &options).await?;
     let since = since

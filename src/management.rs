@@ -26,8 +26,19 @@ pub const UNVERIFIED_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 type Reply = Response<Full<Bytes>>;
 
+/// Health for load balancers, under a prefix no stage or base path can
+/// have (stages are letters, digits, `-` and `_`).
+pub const HEALTH_PATH: &str = "/.wsgate/health";
+/// Readiness: fails while the node takes no new connections.
+pub const READY_PATH: &str = "/.wsgate/ready";
+
 /// Answers one plain HTTP request.
 pub async fn handle(gateway: &Gateway, request: Request<Incoming>) -> Reply {
+    match (request.method(), request.uri().path()) {
+        (&Method::GET | &Method::HEAD, HEALTH_PATH) => return health(gateway, false),
+        (&Method::GET | &Method::HEAD, READY_PATH) => return health(gateway, true),
+        _ => {}
+    }
     // On the custom domain, paths are its API mapping's.
     let on_domain = gateway.domain.as_ref().filter(|domain| {
         request
@@ -192,6 +203,25 @@ async fn read_body<'g>(
     }
 }
 
+/// `/.wsgate/health` (alive: always 200) or `/.wsgate/ready` (503 while
+/// draining, or on a cluster node without its slot).
+fn health(gateway: &Gateway, readiness: bool) -> Reply {
+    let accepting = gateway.accepting();
+    let status = if readiness && !accepting {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    respond(
+        status,
+        None,
+        json!({
+            "status": if accepting { "ready" } else { "not accepting connections" },
+            "connections": gateway.connections.count(),
+        }),
+    )
+}
+
 /// Too many bodies are being read at once: the SDKs retry a 429.
 fn busy() -> Reply {
     respond(
@@ -208,6 +238,11 @@ fn push_error(error: PushError) -> Reply {
             (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLargeException")
         }
         PushError::QueueFull => (StatusCode::TOO_MANY_REQUESTS, "LimitExceededException"),
+        // A 5xx: the SDKs retry it, then surface it.
+        PushError::Unavailable(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailableException",
+        ),
     };
     respond(
         status,

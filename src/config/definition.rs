@@ -141,6 +141,28 @@ pub struct Config {
     /// Functions invoked through the local Lambda API (an SST app's
     /// `sst.aws.Function`s that routes link), by their name on Lambda.
     pub invokable: Vec<RouteConfig>,
+    /// `[cluster]`: run as one node of a cluster on NATS.
+    pub cluster: Option<ClusterSettings>,
+}
+
+/// `[cluster]` (or `--cluster`): how this node reaches NATS.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClusterSettings {
+    /// `nats://host:port`; several, comma-separated, for a NATS cluster.
+    pub nats: String,
+    /// A NATS credentials file (`.creds`).
+    pub credentials: Option<PathBuf>,
+    /// A NATS token (from `token_env`).
+    pub token: Option<String>,
+    /// TLS to NATS: the CA to trust, and a client certificate and key.
+    pub tls_ca: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Replicas of the slots bucket (3 on a 3-server NATS cluster).
+    pub replicas: usize,
+    /// This node's name in logs and its access-log folder (default:
+    /// host name and process id).
+    pub node: Option<String>,
 }
 
 /// `Resource.App`.

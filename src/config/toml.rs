@@ -32,6 +32,21 @@ struct RawConfig {
     authorizers: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
     #[serde(default)]
     routes: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+    cluster: Option<Spanned<RawCluster>>,
+}
+
+/// `[cluster]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCluster {
+    nats: Spanned<String>,
+    credentials: Option<String>,
+    token_env: Option<Spanned<String>>,
+    tls_ca: Option<String>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
+    replicas: Option<Spanned<i64>>,
+    node: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -320,6 +335,10 @@ fn check(file: &Path, raw: RawConfig, c: &mut Checker) -> Config {
     };
 
     let config_dir = file.parent().unwrap_or(Path::new("."));
+    let cluster = raw
+        .cluster
+        .as_ref()
+        .and_then(|c_| check_cluster(c_, config_dir, c));
     let domain = raw
         .domain
         .as_ref()
@@ -456,7 +475,98 @@ fn check(file: &Path, raw: RawConfig, c: &mut Checker) -> Config {
         credentials,
         authorizers,
         invokable: Vec::new(),
+        cluster,
     }
+}
+
+/// `[cluster]`: NATS URLs, credentials (files relative to the config,
+/// the token from the environment, never the file), replicas, node name.
+fn check_cluster(
+    raw: &Spanned<RawCluster>,
+    config_dir: &Path,
+    c: &mut Checker,
+) -> Option<ClusterSettings> {
+    let cluster = raw.get_ref();
+    let nats = cluster.nats.get_ref().trim().to_string();
+    if let Err(message) = check_nats_urls(&nats) {
+        c.at(cluster.nats.span(), "cluster.nats", message);
+    }
+    let token = cluster
+        .token_env
+        .as_ref()
+        .and_then(|name| match std::env::var(name.get_ref()) {
+            Ok(token) if !token.is_empty() => Some(token),
+            _ => {
+                c.at(
+                    name.span(),
+                    "cluster.token_env",
+                    format!("the environment variable {} is not set", name.get_ref()),
+                );
+                None
+            }
+        });
+    let replicas = match &cluster.replicas {
+        None => 1,
+        Some(r) if (1..=5).contains(r.get_ref()) => *r.get_ref() as usize,
+        Some(r) => {
+            c.at(
+                r.span(),
+                "cluster.replicas",
+                "replicas is 1 to 5 (JetStream's limit)",
+            );
+            1
+        }
+    };
+    let node = cluster.node.as_ref().map(|n| {
+        let valid = !n.get_ref().is_empty()
+            && n.get_ref().len() <= 64
+            && n.get_ref()
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch));
+        if !valid {
+            c.at(
+                n.span(),
+                "cluster.node",
+                "a node name is 1 to 64 letters, digits, '-', '_' or '.'",
+            );
+        }
+        n.get_ref().clone()
+    });
+    let path = |p: &Option<String>| p.as_ref().map(|p| config_dir.join(p));
+    if cluster.tls_cert.is_some() != cluster.tls_key.is_some() {
+        c.at(
+            raw.span(),
+            "cluster.tls_cert",
+            "tls_cert and tls_key go together",
+        );
+    }
+    Some(ClusterSettings {
+        nats,
+        credentials: path(&cluster.credentials),
+        token,
+        tls_ca: path(&cluster.tls_ca),
+        tls_cert: path(&cluster.tls_cert),
+        tls_key: path(&cluster.tls_key),
+        replicas,
+        node,
+    })
+}
+
+/// NATS server URLs as `--cluster` and `[cluster] nats` take them.
+pub fn check_nats_urls(urls: &str) -> Result<(), String> {
+    if urls.trim().is_empty() {
+        return Err("name at least one NATS server, e.g. \"nats://127.0.0.1:4222\"".into());
+    }
+    for url in urls.split(',').map(str::trim) {
+        let parsed =
+            url::Url::parse(url).map_err(|e| format!("\"{url}\" is not a NATS URL: {e}"))?;
+        if !["nats", "tls"].contains(&parsed.scheme()) || parsed.host_str().is_none() {
+            return Err(format!(
+                "\"{url}\" is not a NATS URL; use nats://host:port (or tls://host:port)"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `[domain]`: SST's `name`, `path`, `cert` (here a PEM file), `dns`
@@ -538,14 +648,15 @@ fn check_domain(
         .map(|p| p.trim_matches('/').to_string())
         .filter(|p| !p.is_empty());
     if let Some(p) = &path
-        && !p
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+        && (p.starts_with('.')
+            || !p
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)))
     {
         c.at(
             span.clone(),
             "domain.path",
-            format!("\"{p}\" is not a base path: one segment of letters, digits and - . _ ~"),
+            format!("\"{p}\" is not a base path: one segment of letters, digits and - . _ ~, not starting with ."),
         );
     }
     let mut file = |value: Option<String>, key: &str| -> Option<PathBuf> {

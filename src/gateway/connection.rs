@@ -109,7 +109,17 @@ where
             permit = Arc::clone(&in_flight).try_acquire_owned().ok();
         }
         tokio::select! {
-            _ = gateway.shutdown.cancelled() => break Exit::going_away(),
+            _ = gateway.shutdown.cancelled(), if !closing => {
+                // Pushes answered 200 before the shutdown still go out,
+                // then 1001; pushes from now on are Gone.
+                gateway.registry.unregister(&entry.meta.connection_id);
+                entry.close(CloseFrame {
+                    code: CloseCode::Away,
+                    reason: "Going away".into(),
+                });
+                closing = true;
+                close_deadline.as_mut().reset(Instant::now() + CLOSE_WAIT);
+            }
             _ = &mut max_duration => break Exit::going_away(),
             _ = &mut idle => break Exit::going_away(),
             _ = entry.close_requested(), if !closing => {

@@ -333,8 +333,16 @@ where
         }
     };
 
+    // A cluster node that cannot show its slot is its own (or a node
+    // draining) takes no new connections; the load balancer sends the
+    // client to another.
+    if !gateway.accepting() {
+        tracing::debug!(%peer, "upgrade refused: not accepting new connections");
+        write_response(stream, 503, &[], &message_body("Service Unavailable")).await;
+        return None;
+    }
     let mut meta = ConnectionMeta {
-        connection_id: new_id(),
+        connection_id: gateway.registry.new_connection_id(),
         connected_at: chrono::Utc::now().timestamp_millis(),
         source_ip: peer.ip().to_string(),
         user_agent: head.header("user-agent").map(str::to_string),

@@ -75,6 +75,9 @@ pub struct Gateway {
     pub tls: Option<Arc<crate::domain::TlsServing>>,
     /// Bytes of management request bodies read but not yet verified.
     pub unverified_bodies: tokio::sync::Semaphore,
+    /// Set when the server is about to stop: readiness fails and new
+    /// connections are refused while the open ones keep working.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 /// How `$connect` is authorized, as the route's `auth`.
@@ -99,8 +102,18 @@ impl Gateway {
     }
 
     /// Takes one request from the stage's throttle; false when over it.
+    /// Takes a request out of the stage's throttle. In a cluster each
+    /// node keeps an equal share of it (see docs/architecture.md).
     pub fn admit(&self) -> bool {
-        self.throttle.as_ref().is_none_or(|t| t.try_acquire())
+        self.throttle
+            .as_ref()
+            .is_none_or(|t| t.try_acquire_share(self.registry.live_nodes()))
+    }
+
+    /// Whether new connections are taken: not while draining, nor on a
+    /// cluster node without its slot.
+    pub fn accepting(&self) -> bool {
+        !self.draining.load(std::sync::atomic::Ordering::Relaxed) && self.registry.accepting()
     }
 
     pub fn route(&self, key: &str) -> Option<&Route> {

@@ -143,6 +143,10 @@ pub enum PushError {
     PayloadTooLarge { size: Option<usize>, limit: usize },
     #[error("the client is not reading fast enough: its outbound queue is full")]
     QueueFull,
+    /// The node that owns the connection cannot be reached now (a
+    /// cluster whose NATS is down or partitioned).
+    #[error("the connection's node cannot be reached: {0}")]
+    Unavailable(String),
 }
 
 #[async_trait]
@@ -154,9 +158,22 @@ pub trait Registry: Send + Sync + 'static {
     /// Takes the connection out of the registry at once (later calls for
     /// its id are Gone) and has it closed with 1000.
     async fn delete(&self, connection_id: &str) -> Result<(), PushError>;
-    async fn info(&self, connection_id: &str) -> Option<ConnectionInfo>;
+    async fn info(&self, connection_id: &str) -> Result<ConnectionInfo, PushError>;
     fn count(&self) -> usize;
     fn ids(&self) -> Vec<String>;
+    /// A fresh id for a connection being accepted here.
+    fn new_connection_id(&self) -> String {
+        crate::ids::new_id()
+    }
+    /// False while this node may not take new connections (a cluster
+    /// node that cannot show its slot is its own).
+    fn accepting(&self) -> bool {
+        true
+    }
+    /// The nodes sharing the stage's throttle (this one included).
+    fn live_nodes(&self) -> u32 {
+        1
+    }
 }
 
 /// The registry of a single gateway process.
@@ -166,6 +183,24 @@ pub struct InMemoryRegistry {
 }
 
 impl InMemoryRegistry {
+    /// Whether the connection is open on this node.
+    pub fn holds(&self, connection_id: &str) -> bool {
+        self.connections.contains_key(connection_id)
+    }
+
+    /// Takes every connection out and has each closed with `code`: their
+    /// ids answer Gone from now on and each `$disconnect` runs.
+    pub fn close_all(&self, code: CloseCode, reason: &str) {
+        for id in self.ids() {
+            if let Some((_, entry)) = self.connections.remove(&id) {
+                entry.close(CloseFrame {
+                    code,
+                    reason: reason.to_string().into(),
+                });
+            }
+        }
+    }
+
     fn get(&self, connection_id: &str) -> Option<Arc<ConnectionEntry>> {
         // Clone out of the map: no shard lock is held across an await.
         self.connections
@@ -205,9 +240,9 @@ impl Registry for InMemoryRegistry {
         Ok(())
     }
 
-    async fn info(&self, connection_id: &str) -> Option<ConnectionInfo> {
-        let entry = self.get(connection_id)?;
-        Some(ConnectionInfo {
+    async fn info(&self, connection_id: &str) -> Result<ConnectionInfo, PushError> {
+        let entry = self.get(connection_id).ok_or(PushError::Gone)?;
+        Ok(ConnectionInfo {
             connected_at: entry.meta.connected_at,
             last_active_at: entry.last_active_ms.load(Ordering::Relaxed),
             source_ip: entry.meta.source_ip.clone(),
@@ -259,10 +294,7 @@ impl Connections {
 
     /// GetConnection.
     pub async fn get(&self, connection_id: &str) -> Result<ConnectionInfo, PushError> {
-        self.registry
-            .info(connection_id)
-            .await
-            .ok_or(PushError::Gone)
+        self.registry.info(connection_id).await
     }
 
     /// DeleteConnection: the client is closed with 1000 and `$disconnect` runs.

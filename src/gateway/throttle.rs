@@ -28,15 +28,28 @@ impl TokenBucket {
 
     /// Takes one token; false when the request is over the limit.
     pub fn try_acquire(&self) -> bool {
-        self.try_acquire_at(Instant::now())
+        self.try_acquire_at(Instant::now(), 1)
     }
 
-    fn try_acquire_at(&self, now: Instant) -> bool {
+    /// Takes one token of a bucket shared by `nodes` nodes, each holding
+    /// an equal share of its rate and burst (at least one request).
+    pub fn try_acquire_share(&self, nodes: u32) -> bool {
+        self.try_acquire_at(Instant::now(), nodes.max(1))
+    }
+
+    fn try_acquire_at(&self, now: Instant, nodes: u32) -> bool {
+        let nodes = f64::from(nodes);
+        let burst = f64::from(self.settings.burst_limit);
+        let burst = if burst > 0.0 {
+            (burst / nodes).max(1.0)
+        } else {
+            0.0
+        };
+        let rate = self.settings.rate_limit / nodes;
         let mut state = self.state.lock().expect("throttle lock poisoned");
         let (tokens, last) = *state;
         let elapsed = now.saturating_duration_since(last).as_secs_f64();
-        let refilled =
-            (tokens + elapsed * self.settings.rate_limit).min(f64::from(self.settings.burst_limit));
+        let refilled = (tokens + elapsed * rate).min(burst);
         if refilled >= 1.0 {
             *state = (refilled - 1.0, now);
             true
@@ -59,16 +72,38 @@ mod tests {
             rate_limit: 10.0,
         });
         let start = Instant::now();
-        assert!((0..3).all(|_| bucket.try_acquire_at(start)));
-        assert!(!bucket.try_acquire_at(start));
+        assert!((0..3).all(|_| bucket.try_acquire_at(start, 1)));
+        assert!(!bucket.try_acquire_at(start, 1));
         // 10 per second: one more token after 100 ms, not before.
-        assert!(!bucket.try_acquire_at(start + Duration::from_millis(50)));
-        assert!(bucket.try_acquire_at(start + Duration::from_millis(120)));
-        assert!(!bucket.try_acquire_at(start + Duration::from_millis(120)));
+        assert!(!bucket.try_acquire_at(start + Duration::from_millis(50), 1));
+        assert!(bucket.try_acquire_at(start + Duration::from_millis(120), 1));
+        assert!(!bucket.try_acquire_at(start + Duration::from_millis(120), 1));
         // Never more than the burst, however long it waits.
         let later = start + Duration::from_secs(60);
-        assert!((0..3).all(|_| bucket.try_acquire_at(later)));
-        assert!(!bucket.try_acquire_at(later));
+        assert!((0..3).all(|_| bucket.try_acquire_at(later, 1)));
+        assert!(!bucket.try_acquire_at(later, 1));
+    }
+
+    #[test]
+    fn a_node_of_a_cluster_keeps_its_share() {
+        let bucket = TokenBucket::new(ThrottleSettings {
+            burst_limit: 9,
+            rate_limit: 30.0,
+        });
+        let start = Instant::now();
+        // Three nodes: a burst of 3 here, and 10 per second.
+        assert_eq!(
+            (0..9).filter(|_| bucket.try_acquire_at(start, 3)).count(),
+            3
+        );
+        assert!(!bucket.try_acquire_at(start + Duration::from_millis(50), 3));
+        assert!(bucket.try_acquire_at(start + Duration::from_millis(120), 3));
+        // A share is never below one request.
+        let tiny = TokenBucket::new(ThrottleSettings {
+            burst_limit: 1,
+            rate_limit: 1.0,
+        });
+        assert!(tiny.try_acquire_at(start, 5));
     }
 
     #[test]

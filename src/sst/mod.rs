@@ -338,6 +338,7 @@ fn api_config(
         }
     }
     Ok(Config {
+        cluster: None,
         file: file.to_path_buf(),
         source: Source::Sst,
         app: AppIdentity {

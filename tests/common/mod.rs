@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod frames;
+pub mod nats;
 pub mod serve;
 
 use bytes::Bytes;

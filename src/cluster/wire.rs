@@ -1,0 +1,296 @@
+//! The calls one node makes on another for a connection the other owns:
+//! NATS request/reply on the owner's subject, the call in headers and the
+//! payload as it is. Answers are served from the owner's local registry,
+//! in arrival order, so pushes from one caller keep their order.
+
+use super::lease::Lease;
+use crate::gateway::registry::{ConnectionInfo, InMemoryRegistry, PushError, Registry};
+use async_nats::{HeaderMap, RequestErrorKind};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+
+const CALL: &str = "Wsgate-Call";
+const CONNECTION: &str = "Wsgate-Connection";
+const BINARY: &str = "Wsgate-Binary";
+const ANSWER: &str = "Wsgate-Answer";
+
+/// How long a call to another node may take before it is given up: a
+/// NATS round trip is well under a millisecond, and the SDKs retry a 5xx
+/// three times, which must still end within 5 s.
+pub const REMOTE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long a call waits for a lost NATS connection to come back.
+const RECONNECT_WAIT: Duration = Duration::from_millis(800);
+
+/// What one node asks of another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    Post { data: Bytes, binary: bool },
+    Get,
+    Delete,
+}
+
+/// What comes back when the call succeeded.
+#[derive(Debug)]
+pub enum Answer {
+    Done,
+    Info(ConnectionInfo),
+}
+
+/// GetConnection's answer on the wire.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InfoWire {
+    connected_at: i64,
+    last_active_at: i64,
+    source_ip: String,
+    user_agent: Option<String>,
+}
+
+/// Why a call gave no answer.
+#[derive(Debug)]
+pub enum CallError {
+    /// Nobody listens on the owner's subject.
+    NoResponders,
+    Failed(PushError),
+}
+
+impl From<PushError> for CallError {
+    fn from(error: PushError) -> CallError {
+        CallError::Failed(error)
+    }
+}
+
+/// Makes `call` for `connection_id` on the node whose subject is `subject`.
+pub async fn call(
+    client: &async_nats::Client,
+    subject: &str,
+    connection_id: &str,
+    call: Call,
+) -> Result<Answer, CallError> {
+    // Disconnected from NATS: a node reconnecting to another server of a
+    // NATS cluster is back within moments; otherwise fail well before the
+    // timeout.
+    let deadline = tokio::time::Instant::now() + RECONNECT_WAIT;
+    while client.connection_state() != async_nats::connection::State::Connected {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(PushError::Unavailable("NATS is not connected".into()).into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut headers = HeaderMap::new();
+    headers.insert(CONNECTION, connection_id);
+    let payload = match call {
+        Call::Post { data, binary } => {
+            headers.insert(CALL, "post");
+            if binary {
+                headers.insert(BINARY, "1");
+            }
+            data
+        }
+        Call::Get => {
+            headers.insert(CALL, "get");
+            Bytes::new()
+        }
+        Call::Delete => {
+            headers.insert(CALL, "delete");
+            Bytes::new()
+        }
+    };
+    let request = client.request_with_headers(subject.to_string(), headers, payload);
+    let reply = match tokio::time::timeout(REMOTE_TIMEOUT, request).await {
+        Err(_) => {
+            return Err(
+                PushError::Unavailable("the owner node did not answer in time".into()).into(),
+            );
+        }
+        Ok(Err(e)) if e.kind() == RequestErrorKind::NoResponders => {
+            return Err(CallError::NoResponders);
+        }
+        Ok(Err(e)) => return Err(PushError::Unavailable(e.to_string()).into()),
+        Ok(Ok(reply)) => reply,
+    };
+    let answer = reply
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(ANSWER))
+        .map(|v| v.as_str().to_string())
+        .unwrap_or_default();
+    let answer = match answer.as_str() {
+        "ok" => Ok(Answer::Done),
+        "info" => serde_json::from_slice::<InfoWire>(&reply.payload)
+            .map(|info| {
+                Answer::Info(ConnectionInfo {
+                    connected_at: info.connected_at,
+                    last_active_at: info.last_active_at,
+                    source_ip: info.source_ip,
+                    user_agent: info.user_agent,
+                })
+            })
+            .map_err(|e| PushError::Unavailable(format!("unreadable answer: {e}"))),
+        "gone" => Err(PushError::Gone),
+        "full" => Err(PushError::QueueFull),
+        // The nodes' configs disagree on the largest message.
+        "too-large" => Err(PushError::Unavailable(
+            "the owner node's message size limit is smaller than this node's".into(),
+        )),
+        other => Err(PushError::Unavailable(format!(
+            "unexpected answer {other:?} from the owner node"
+        ))),
+    };
+    answer.map_err(CallError::Failed)
+}
+
+/// Serves other nodes' calls for this node's connections on
+/// `<prefix>.<slot>`, following the slot when the lease moves to a new
+/// one, until `stop`.
+pub async fn serve(
+    client: async_nats::Client,
+    prefix: String,
+    local: Arc<InMemoryRegistry>,
+    lease: Arc<Lease>,
+    max_payload: usize,
+    stop: CancellationToken,
+) -> Result<(), String> {
+    let mut slot = lease.slot();
+    let mut subscription = client
+        .subscribe(format!("{prefix}.{slot}"))
+        .await
+        .map_err(|e| format!("cannot subscribe to this node's subject: {e}"))?;
+    // The subscription is in place once the server has seen it: from then
+    // on a call for this node's ids cannot meet "no responders".
+    client
+        .flush()
+        .await
+        .map_err(|e| format!("cannot reach NATS: {e}"))?;
+    let mut slot_changes = lease.watch_slot();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                changed = slot_changes.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    let now = *slot_changes.borrow_and_update();
+                    if now != slot {
+                        slot = now;
+                        let _ = subscription.unsubscribe().await;
+                        match client.subscribe(format!("{prefix}.{slot}")).await {
+                            Ok(next) => subscription = next,
+                            Err(e) => {
+                                tracing::error!(error = %e, "cluster: cannot subscribe to the new slot's subject");
+                                break;
+                            }
+                        }
+                    }
+                }
+                message = subscription.next() => {
+                    let Some(message) = message else { break };
+                    let Some(reply) = message.reply.clone() else { continue };
+                    let answer = answer(&local, &lease, max_payload, &message).await;
+                    if let Some((headers, body)) = answer
+                        && let Err(e) = client.publish_with_headers(reply, headers, body).await
+                    {
+                            tracing::debug!(error = %e, "cluster: cannot answer a call");
+                    }
+                }
+            }
+        }
+        let _ = subscription.unsubscribe().await;
+    });
+    Ok(())
+}
+
+/// The answer to one call; `None` when this node must stay silent (it
+/// cannot show the slot is still its own, so "gone" might be wrong).
+async fn answer(
+    local: &InMemoryRegistry,
+    lease: &Lease,
+    max_payload: usize,
+    message: &async_nats::Message,
+) -> Option<(HeaderMap, Bytes)> {
+    let header = |name: &str| {
+        message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(name))
+            .map(|v| v.as_str().to_string())
+    };
+    let connection_id = header(CONNECTION).unwrap_or_default();
+    if !local.holds(&connection_id) && !lease.held() {
+        return None;
+    }
+    let result = match header(CALL).as_deref() {
+        Some("post") if message.payload.len() > max_payload => Err("too-large"),
+        Some("post") => {
+            let data = message.payload.clone();
+            let frame = if header(BINARY).is_some() {
+                Some(Message::Binary(data))
+            } else {
+                // A text frame must be UTF-8, whoever sent it.
+                let text = std::str::from_utf8(&data).is_ok();
+                text.then(|| Message::Text(data.try_into().expect("checked as UTF-8")))
+            };
+            match frame {
+                Some(frame) => local
+                    .post(&connection_id, frame)
+                    .await
+                    .map(|()| None)
+                    .map_err(push_answer),
+                None => Err("bad-call"),
+            }
+        }
+        Some("get") => local
+            .info(&connection_id)
+            .await
+            .map(|info| {
+                let wire = InfoWire {
+                    connected_at: info.connected_at,
+                    last_active_at: info.last_active_at,
+                    source_ip: info.source_ip,
+                    user_agent: info.user_agent,
+                };
+                Some(Bytes::from(
+                    serde_json::to_vec(&wire).expect("plain fields serialize"),
+                ))
+            })
+            .map_err(push_answer),
+        Some("delete") => local
+            .delete(&connection_id)
+            .await
+            .map(|()| None)
+            .map_err(push_answer),
+        _ => Err("bad-call"),
+    };
+    let mut headers = HeaderMap::new();
+    let body = match result {
+        Ok(None) => {
+            headers.insert(ANSWER, "ok");
+            Bytes::new()
+        }
+        Ok(Some(info)) => {
+            headers.insert(ANSWER, "info");
+            info
+        }
+        Err(answer) => {
+            headers.insert(ANSWER, answer);
+            Bytes::new()
+        }
+    };
+    Some((headers, body))
+}
+
+fn push_answer(error: PushError) -> &'static str {
+    match error {
+        PushError::Gone => "gone",
+        PushError::QueueFull => "full",
+        PushError::PayloadTooLarge { .. } => "too-large",
+        PushError::Unavailable(_) => "unavailable",
+    }
+}

@@ -1,0 +1,165 @@
+//! A real `nats-server` (the Debian package) started for a test: one
+//! server with JetStream, or a cluster of three; killed when dropped.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Nats {
+    child: Option<Child>,
+    pub port: u16,
+    monitor_port: u16,
+    args: Vec<String>,
+}
+
+/// A port free now on loopback.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Nats {
+    /// One server with JetStream, its store in `dir`.
+    pub fn start(dir: &Path) -> Nats {
+        let mut nats = Nats::configure(dir, "solo", &[]);
+        nats.launch();
+        nats.wait_ready();
+        nats
+    }
+
+    /// Three servers routed to one another, JetStream clustered.
+    pub fn cluster(dir: &Path) -> Vec<Nats> {
+        let route_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let routes: Vec<String> = route_ports
+            .iter()
+            .map(|p| format!("nats://127.0.0.1:{p}"))
+            .collect();
+        let mut servers: Vec<Nats> = (0..3)
+            .map(|i| {
+                let extra = vec![
+                    "--cluster_name".to_string(),
+                    "wsgate-test".into(),
+                    "--server_name".into(),
+                    format!("s{i}"),
+                    "--cluster".into(),
+                    routes[i].clone(),
+                    "--routes".into(),
+                    routes.join(","),
+                ];
+                Nats::configure(&dir.join(format!("s{i}")), &format!("s{i}"), &extra)
+            })
+            .collect();
+        for server in &mut servers {
+            server.launch();
+        }
+        for server in &servers {
+            server.wait_ready();
+        }
+        servers
+    }
+
+    fn configure(dir: &Path, name: &str, extra: &[String]) -> Nats {
+        std::fs::create_dir_all(dir).unwrap();
+        let port = free_port();
+        let monitor_port = free_port();
+        let mut args: Vec<String> = vec![
+            "-a".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            port.to_string(),
+            "-m".into(),
+            monitor_port.to_string(),
+            "-js".into(),
+            "-sd".into(),
+            store(dir).display().to_string(),
+            "-l".into(),
+            dir.join(format!("{name}.log")).display().to_string(),
+        ];
+        args.extend(extra.iter().cloned());
+        Nats {
+            child: None,
+            port,
+            monitor_port,
+            args,
+        }
+    }
+
+    fn launch(&mut self) {
+        let child = Command::new("nats-server")
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("nats-server runs (scripts/setup installs it)");
+        self.child = Some(child);
+    }
+
+    /// Waits until the server answers its health check with JetStream up.
+    pub fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if healthy(self.monitor_port) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nats-server did not become healthy"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// kill -9.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port and store.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.launch();
+        self.wait_ready();
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// `GET /healthz` on the monitoring port answers 200.
+fn healthy(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    let request = format!("GET /healthz HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200")
+}
+
+fn store(dir: &Path) -> PathBuf {
+    dir.join("jetstream")
+}
+
+/// The NATS URLs of a cluster, comma-separated, as `--cluster` takes them.
+pub fn urls(servers: &[Nats]) -> String {
+    servers.iter().map(Nats::url).collect::<Vec<_>>().join(",")
+}
