@@ -607,13 +607,17 @@ impl WebSocketApi {
                 if let Some(cluster) = &cluster {
                     settings.dir = settings.dir.join(cluster.node());
                 }
-                writer::start(
+                let log = writer::start(
                     settings.dir.clone(),
                     settings.retention,
                     settings.format,
                     settings.clock,
                 )
-                .map_err(|e| BuildError::AccessLog(settings.dir, e))?
+                .map_err(|e| BuildError::AccessLog(settings.dir, e))?;
+                match &cluster {
+                    Some(cluster) => log.with_copies(cluster.publish_access_log()),
+                    None => log,
+                }
             }),
         };
         let registry: Arc<dyn Registry> = match &cluster {

@@ -95,6 +95,9 @@ pub struct Options {
     pub cluster: Option<String>,
     /// `--node`: this node's name in the cluster, over `[cluster] node`.
     pub node: Option<String>,
+    /// Only reading the app (`wsgate logs`): secrets from the environment
+    /// may be unset.
+    pub without_secrets: bool,
 }
 
 /// The default address: what `wsgate serve` listens on unless told.
@@ -137,7 +140,11 @@ impl App {
     async fn load_definition(file: ConfigFile, options: &Options) -> Result<App, AppError> {
         match &file {
             ConfigFile::Toml(path) => {
-                let config = config::load(path)?;
+                let config = if options.without_secrets {
+                    config::load_without_secrets(path)?
+                } else {
+                    config::load(path)?
+                };
                 Ok(App {
                     apis: vec![(config, None)],
                     file,

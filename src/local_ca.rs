@@ -41,6 +41,9 @@ impl LocalCa {
     pub fn open(dir: &Path) -> Result<LocalCa, String> {
         let cert_path = dir.join("ca.pem");
         let key_path = dir.join("ca-key.pem");
+        // Several processes of one app (cluster nodes on one machine) may
+        // open it at once: one creates it, the others wait and read it.
+        let _lock = DirLock::take(dir)?;
         if !cert_path.is_file() || !key_path.is_file() {
             create(dir, &cert_path, &key_path)?;
         }
@@ -84,7 +87,9 @@ impl LocalCa {
     }
 
     /// Issues a server certificate for `names` (host names or addresses),
-    /// written as `<label>.pem` and `<label>-key.pem`.
+    /// written with its key as one file, `<label>.pem`, replaced in one
+    /// step: a process reading it never sees one's key with another's
+    /// certificate.
     pub fn issue(&self, label: &str, names: &[String]) -> Result<Issued, String> {
         let mut params = CertificateParams::default();
         params.distinguished_name.push(
@@ -114,14 +119,13 @@ impl LocalCa {
         let cert = params
             .signed_by(&key, &self.issuer)
             .map_err(|e| format!("cannot issue a certificate for {names:?}: {e}"))?;
-        let issued = Issued {
-            cert: self.dir.join(format!("{label}.pem")),
-            key: self.dir.join(format!("{label}-key.pem")),
-        };
-        write_private(&issued.key, key.serialize_pem().as_bytes())?;
-        std::fs::write(&issued.cert, cert.pem())
-            .map_err(|e| format!("cannot write {}: {e}", issued.cert.display()))?;
-        Ok(issued)
+        let path = self.dir.join(format!("{label}.pem"));
+        let pem = format!("{}{}", cert.pem(), key.serialize_pem());
+        replace_private(&path, pem.as_bytes())?;
+        Ok(Issued {
+            cert: path.clone(),
+            key: path,
+        })
     }
 
     fn write_bundle(&self) -> Result<(), String> {
@@ -136,8 +140,7 @@ impl LocalCa {
             &std::fs::read_to_string(self.cert_path())
                 .map_err(|e| format!("cannot read {}: {e}", self.cert_path().display()))?,
         );
-        std::fs::write(self.bundle_path(), bundle)
-            .map_err(|e| format!("cannot write {}: {e}", self.bundle_path().display()))
+        replace(&self.bundle_path(), bundle.as_bytes(), 0o644)
     }
 }
 
@@ -175,6 +178,57 @@ fn create(dir: &Path, cert_path: &Path, key_path: &Path) -> Result<(), String> {
         dir.display()
     );
     Ok(())
+}
+
+/// Writes `path` whole or not at all: a temporary file renamed over it.
+fn replace(path: &Path, bytes: &[u8], mode: u32) -> Result<(), String> {
+    let temporary = path.with_extension(format!("tmp-{}", std::process::id()));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&temporary)
+        .and_then(|mut file| file.write_all(bytes))
+        .and_then(|()| std::fs::rename(&temporary, path));
+    written.map_err(|e| {
+        let _ = std::fs::remove_file(&temporary);
+        format!("cannot write {}: {e}", path.display())
+    })
+}
+
+fn replace_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    replace(path, bytes, 0o600)
+}
+
+/// An exclusive lock on a folder (`.lock` in it), held until dropped.
+struct DirLock {
+    _held: std::fs::File,
+}
+
+impl DirLock {
+    fn take(dir: &Path) -> Result<DirLock, String> {
+        use std::os::fd::AsRawFd;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let path = dir.join(".lock");
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        // SAFETY: flock on a descriptor this function owns.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(format!(
+                "cannot lock {}: {}",
+                path.display(),
+                std::io::Error::last_os_error()
+            ));
+        }
+        Ok(DirLock { _held: file })
+    }
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {

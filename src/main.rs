@@ -54,7 +54,7 @@ enum Command {
         #[arg(long, value_name = "NATS_URL")]
         cluster: Option<String>,
         /// This node's name in the cluster (default: host name and pid).
-        #[arg(long, requires = "cluster")]
+        #[arg(long)]
         node: Option<String>,
         /// On SIGTERM, how long readiness fails and new connections are
         /// refused while open ones keep working, before they are closed
@@ -136,7 +136,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("WSGATE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // The NATS client reports every reconnection attempt at info.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,async_nats=warn")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -174,6 +175,7 @@ fn main() -> ExitCode {
                     aws,
                     cluster,
                     node,
+                    without_secrets: false,
                 },
             ))
         }),
@@ -361,6 +363,7 @@ async fn logs(
     let file = config_file(args)?;
     let options = Options {
         stage: args.stage.clone(),
+        without_secrets: true,
         ..Options::default()
     };
     let app = App::load(file.clone(), &options).await?;
@@ -389,15 +392,78 @@ async fn logs(
         .first()
         .ok_or_else(|| anyhow::anyhow!("the app defines no API"))?;
     let dir = wsgate::access_log::writer::log_dir(config.dir(), &config.name, &config.stage);
-    if !dir.is_dir() && !follow {
-        eprintln!("no access log yet in {}", dir.display());
-        return Ok(());
-    }
     let shown = reader::Shown {
         json,
         color: !json && std::io::stdout().is_terminal(),
     };
+    if let Some(cluster) = &config.cluster {
+        return cluster_logs(config, cluster, &dir, &filter, shown, follow).await;
+    }
+    if !dir.is_dir() && !follow {
+        eprintln!("no access log yet in {}", dir.display());
+        return Ok(());
+    }
     reader::print(&dir, &filter, shown, follow, &mut std::io::stdout().lock())?;
+    Ok(())
+}
+
+/// A cluster's access log: each node's folder on this machine, or with
+/// `--follow` every node's new lines, wherever it runs, through NATS.
+async fn cluster_logs(
+    config: &wsgate::config::Config,
+    cluster: &wsgate::config::ClusterSettings,
+    dir: &Path,
+    filter: &wsgate::access_log::reader::Filter,
+    shown: wsgate::access_log::reader::Shown,
+    follow: bool,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    use wsgate::access_log::reader;
+    if follow {
+        let api_id = config
+            .api_id
+            .clone()
+            .unwrap_or_else(|| wsgate::ids::api_id_for(&config.name));
+        let mut out = std::io::stdout().lock();
+        wsgate::cluster::follow_access_log(cluster, &api_id, &config.stage, |node, line| {
+            let text = match serde_json::from_str::<serde_json::Value>(line) {
+                Ok(value) if !filter.matches(&value) => return true,
+                Ok(value) if !shown.json => {
+                    format!("{node}  {}", reader::human(&value, shown.color))
+                }
+                _ => line.to_string(),
+            };
+            writeln!(out, "{text}").and_then(|()| out.flush()).is_ok()
+        })
+        .await
+        .map_err(anyhow::Error::msg)?;
+        return Ok(());
+    }
+    let mut nodes: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect()
+        })
+        .unwrap_or_default();
+    nodes.sort();
+    if nodes.is_empty() {
+        eprintln!("no access log yet in {}", dir.display());
+    }
+    let mut out = std::io::stdout().lock();
+    for node in nodes {
+        let name = node
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        if !shown.json {
+            writeln!(out, "== node {name}")?;
+        }
+        reader::print(&node, filter, shown, false, &mut out)?;
+    }
     Ok(())
 }
 

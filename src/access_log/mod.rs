@@ -118,6 +118,9 @@ pub struct AccessLog {
     format: Arc<Format>,
     lines: mpsc::Sender<String>,
     dropped: Arc<AtomicU64>,
+    /// Where a copy of each line goes too (a cluster node publishes them
+    /// for `wsgate logs --follow`); dropped when behind, never waited for.
+    copies: Option<mpsc::Sender<String>>,
 }
 
 impl AccessLog {
@@ -130,13 +133,23 @@ impl AccessLog {
                 format: Arc::new(format),
                 lines,
                 dropped: Arc::new(AtomicU64::new(0)),
+                copies: None,
             },
             receiver,
         )
     }
 
+    /// Sends a copy of every line to `copies` as well.
+    pub fn with_copies(mut self, copies: mpsc::Sender<String>) -> AccessLog {
+        self.copies = Some(copies);
+        self
+    }
+
     pub fn log(&self, record: &Record<'_>) {
         let line = self.format.render(record);
+        if let Some(copies) = &self.copies {
+            let _ = copies.try_send(line.clone());
+        }
         if self.lines.try_send(line).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }

@@ -161,6 +161,34 @@ impl ClusterRegistry {
         &self.node
     }
 
+    /// A sender whose lines are published on `<subject>.log` with this
+    /// node's name, for `wsgate logs --follow`; bounded, so a slow NATS
+    /// drops copies rather than holding memory.
+    pub fn publish_access_log(&self) -> tokio::sync::mpsc::Sender<String> {
+        let (lines, mut receiver) = tokio::sync::mpsc::channel::<String>(4096);
+        let client = self.client.clone();
+        let subject = log_subject(&self.subject);
+        let node = self.node.clone();
+        let stop = self.stop.clone();
+        tokio::spawn(async move {
+            loop {
+                let line = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    line = receiver.recv() => match line {
+                        Some(line) => line,
+                        None => return,
+                    },
+                };
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert(NODE_HEADER, node.as_str());
+                let _ = client
+                    .publish_with_headers(subject.clone(), headers, line.into())
+                    .await;
+            }
+        });
+        lines
+    }
+
     /// Leaves the cluster: stops answering and gives the slot back, so
     /// calls for this node's ids meet "no responders" (410) at once.
     pub async fn leave(&self) {
@@ -238,6 +266,43 @@ impl ClusterRegistry {
             }
         }
     }
+}
+
+/// The header naming the node an access-log line came from.
+pub const NODE_HEADER: &str = "Wsgate-Node";
+
+/// Where a cluster's nodes publish their access-log lines.
+fn log_subject(prefix: &str) -> String {
+    format!("{prefix}.log")
+}
+
+/// Follows every node's access-log lines through NATS, calling `line`
+/// with the node's name and the line until it returns false.
+pub async fn follow_access_log(
+    settings: &ClusterSettings,
+    api_id: &str,
+    stage: &str,
+    mut line: impl FnMut(&str, &str) -> bool,
+) -> Result<(), String> {
+    use futures_util::StreamExt;
+    let client = connect(settings, "wsgate logs").await?;
+    let subject = log_subject(&format!("wsgate.{api_id}.{}", safe(stage)));
+    let mut lines = client
+        .subscribe(subject)
+        .await
+        .map_err(|e| format!("cannot follow the cluster's access log: {e}"))?;
+    while let Some(message) = lines.next().await {
+        let node = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(NODE_HEADER))
+            .map(|v| v.as_str().to_string())
+            .unwrap_or_default();
+        if !line(&node, &String::from_utf8_lossy(&message.payload)) {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// A JetStream key-value bucket, created if it does not exist. The stream

@@ -9,7 +9,7 @@ mod units;
 pub mod validate;
 
 pub use definition::*;
-pub use toml::{check_nats_urls, load, parse};
+pub use toml::{check_nats_urls, load, load_without_secrets, parse};
 pub use units::{Retention, parse_duration, parse_retention, parse_size};
 pub use validate::{DEFAULT_REGION, check_handler_path, parse_identity_source};
 

@@ -160,6 +160,9 @@ struct Checker {
     /// search (checking stays linear in the number of routes).
     line_starts: Vec<usize>,
     problems: Vec<Problem>,
+    /// Reading the app without serving it (`wsgate logs`): secrets named
+    /// by environment variables may be unset.
+    secrets_optional: bool,
 }
 
 impl Checker {
@@ -170,6 +173,7 @@ impl Checker {
         Checker {
             line_starts,
             problems: Vec::new(),
+            secrets_optional: false,
         }
     }
 
@@ -217,14 +221,33 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     parse(path, &source)
 }
 
+/// As `load`, for commands that only read the app (`wsgate logs`):
+/// secrets named by environment variables need not be set.
+pub fn load_without_secrets(path: &Path) -> Result<Config, ConfigError> {
+    let source = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.to_path_buf(),
+        problems: vec![Problem {
+            line: None,
+            key: None,
+            message: format!("cannot read config: {e}"),
+        }],
+    })?;
+    parse_checked(path, &source, true)
+}
+
 /// Parses and checks config text; `file` is used for error messages and
 /// as the base folder of handler paths.
 pub fn parse(file: &Path, source: &str) -> Result<Config, ConfigError> {
+    parse_checked(file, source, false)
+}
+
+fn parse_checked(file: &Path, source: &str, secrets_optional: bool) -> Result<Config, ConfigError> {
     let fail = |problems| ConfigError {
         file: file.to_path_buf(),
         problems,
     };
     let mut checker = Checker::new(source);
+    checker.secrets_optional = secrets_optional;
     let raw: RawConfig = match toml::from_str(source) {
         Ok(raw) => raw,
         Err(e) => {
@@ -496,6 +519,7 @@ fn check_cluster(
         .as_ref()
         .and_then(|name| match std::env::var(name.get_ref()) {
             Ok(token) if !token.is_empty() => Some(token),
+            _ if c.secrets_optional => None,
             _ => {
                 c.at(
                     name.span(),
@@ -716,6 +740,7 @@ fn check_credentials(raw: &[Spanned<RawCredential>], c: &mut Checker) -> Vec<Cre
             (Some(secret), None) => Some(secret.clone()),
             (None, Some(var)) => match std::env::var(var) {
                 Ok(secret) if !secret.is_empty() => Some(secret),
+                _ if c.secrets_optional => Some(String::new()),
                 _ => {
                     c.at_line(
                         line,

@@ -53,8 +53,13 @@ impl Serve {
     }
 
     fn spawn(mut command: Command, config: &Path, args: &[&str], env: &[(&str, &str)]) -> Serve {
+        command.arg("serve");
+        // A test that needs a fixed address gives its own `--listen`.
+        if !args.contains(&"--listen") {
+            command.args(["--listen", "127.0.0.1:0"]);
+        }
         command
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg("--config")
             .arg(config)
             .args(args)
             .envs(env.iter().copied())
