@@ -173,9 +173,10 @@ async fn rolling_restart_behind_haproxy_loses_and_misanswers_nothing() {
     let seats: Vec<_> = (0..24)
         .map(|s| tokio::spawn(seat(s, url.clone(), Arc::clone(&ledger), Arc::clone(&stop))))
         .collect();
+    let stop_pushing = Arc::new(AtomicBool::new(false));
     let pusher = {
         let ledger = Arc::clone(&ledger);
-        let stop = Arc::clone(&stop);
+        let stop = Arc::clone(&stop_pushing);
         let key = key.clone();
         tokio::spawn(async move {
             let mut sequence = 0u64;
@@ -185,9 +186,14 @@ async fn rolling_restart_behind_haproxy_loses_and_misanswers_nothing() {
                     sequence += 1;
                     let message = format!("p{sequence}");
                     let url = format!("{endpoint}/@connections/{id}");
-                    let (status, _, _) =
+                    let (status, _, body) =
                         management_as(Some((&key, "us-east-1")), "POST", &url, message.clone())
                             .await;
+                    let message = if [200, 410].contains(&status) {
+                        message
+                    } else {
+                        format!("{message} ({body})")
+                    };
                     ledger.lock().unwrap().pushes.push((id, message, status));
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -208,10 +214,11 @@ async fn rolling_restart_behind_haproxy_loses_and_misanswers_nothing() {
         // Up again in HAProxy's eyes (two checks), then the next one.
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
-    stop.store(true, Ordering::Relaxed);
+    stop_pushing.store(true, Ordering::Relaxed);
     pusher.await.unwrap();
     // Messages answered 200 at the end reach their clients.
     tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
     for seat in seats {
         seat.await.unwrap();
     }

@@ -49,6 +49,10 @@ pub struct Lease {
     epoch: Instant,
     /// Live nodes of this API stage (slots in the bucket), recently.
     live_nodes: AtomicU32,
+    /// Woken when another node answered 410 for this node's connections
+    /// (it could not reach this node): they must go, so that what the
+    /// other node said stays true.
+    pub declared_gone: tokio::sync::Notify,
 }
 
 impl Lease {
@@ -60,6 +64,7 @@ impl Lease {
             renewed_at: AtomicU64::new(0),
             epoch,
             live_nodes: AtomicU32::new(1),
+            declared_gone: tokio::sync::Notify::new(),
         };
         lease.renewed(sent);
         lease
@@ -164,6 +169,20 @@ fn key(prefix: &str, slot: u16) -> String {
     format!("{prefix}.{slot}")
 }
 
+/// Where a node that answered 410 for `slot`'s connections, because no
+/// node answered for them, says so.
+pub fn gone_key(prefix: &str, slot: u16) -> String {
+    format!("{prefix}_gone.{slot}")
+}
+
+/// Records that `slot`'s connections were answered 410 because nobody
+/// answered for them: if the slot's node is in fact alive (cut off from
+/// NATS), it finds this at its next renewal and closes them.
+pub async fn declare_gone(store: &Store, prefix: &str, slot: u16) {
+    let put = store.put(gone_key(prefix, slot), Bytes::from_static(b"gone"));
+    let _ = tokio::time::timeout(KV_TIMEOUT, put).await;
+}
+
 fn token(holder: &Holder) -> Bytes {
     Bytes::from(holder.token.clone())
 }
@@ -188,6 +207,8 @@ async fn renew(
     timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut rounds: u32 = 0;
     let mut unreachable_logged = false;
+    // Declarations older than this node's claim are a previous holder's.
+    let mut claimed_at = revision;
     loop {
         tokio::select! {
             _ = stop.cancelled() => {
@@ -207,6 +228,7 @@ async fn renew(
             let sent = Instant::now();
             if let Ok((slot, next)) = claim_any(&store, &holder).await {
                 revision = next;
+                claimed_at = next;
                 lease.renewed(sent);
                 lease.set_slot(slot);
                 tracing::warn!(
@@ -220,6 +242,7 @@ async fn renew(
         match renew_once(&store, &holder, slot, revision).await {
             Renewal::Renewed(next) => {
                 revision = next;
+                check_declared_gone(&store, &holder.prefix, slot, claimed_at, &lease).await;
                 let was_held = lease.held();
                 lease.renewed(sent);
                 if unreachable_logged || !was_held {
@@ -251,6 +274,29 @@ async fn renew(
                 }
             }
         }
+    }
+}
+
+/// Whether another node declared this node's connections gone since it
+/// claimed its slot; if so they are closed and the declaration cleared.
+async fn check_declared_gone(
+    store: &Store,
+    prefix: &str,
+    slot: u16,
+    claimed_at: u64,
+    lease: &Lease,
+) {
+    let key = gone_key(prefix, slot);
+    let Ok(Ok(Some(entry))) = tokio::time::timeout(KV_TIMEOUT, store.entry(&key)).await else {
+        return;
+    };
+    if entry.operation == Operation::Put && entry.revision > claimed_at {
+        tracing::warn!(
+            slot,
+            "cluster: other nodes answered 410 for this node's connections while it was cut off from NATS; closing them so their clients reconnect"
+        );
+        lease.declared_gone.notify_one();
+        let _ = tokio::time::timeout(KV_TIMEOUT, store.purge(&key)).await;
     }
 }
 

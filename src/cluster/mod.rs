@@ -30,6 +30,10 @@ use tokio_util::sync::CancellationToken;
 /// owner is gone: long enough for a node to reconnect after its NATS
 /// server went away (its subscription is missing meanwhile), short enough
 /// that a killed node's connections answer 410 within a second.
+/// How often one node records that a slot's connections were declared
+/// gone.
+const DECLARE_EVERY: Duration = Duration::from_secs(2);
+
 const NO_RESPONDERS_RETRIES: [Duration; 4] = [
     Duration::from_millis(50),
     Duration::from_millis(100),
@@ -89,10 +93,14 @@ pub struct ClusterRegistry {
     subject: String,
     node: String,
     stop: CancellationToken,
-    /// The lease's renewal, which gives the slot back when stopped.
-    renewing: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Answering calls, and renewing the lease: on leaving, the first
+    /// answers what was already routed here, the second gives the slot
+    /// back.
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     replicas: usize,
     api_stage: String,
+    /// When this node last declared each slot's connections gone.
+    declared: std::sync::Mutex<std::collections::HashMap<u16, std::time::Instant>>,
 }
 
 impl ClusterRegistry {
@@ -121,7 +129,7 @@ impl ClusterRegistry {
         .await?;
         let local = Arc::new(InMemoryRegistry::default());
         let subject = format!("wsgate.{api_id}.{stage_key}");
-        wire::serve(
+        let serving = wire::serve(
             client.clone(),
             subject.clone(),
             Arc::clone(&local),
@@ -132,7 +140,7 @@ impl ClusterRegistry {
         .await?;
         tokio::spawn(give_up_on_loss(
             Arc::clone(&local),
-            lease.watch_slot(),
+            Arc::clone(&lease),
             stop.clone(),
         ));
         Ok(Arc::new(ClusterRegistry {
@@ -142,9 +150,10 @@ impl ClusterRegistry {
             subject,
             node,
             stop,
-            renewing: std::sync::Mutex::new(Some(renewing)),
+            tasks: std::sync::Mutex::new(vec![serving, renewing]),
             replicas: settings.replicas,
             api_stage: format!("{api_id}_{stage_key}"),
+            declared: std::sync::Mutex::new(std::collections::HashMap::new()),
         }))
     }
 
@@ -193,10 +202,9 @@ impl ClusterRegistry {
     /// calls for this node's ids meet "no responders" (410) at once.
     pub async fn leave(&self) {
         self.stop.cancel();
-        let renewing = self.renewing.lock().expect("lease lock poisoned").take();
-        if let Some(renewing) = renewing {
-            let _ = tokio::time::timeout(Duration::from_secs(3), renewing).await;
-        }
+        let tasks = std::mem::take(&mut *self.tasks.lock().expect("tasks lock poisoned"));
+        let ended = futures_util::future::join_all(tasks);
+        let _ = tokio::time::timeout(Duration::from_secs(3), ended).await;
         let _ = tokio::time::timeout(Duration::from_secs(1), self.client.flush()).await;
     }
 
@@ -238,6 +246,31 @@ impl ClusterRegistry {
         })
     }
 
+    /// Records (at most every few seconds per slot) that this node told
+    /// a caller `slot`'s connections are gone, for that node to find if
+    /// it is alive after all.
+    fn declare_gone(&self, slot: u16) {
+        let now = std::time::Instant::now();
+        {
+            let mut declared = self.declared.lock().expect("declared lock poisoned");
+            if declared
+                .get(&slot)
+                .is_some_and(|at| now.duration_since(*at) < DECLARE_EVERY)
+            {
+                return;
+            }
+            declared.retain(|_, at| now.duration_since(*at) < DECLARE_EVERY);
+            declared.insert(slot, now);
+        }
+        let jetstream = async_nats::jetstream::new(self.client.clone());
+        let prefix = self.api_stage.clone();
+        tokio::spawn(async move {
+            if let Ok(store) = jetstream.get_key_value(lease::BUCKET).await {
+                lease::declare_gone(&store, &prefix, slot).await;
+            }
+        });
+    }
+
     async fn remote(
         &self,
         connection_id: &str,
@@ -262,7 +295,10 @@ impl ClusterRegistry {
             }
             match retries.next() {
                 Some(pause) => tokio::time::sleep(*pause).await,
-                None => return Err(PushError::Gone),
+                None => {
+                    self.declare_gone(slot);
+                    return Err(PushError::Gone);
+                }
             }
         }
     }
@@ -362,16 +398,16 @@ impl Drop for ClusterRegistry {
 }
 
 /// When the slot is lost, this node's connections carry ids that now name
-/// another node: they are closed (1012, service restart: clients
-/// reconnect), each `$disconnect` runs.
-async fn give_up_on_loss(
-    local: Arc<InMemoryRegistry>,
-    mut slots: tokio::sync::watch::Receiver<u16>,
-    stop: CancellationToken,
-) {
+/// another node; when other nodes answered 410 for them, they are gone as
+/// far as every backend knows. Either way they are closed (1012, service
+/// restart: clients reconnect, `$connect` registers them again), each
+/// `$disconnect` runs.
+async fn give_up_on_loss(local: Arc<InMemoryRegistry>, lease: Arc<Lease>, stop: CancellationToken) {
+    let mut slots = lease.watch_slot();
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
+            _ = lease.declared_gone.notified() => local.close_all(CloseCode::Restart, ""),
             changed = slots.changed() => {
                 if changed.is_err() {
                     return;

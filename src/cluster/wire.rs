@@ -156,7 +156,7 @@ pub async fn serve(
     lease: Arc<Lease>,
     max_payload: usize,
     stop: CancellationToken,
-) -> Result<(), String> {
+) -> Result<tokio::task::JoinHandle<()>, String> {
     let mut slot = lease.slot();
     let mut subscription = client
         .subscribe(format!("{prefix}.{slot}"))
@@ -169,10 +169,22 @@ pub async fn serve(
         .await
         .map_err(|e| format!("cannot reach NATS: {e}"))?;
     let mut slot_changes = lease.watch_slot();
-    tokio::spawn(async move {
+    let serving = tokio::spawn(async move {
         loop {
             tokio::select! {
-                _ = stop.cancelled() => break,
+                _ = stop.cancelled() => {
+                    // Leaving: calls already routed here are still
+                    // answered, then no more come.
+                    let _ = subscription.drain().await;
+                    let remaining = async {
+                        while let Some(message) = subscription.next().await {
+                            reply_to(&client, &local, &lease, max_payload, &message).await;
+                        }
+                    };
+                    let _ = tokio::time::timeout(Duration::from_secs(1), remaining).await;
+                    let _ = client.flush().await;
+                    return;
+                }
                 changed = slot_changes.changed() => {
                     if changed.is_err() {
                         break;
@@ -192,19 +204,31 @@ pub async fn serve(
                 }
                 message = subscription.next() => {
                     let Some(message) = message else { break };
-                    let Some(reply) = message.reply.clone() else { continue };
-                    let answer = answer(&local, &lease, max_payload, &message).await;
-                    if let Some((headers, body)) = answer
-                        && let Err(e) = client.publish_with_headers(reply, headers, body).await
-                    {
-                            tracing::debug!(error = %e, "cluster: cannot answer a call");
-                    }
+                    reply_to(&client, &local, &lease, max_payload, &message).await;
                 }
             }
         }
         let _ = subscription.unsubscribe().await;
     });
-    Ok(())
+    Ok(serving)
+}
+
+/// Answers one call, if it asks for an answer and this node may give one.
+async fn reply_to(
+    client: &async_nats::Client,
+    local: &InMemoryRegistry,
+    lease: &Lease,
+    max_payload: usize,
+    message: &async_nats::Message,
+) {
+    let Some(reply) = message.reply.clone() else {
+        return;
+    };
+    if let Some((headers, body)) = answer(local, lease, max_payload, message).await
+        && let Err(e) = client.publish_with_headers(reply, headers, body).await
+    {
+        tracing::debug!(error = %e, "cluster: cannot answer a call");
+    }
 }
 
 /// The answer to one call; `None` when this node must stay silent (it

@@ -147,7 +147,15 @@ pub struct Backend {
 
 impl Backend {
     pub async fn start(reply: impl Fn(&str, &Value) -> Reply + Send + Sync + 'static) -> Backend {
-        let listener = TcpListener::bind(any_port()).await.unwrap();
+        Backend::start_on(any_port(), reply).await
+    }
+
+    /// As `start`, listening on `addr`.
+    pub async fn start_on(
+        addr: SocketAddr,
+        reply: impl Fn(&str, &Value) -> Reply + Send + Sync + 'static,
+    ) -> Backend {
+        let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, events) = mpsc::unbounded_channel();
         let seen = Arc::new(Mutex::new(Vec::new()));

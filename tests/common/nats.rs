@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 pub struct Nats {
     child: Option<Child>,
     pub port: u16,
+    host: String,
     monitor_port: u16,
     args: Vec<String>,
 }
@@ -25,7 +26,14 @@ pub fn free_port() -> u16 {
 impl Nats {
     /// One server with JetStream, its store in `dir`.
     pub fn start(dir: &Path) -> Nats {
+        Nats::start_on(dir, "127.0.0.1")
+    }
+
+    /// As `start`, listening for clients on `host` (a loopback address).
+    pub fn start_on(dir: &Path, host: &str) -> Nats {
         let mut nats = Nats::configure(dir, "solo", &[]);
+        nats.host = host.to_string();
+        nats.args[1] = host.to_string();
         nats.launch();
         nats.wait_ready();
         nats
@@ -82,6 +90,7 @@ impl Nats {
         args.extend(extra.iter().cloned());
         Nats {
             child: None,
+            host: "127.0.0.1".into(),
             port,
             monitor_port,
             args,
@@ -102,7 +111,7 @@ impl Nats {
     pub fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if healthy(self.monitor_port) {
+            if healthy(&self.host, self.monitor_port) {
                 return;
             }
             assert!(
@@ -113,8 +122,13 @@ impl Nats {
         }
     }
 
+    /// The server's view of its clients and their subscriptions.
+    pub fn connections(&self) -> String {
+        monitor(&self.host, self.monitor_port, "/connz?subs=1").unwrap_or_default()
+    }
+
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        format!("nats://{}:{}", self.host, self.port)
     }
 
     /// kill -9.
@@ -140,19 +154,21 @@ impl Drop for Nats {
 }
 
 /// `GET /healthz` on the monitoring port answers 200.
-fn healthy(port: u16) -> bool {
+fn healthy(host: &str, port: u16) -> bool {
+    monitor(host, port, "/healthz")
+        .is_some_and(|r| r.starts_with("HTTP/1.0 200") || r.starts_with("HTTP/1.1 200"))
+}
+
+/// A monitoring endpoint's whole response.
+fn monitor(host: &str, port: u16, path: &str) -> Option<String> {
     use std::io::{Read, Write};
-    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
+    let mut stream = std::net::TcpStream::connect((host, port)).ok()?;
     let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-    let request = format!("GET /healthz HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n");
-    if stream.write_all(request.as_bytes()).is_err() {
-        return false;
-    }
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
-    response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200")
+    Some(response)
 }
 
 fn store(dir: &Path) -> PathBuf {

@@ -31,6 +31,13 @@ impl Serve {
         )
     }
 
+    /// As `start`, inside the network namespace `netns`.
+    pub fn start_in_netns(netns: &str, config: &Path, args: &[&str]) -> Serve {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", netns, env!("CARGO_BIN_EXE_wsgate")]);
+        Serve::spawn(command, config, args, &[])
+    }
+
     /// As `start`, with `RLIMIT_NOFILE` set to `soft` and `hard` for it.
     pub fn start_with_open_files(config: &Path, soft: u64, hard: u64) -> Serve {
         use std::os::unix::process::CommandExt;
