@@ -11,12 +11,12 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
-const CALL: &str = "Wsgate-Call";
-const CONNECTION: &str = "Wsgate-Connection";
-const BINARY: &str = "Wsgate-Binary";
+pub const CALL: &str = "Wsgate-Call";
+pub const CONNECTION: &str = "Wsgate-Connection";
+pub const BINARY: &str = "Wsgate-Binary";
 const ANSWER: &str = "Wsgate-Answer";
 
 /// How long a call to another node may take before it is given up: a
@@ -231,6 +231,41 @@ async fn reply_to(
     }
 }
 
+/// A call as the owner reads it off the wire, checked: the connection id,
+/// and what to do. `header` gives a header's value; a call another node
+/// (or anyone with access to NATS) got wrong is `Err` with the answer.
+pub fn decode_call(
+    header: impl Fn(&str) -> Option<String>,
+    payload: &Bytes,
+    max_payload: usize,
+) -> Result<(String, Decoded), &'static str> {
+    let connection_id = header(CONNECTION).ok_or("bad-call")?;
+    if connection_id.len() > 128 {
+        return Err("bad-call");
+    }
+    let decoded = match header(CALL).as_deref() {
+        Some("post") if payload.len() > max_payload => return Err("too-large"),
+        Some("post") if header(BINARY).is_some() => Decoded::Post(Message::Binary(payload.clone())),
+        Some("post") => {
+            // A text frame must be UTF-8, whoever sent it.
+            let text = Utf8Bytes::try_from(payload.clone()).map_err(|_| "bad-call")?;
+            Decoded::Post(Message::Text(text))
+        }
+        Some("get") => Decoded::Get,
+        Some("delete") => Decoded::Delete,
+        _ => return Err("bad-call"),
+    };
+    Ok((connection_id, decoded))
+}
+
+/// What a decoded call asks for.
+#[derive(Debug)]
+pub enum Decoded {
+    Post(Message),
+    Get,
+    Delete,
+}
+
 /// The answer to one call; `None` when this node must stay silent (it
 /// cannot show the slot is still its own, so "gone" might be wrong).
 async fn answer(
@@ -246,32 +281,22 @@ async fn answer(
             .and_then(|h| h.get(name))
             .map(|v| v.as_str().to_string())
     };
-    let connection_id = header(CONNECTION).unwrap_or_default();
-    if !local.holds(&connection_id) && !lease.held() {
+    let decoded = decode_call(header, &message.payload, max_payload);
+    if let Ok((id, _)) = &decoded
+        && !local.holds(id)
+        && !lease.held()
+    {
         return None;
     }
-    let result = match header(CALL).as_deref() {
-        Some("post") if message.payload.len() > max_payload => Err("too-large"),
-        Some("post") => {
-            let data = message.payload.clone();
-            let frame = if header(BINARY).is_some() {
-                Some(Message::Binary(data))
-            } else {
-                // A text frame must be UTF-8, whoever sent it.
-                let text = std::str::from_utf8(&data).is_ok();
-                text.then(|| Message::Text(data.try_into().expect("checked as UTF-8")))
-            };
-            match frame {
-                Some(frame) => local
-                    .post(&connection_id, frame)
-                    .await
-                    .map(|()| None)
-                    .map_err(push_answer),
-                None => Err("bad-call"),
-            }
-        }
-        Some("get") => local
-            .info(&connection_id)
+    let result = match decoded {
+        Err(answer) => Err(answer),
+        Ok((id, Decoded::Post(frame))) => local
+            .post(&id, frame)
+            .await
+            .map(|()| None)
+            .map_err(push_answer),
+        Ok((id, Decoded::Get)) => local
+            .info(&id)
             .await
             .map(|info| {
                 let wire = InfoWire {
@@ -285,12 +310,7 @@ async fn answer(
                 ))
             })
             .map_err(push_answer),
-        Some("delete") => local
-            .delete(&connection_id)
-            .await
-            .map(|()| None)
-            .map_err(push_answer),
-        _ => Err("bad-call"),
+        Ok((id, Decoded::Delete)) => local.delete(&id).await.map(|()| None).map_err(push_answer),
     };
     let mut headers = HeaderMap::new();
     let body = match result {
@@ -316,5 +336,45 @@ fn push_answer(error: PushError) -> &'static str {
         PushError::QueueFull => "full",
         PushError::PayloadTooLarge { .. } => "too-large",
         PushError::Unavailable(_) => "unavailable",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers<'a>(pairs: &'a [(&str, &str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn calls_are_checked_before_anything_is_done() {
+        let id = "oAEAAAAAAAAAAAA=";
+        let text = Bytes::from_static(b"hello");
+        let (got, call) =
+            decode_call(headers(&[(CALL, "post"), (CONNECTION, id)]), &text, 10).unwrap();
+        assert_eq!(got, id);
+        assert!(matches!(call, Decoded::Post(Message::Text(t)) if t.as_str() == "hello"));
+        let binary = Bytes::from_static(&[0xff, 0]);
+        let (_, call) = decode_call(
+            headers(&[(CALL, "post"), (CONNECTION, id), (BINARY, "1")]),
+            &binary,
+            10,
+        )
+        .unwrap();
+        assert!(matches!(call, Decoded::Post(Message::Binary(_))));
+        // Not UTF-8 yet claimed as text; too large; unknown; no id.
+        let bad = [
+            decode_call(headers(&[(CALL, "post"), (CONNECTION, id)]), &binary, 10).unwrap_err(),
+            decode_call(headers(&[(CALL, "post"), (CONNECTION, id)]), &text, 4).unwrap_err(),
+            decode_call(headers(&[(CALL, "purge"), (CONNECTION, id)]), &text, 10).unwrap_err(),
+            decode_call(headers(&[(CALL, "get")]), &text, 10).unwrap_err(),
+        ];
+        assert_eq!(bad, ["bad-call", "too-large", "bad-call", "bad-call"]);
     }
 }
