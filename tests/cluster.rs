@@ -449,3 +449,62 @@ async fn one_server_of_a_nats_cluster_dying_fails_no_call() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_pushes_through_its_own_nodes_endpoint_to_any_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start(&dir.path().join("nats"));
+    let app = dir.path().join("app");
+    std::fs::create_dir_all(app.join("py")).unwrap();
+    let fixtures =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/functions");
+    std::fs::copy(fixtures.join("py/handlers.py"), app.join("py/handlers.py")).unwrap();
+    std::fs::write(app.join("py/__init__.py"), "").unwrap();
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    assert!(
+        python.is_file(),
+        "run scripts/setup: it installs awslambdaric into .venv"
+    );
+    let ric = |handler: &str| {
+        format!(
+            r#"["{}", "-m", "awslambdaric", "py.handlers.{handler}"]"#,
+            python.display()
+        )
+    };
+    let path = write_config(
+        &app,
+        &format!(
+            "name = \"Clustered\"\nstage = \"test\"\ntls = \"off\"\n\n[cluster]\nnats = \"{}\"\n\n[routes]\nwhoami = {{ command = {}, return_response = true }}\npushto = {{ command = {}, return_response = true, link = [\"Clustered\"] }}\n",
+            nats.url(),
+            ric("whoami"),
+            ric("push_to"),
+        ),
+    );
+    let config = wsgate::config::load(&path).unwrap();
+    let mut nodes = Vec::new();
+    for name in ["a", "b"] {
+        let mut config = config.clone();
+        config.cluster.as_mut().unwrap().node = Some(name.into());
+        nodes.push(
+            WebSocketApi::from_config(&config)
+                .unwrap()
+                .bind(any_port())
+                .await
+                .unwrap(),
+        );
+    }
+    let (mut on_a, _) = connect_with_id(&nodes[0].url()).await;
+    let (mut on_b, id_b) = connect_with_id(&nodes[1].url()).await;
+    // The function runs on node A and calls node A's managementEndpoint;
+    // the connection is on node B.
+    send_text(
+        &mut on_a,
+        &serde_json::json!({ "action": "pushto", "to": id_b }).to_string(),
+    )
+    .await;
+    assert_eq!(next_text(&mut on_a).await, "delivered");
+    assert_eq!(next_text(&mut on_b).await, "pushed across nodes");
+    for node in nodes {
+        node.shutdown().await;
+    }
+}

@@ -97,6 +97,8 @@ where
     // frame, have this long to reach the client.
     let close_deadline = sleep(CLOSE_WAIT);
     let mut closing = false;
+    // The close code `$disconnect` sees if the client never takes the close.
+    let mut closing_code = 1000;
     tokio::pin!(idle, max_duration, write_deadline, close_deadline);
     // A message being handled holds a permit; with none left, reading
     // pauses (backpressure) while pushes keep flowing.
@@ -118,6 +120,7 @@ where
                     reason: "Going away".into(),
                 });
                 closing = true;
+                closing_code = 1001;
                 close_deadline.as_mut().reset(Instant::now() + CLOSE_WAIT);
             }
             _ = &mut max_duration => break Exit::going_away(),
@@ -128,7 +131,7 @@ where
             }
             _ = &mut close_deadline, if closing => {
                 tracing::debug!(connection_id = %entry.meta.connection_id, "client did not take its close frame in time");
-                break Exit::Gone(Ending::new(1000, ""));
+                break Exit::Gone(Ending::new(closing_code, ""));
             }
             _ = &mut write_deadline, if writing.is_some() => {
                 tracing::debug!(connection_id = %entry.meta.connection_id, "client stopped reading; disconnecting");
