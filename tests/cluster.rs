@@ -508,3 +508,150 @@ async fn a_function_pushes_through_its_own_nodes_endpoint_to_any_node() {
         node.shutdown().await;
     }
 }
+
+/// `wsgate serve` with `args`, expected to fail at start: its stderr.
+fn serve_fails(config: &std::path::Path, args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_wsgate"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(config)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    String::from_utf8_lossy(&output.stderr).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_cluster_settings_fail_at_start_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = whoami_backend().await;
+    let config = process_config(dir.path(), &backend);
+
+    // Nobody listens there.
+    let port = nats::free_port();
+    let unreachable = format!("nats://127.0.0.1:{port}");
+    let started = Instant::now();
+    let error = serve_fails(&config, &["--cluster", &unreachable]);
+    assert!(error.contains("cannot connect to NATS at"), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+    // Not a NATS URL.
+    let error = serve_fails(&config, &["--cluster", "http://127.0.0.1:4222"]);
+    assert!(error.contains("is not a NATS URL"), "{error}");
+    let error = serve_fails(&config, &["--cluster", ""]);
+    assert!(error.contains("name at least one NATS server"), "{error}");
+    // A node name that cannot be one.
+    let error = serve_fails(&config, &["--cluster", &unreachable, "--node", "a b/c"]);
+    assert!(error.contains("a node name is"), "{error}");
+    // A NATS without JetStream: the slots need it.
+    let mut plain = std::process::Command::new("nats-server")
+        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let error = serve_fails(&config, &["--cluster", &unreachable]);
+    assert!(error.contains("JetStream"), "{error}");
+    let _ = plain.kill();
+    let _ = plain.wait();
+
+    // In wsgate.toml, with the file, line and key.
+    let toml = write_config(
+        dir.path(),
+        "name = \"Clustered\"\n\n[cluster]\nnats = \"redis://127.0.0.1:6379\"\nreplicas = 9\n",
+    );
+    let error = serve_fails(&toml, &[]);
+    assert!(error.contains("wsgate.toml:4: `cluster.nats`"), "{error}");
+    assert!(
+        error.contains("wsgate.toml:5: `cluster.replicas`"),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_follow_every_nodes_access_log_through_nats() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start(&dir.path().join("nats"));
+    let backend = whoami_backend().await;
+    let app = dir.path().join("app");
+    let path = process_config(&app, &backend);
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        format!("{text}\n[cluster]\nnats = \"{}\"\n", nats.url()),
+    )
+    .unwrap();
+    let config = wsgate::config::load(&path).unwrap();
+    let mut nodes = Vec::new();
+    for name in ["a", "b"] {
+        let mut config = config.clone();
+        config.cluster.as_mut().unwrap().node = Some(name.into());
+        nodes.push(
+            WebSocketApi::from_config(&config)
+                .unwrap()
+                .bind(any_port())
+                .await
+                .unwrap(),
+        );
+    }
+    let mut follow = std::process::Command::new(env!("CARGO_BIN_EXE_wsgate"))
+        .args(["logs", "--follow", "--config"])
+        .arg(&path)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = follow.stdout.take().unwrap();
+    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines_tx.send(line);
+        }
+    });
+    // Subscribed once a line comes through: connect until one does.
+    let mut seen: HashSet<String> = HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut clients = Vec::new();
+    while !(seen.contains("a") && seen.contains("b")) {
+        assert!(Instant::now() < deadline, "saw lines from {seen:?} only");
+        for node in &nodes {
+            clients.push(connect_with_id(&node.url()).await);
+        }
+        while let Ok(Some(line)) =
+            tokio::time::timeout(Duration::from_millis(300), lines.recv()).await
+        {
+            if line.contains("MESSAGE") && line.contains("whoami") {
+                seen.insert(
+                    line.split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string(),
+                );
+            }
+        }
+    }
+    let _ = follow.kill();
+    let _ = follow.wait();
+    // Without --follow: each node's folder on this machine.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_wsgate"))
+        .args(["logs", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        printed.contains("== node a") && printed.contains("== node b"),
+        "{printed}"
+    );
+    for node in nodes {
+        node.shutdown().await;
+    }
+}
