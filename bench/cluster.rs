@@ -19,7 +19,7 @@
 mod util;
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -216,34 +216,11 @@ fn write_config(dir: &std::path::Path, backend: SocketAddr) -> std::path::PathBu
     path
 }
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+use util::Socket;
 
-/// Opens `n` connections to `node` (256 handshakes at a time), each
-/// learning its id.
+/// Opens `n` connections to `node`, each learning its id.
 async fn open(node: &Node, n: usize) -> Vec<(Socket, String)> {
-    futures_util::stream::iter(0..n)
-        .map(|i| {
-            let (url, addr) = (node.url.clone(), node.addr);
-            async move {
-                let socket = TcpSocket::new_v4().unwrap();
-                socket
-                    .bind(format!("127.0.0.{}:0", 1 + i % 16).parse().unwrap())
-                    .unwrap();
-                let stream = socket.connect(addr).await.unwrap();
-                let (mut ws, _) = tokio_tungstenite::client_async(url, stream).await.unwrap();
-                ws.send(Message::text(r#"{"action":"whoami"}"#))
-                    .await
-                    .unwrap();
-                let id = match ws.next().await {
-                    Some(Ok(Message::Text(id))) => id.to_string(),
-                    other => panic!("whoami gave {other:?}"),
-                };
-                (ws, id)
-            }
-        })
-        .buffer_unordered(256)
-        .collect()
-        .await
+    util::open_whoami(&node.url, node.addr, n).await
 }
 
 /// Rate and p50/p99 of POSTs by 64 callers, each to its own URL, with a

@@ -10,14 +10,13 @@
 mod util;
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::Message;
 use util::{Key, arg};
 
@@ -169,33 +168,11 @@ fn start_gateway(dir: &std::path::Path) -> Gateway {
     }
 }
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+use util::Socket;
 
-/// Opens `n` connections (256 at a time) and learns each one's id.
+/// Opens `n` connections to `gateway`, each learning its id.
 async fn open(gateway: &Gateway, n: usize) -> Vec<(Socket, String)> {
-    futures_util::stream::iter(0..n)
-        .map(|i| {
-            let (url, addr) = (gateway.url.clone(), gateway.addr);
-            async move {
-                let socket = TcpSocket::new_v4().unwrap();
-                socket
-                    .bind(format!("127.0.0.{}:0", 1 + i % 16).parse().unwrap())
-                    .unwrap();
-                let stream = socket.connect(addr).await.unwrap();
-                let (mut ws, _) = tokio_tungstenite::client_async(url, stream).await.unwrap();
-                ws.send(Message::text(r#"{"action":"whoami"}"#))
-                    .await
-                    .unwrap();
-                let id = match ws.next().await {
-                    Some(Ok(Message::Text(id))) => id.to_string(),
-                    other => panic!("whoami gave {other:?}"),
-                };
-                (ws, id)
-            }
-        })
-        .buffer_unordered(256)
-        .collect()
-        .await
+    util::open_whoami(&gateway.url, gateway.addr, n).await
 }
 
 #[tokio::main]

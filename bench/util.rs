@@ -54,6 +54,39 @@ pub async fn serve_http(reply: fn(Bytes) -> Bytes) -> SocketAddr {
     addr
 }
 
+pub type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// Opens `n` WebSocket connections to `url` at `addr` (256 handshakes at a
+/// time, source addresses spread over 127.0.0.1-16), each asking its
+/// `whoami` route for its connection id.
+pub async fn open_whoami(url: &str, addr: SocketAddr, n: usize) -> Vec<(Socket, String)> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    futures_util::stream::iter(0..n)
+        .map(|i| {
+            let url = url.to_string();
+            async move {
+                let socket = tokio::net::TcpSocket::new_v4().unwrap();
+                socket
+                    .bind(format!("127.0.0.{}:0", 1 + i % 16).parse().unwrap())
+                    .unwrap();
+                let stream = socket.connect(addr).await.unwrap();
+                let (mut ws, _) = tokio_tungstenite::client_async(url, stream).await.unwrap();
+                ws.send(Message::text(r#"{"action":"whoami"}"#))
+                    .await
+                    .unwrap();
+                let id = match ws.next().await {
+                    Some(Ok(Message::Text(id))) => id.to_string(),
+                    other => panic!("whoami gave {other:?}"),
+                };
+                (ws, id)
+            }
+        })
+        .buffer_unordered(256)
+        .collect()
+        .await
+}
+
 /// An access key, as `wsgate serve` prints it.
 #[derive(Clone)]
 pub struct Key {

@@ -389,7 +389,6 @@ impl WebSocketApi {
         self
     }
 
-    /// Keeps an access log (from a config: `.wsgate/logs/<name>/<stage>/`).
     /// Runs as one node of a cluster on NATS: `@connections` calls work
     /// for every node's connections, on any node.
     pub fn cluster(mut self, settings: ClusterSettings) -> Self {
@@ -402,6 +401,7 @@ impl WebSocketApi {
         self
     }
 
+    /// Keeps an access log (from a config: `.wsgate/logs/<name>/<stage>/`).
     pub fn access_log(mut self, settings: AccessLogSettings) -> Self {
         self.access_log = Some(settings);
         self
@@ -576,7 +576,6 @@ impl WebSocketApi {
         let domain = self.load_domain()?;
         let tls = self.tls_serving(domain.as_deref(), local_addr)?;
         let secure_outputs = self.secure_outputs();
-        // With no key configured, one is generated for this run.
         let api_id = self.effective_api_id();
         let cluster = match &self.cluster {
             None => None,

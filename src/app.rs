@@ -340,16 +340,7 @@ fn apply_cluster_options(config: &mut Config, options: &Options) -> Result<(), A
         ));
     }
     if let Some(node) = &options.node {
-        let valid = !node.is_empty()
-            && node.len() <= 64
-            && node
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-        if !valid {
-            return Err(AppError::Other(
-                "--node: a node name is 1 to 64 letters, digits, '-', '_' or '.'".into(),
-            ));
-        }
+        config::check_node_name(node).map_err(|e| AppError::Other(format!("--node: {e}")))?;
         cluster.node = Some(node.clone());
     }
     cluster.replicas = cluster.replicas.max(1);

@@ -480,19 +480,7 @@ async fn a_function_pushes_through_its_own_nodes_endpoint_to_any_node() {
             ric("push_to"),
         ),
     );
-    let config = wsgate::config::load(&path).unwrap();
-    let mut nodes = Vec::new();
-    for name in ["a", "b"] {
-        let mut config = config.clone();
-        config.cluster.as_mut().unwrap().node = Some(name.into());
-        nodes.push(
-            WebSocketApi::from_config(&config)
-                .unwrap()
-                .bind(any_port())
-                .await
-                .unwrap(),
-        );
-    }
+    let nodes = nodes_from_config(&path, &["a", "b"]).await;
     let (mut on_a, _) = connect_with_id(&nodes[0].url()).await;
     let (mut on_b, id_b) = connect_with_id(&nodes[1].url()).await;
     // The function runs on node A and calls node A's managementEndpoint;
@@ -507,6 +495,25 @@ async fn a_function_pushes_through_its_own_nodes_endpoint_to_any_node() {
     for node in nodes {
         node.shutdown().await;
     }
+}
+
+/// Nodes in this process, as `wsgate serve` builds them from the config
+/// at `path` (its `[cluster]`), each with its own name.
+async fn nodes_from_config(path: &std::path::Path, names: &[&str]) -> Vec<wsgate::Server> {
+    let config = wsgate::config::load(path).unwrap();
+    let mut nodes = Vec::new();
+    for name in names {
+        let mut config = config.clone();
+        config.cluster.as_mut().unwrap().node = Some(name.to_string());
+        nodes.push(
+            WebSocketApi::from_config(&config)
+                .unwrap()
+                .bind(any_port())
+                .await
+                .unwrap(),
+        );
+    }
+    nodes
 }
 
 /// `wsgate serve` with `args`, expected to fail at start: its stderr.
@@ -586,19 +593,7 @@ async fn logs_follow_every_nodes_access_log_through_nats() {
         format!("{text}\n[cluster]\nnats = \"{}\"\n", nats.url()),
     )
     .unwrap();
-    let config = wsgate::config::load(&path).unwrap();
-    let mut nodes = Vec::new();
-    for name in ["a", "b"] {
-        let mut config = config.clone();
-        config.cluster.as_mut().unwrap().node = Some(name.into());
-        nodes.push(
-            WebSocketApi::from_config(&config)
-                .unwrap()
-                .bind(any_port())
-                .await
-                .unwrap(),
-        );
-    }
+    let nodes = nodes_from_config(&path, &["a", "b"]).await;
     let mut follow = std::process::Command::new(env!("CARGO_BIN_EXE_wsgate"))
         .args(["logs", "--follow", "--config"])
         .arg(&path)

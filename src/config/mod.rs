@@ -11,7 +11,7 @@ pub mod validate;
 pub use definition::*;
 pub use toml::{check_nats_urls, load, load_without_secrets, parse};
 pub use units::{Retention, parse_duration, parse_retention, parse_size};
-pub use validate::{DEFAULT_REGION, check_handler_path, parse_identity_source};
+pub use validate::{DEFAULT_REGION, check_handler_path, check_node_name, parse_identity_source};
 
 #[cfg(test)]
 mod tests;

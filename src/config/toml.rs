@@ -210,29 +210,24 @@ impl Checker {
 
 /// Reads and checks a config file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let source = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        file: path.to_path_buf(),
-        problems: vec![Problem {
-            line: None,
-            key: None,
-            message: format!("cannot read config: {e}"),
-        }],
-    })?;
-    parse(path, &source)
+    parse(path, &read(path)?)
 }
 
 /// As `load`, for commands that only read the app (`wsgate logs`):
 /// secrets named by environment variables need not be set.
 pub fn load_without_secrets(path: &Path) -> Result<Config, ConfigError> {
-    let source = std::fs::read_to_string(path).map_err(|e| ConfigError {
+    parse_checked(path, &read(path)?, true)
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError {
         file: path.to_path_buf(),
         problems: vec![Problem {
             line: None,
             key: None,
             message: format!("cannot read config: {e}"),
         }],
-    })?;
-    parse_checked(path, &source, true)
+    })
 }
 
 /// Parses and checks config text; `file` is used for error messages and
@@ -361,7 +356,7 @@ fn check(file: &Path, raw: RawConfig, c: &mut Checker) -> Config {
     let cluster = raw
         .cluster
         .as_ref()
-        .and_then(|c_| check_cluster(c_, config_dir, c));
+        .and_then(|cluster| check_cluster(cluster, config_dir, c));
     let domain = raw
         .domain
         .as_ref()
@@ -542,17 +537,8 @@ fn check_cluster(
         }
     };
     let node = cluster.node.as_ref().map(|n| {
-        let valid = !n.get_ref().is_empty()
-            && n.get_ref().len() <= 64
-            && n.get_ref()
-                .chars()
-                .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch));
-        if !valid {
-            c.at(
-                n.span(),
-                "cluster.node",
-                "a node name is 1 to 64 letters, digits, '-', '_' or '.'",
-            );
+        if let Err(message) = check_node_name(n.get_ref()) {
+            c.at(n.span(), "cluster.node", message);
         }
         n.get_ref().clone()
     });

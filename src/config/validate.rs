@@ -110,3 +110,20 @@ pub fn check_route_key(key: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// A cluster node's name (`[cluster] node`, `--node`): it names the node's
+/// access-log folder and appears in NATS, so it is kept plain.
+pub fn check_node_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && name != "."
+        && name != "..";
+    if valid {
+        Ok(())
+    } else {
+        Err("a node name is 1 to 64 letters, digits, '-', '_' or '.'".into())
+    }
+}

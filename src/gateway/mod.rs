@@ -102,8 +102,7 @@ impl Gateway {
     }
 
     /// Takes one request from the stage's throttle; false when over it.
-    /// Takes a request out of the stage's throttle. In a cluster each
-    /// node keeps an equal share of it (see docs/architecture.md).
+    /// In a cluster each node keeps an equal share of it.
     pub fn admit(&self) -> bool {
         self.throttle
             .as_ref()
