@@ -58,12 +58,19 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(35);
 pub enum BuildError {
     #[error("route selection expression: {0}")]
     Selector(String),
-    #[error("route `{0}`: {1}")]
-    Route(String, String),
-    #[error("cannot listen on {addr}: {source}")]
+    /// `at`: "wsgate.toml:7: " when the route's line is known.
+    #[error("{at}route `{key}`: {why}")]
+    Route {
+        at: String,
+        key: String,
+        why: String,
+    },
+    /// The cause is part of the message (not a `source`), so that a
+    /// printed error chain names it once.
+    #[error("cannot listen on {addr}: {error}{hint}", hint = bind_hint(error))]
     Bind {
         addr: SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("cannot build the HTTP integration client: {0}")]
     HttpClient(String),
@@ -73,6 +80,35 @@ pub enum BuildError {
     AccessLog(PathBuf, std::io::Error),
     #[error("cluster: {0}")]
     Cluster(String),
+}
+
+fn bind_hint(error: &std::io::Error) -> &'static str {
+    match error.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            " (another process is listening there); choose another address with --listen ADDR (or `listen` in wsgate.toml)"
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            " (ports below 1024 need root or CAP_NET_BIND_SERVICE); choose another with --listen ADDR (or `listen` in wsgate.toml)"
+        }
+        std::io::ErrorKind::AddrNotAvailable => {
+            " (no interface of this machine has that address); choose another with --listen ADDR (or `listen` in wsgate.toml)"
+        }
+        _ => "",
+    }
+}
+
+/// A route (or authorizer) that cannot be built, at its line of the
+/// app's file when known (SST routes have none).
+fn route_error(config: &Config, route: &RouteConfig, why: impl std::fmt::Display) -> BuildError {
+    let at = match route.line {
+        0 => String::new(),
+        line => format!("{}:{line}: ", config.file.display()),
+    };
+    BuildError::Route {
+        at,
+        key: route.key.clone(),
+        why: why.to_string(),
+    }
 }
 
 /// Per-route settings besides the integration.
@@ -275,7 +311,7 @@ impl WebSocketApi {
                         .iter()
                         .find(|a| a.name == *name)
                         .ok_or_else(|| {
-                            BuildError::Route(route.key.clone(), format!("no authorizer {name}"))
+                            route_error(config, route, format!("no authorizer {name}"))
                         })?;
                     let (integration, timeout) = api.integration_for(
                         &authorizer.handler,
@@ -309,8 +345,7 @@ impl WebSocketApi {
     ) -> Result<(Arc<dyn Integration>, Option<Duration>), BuildError> {
         match &route.handler {
             HandlerSpec::Url(url) => {
-                let url = reqwest::Url::parse(url)
-                    .map_err(|e| BuildError::Route(route.key.clone(), e.to_string()))?;
+                let url = reqwest::Url::parse(url).map_err(|e| route_error(config, route, e))?;
                 Ok((Arc::new(HttpIntegration::new(url, client)), route.timeout))
             }
             HandlerSpec::Handler(_) | HandlerSpec::Command(_) => {
@@ -331,7 +366,7 @@ impl WebSocketApi {
                 }));
                 let spec = function_spec(route);
                 let integration = FunctionIntegration::new(&spec, config.dir(), environment)
-                    .map_err(|e| BuildError::Route(route.key.clone(), e))?;
+                    .map_err(|e| route_error(config, route, e))?;
                 Ok((Arc::new(integration), None))
             }
         }
@@ -484,7 +519,11 @@ impl WebSocketApi {
                     .integration
                     .check()
                     .await
-                    .map_err(|e| BuildError::Route(route.key.clone(), e))
+                    .map_err(|why| BuildError::Route {
+                        at: String::new(),
+                        key: route.key.clone(),
+                        why,
+                    })
             })
             .buffer_unordered(CHECKS_AT_ONCE);
         while let Some(result) = checks.next().await {
@@ -553,7 +592,7 @@ impl WebSocketApi {
     pub async fn bind(self, addr: SocketAddr) -> Result<Server, BuildError> {
         let listener = TcpListener::bind(addr)
             .await
-            .map_err(|source| BuildError::Bind { addr, source })?;
+            .map_err(|error| BuildError::Bind { addr, error })?;
         self.serve(listener).await
     }
 
@@ -562,14 +601,15 @@ impl WebSocketApi {
         let selector =
             RouteSelector::parse(&self.route_selection_expression).map_err(BuildError::Selector)?;
         if let Some(empty) = self.routes.values().find(|r| r.key.is_empty()) {
-            return Err(BuildError::Route(
-                empty.key.clone(),
-                "a route key must not be empty".into(),
-            ));
+            return Err(BuildError::Route {
+                at: String::new(),
+                key: empty.key.clone(),
+                why: "a route key must not be empty".into(),
+            });
         }
-        let local_addr = listener.local_addr().map_err(|source| BuildError::Bind {
+        let local_addr = listener.local_addr().map_err(|error| BuildError::Bind {
             addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-            source,
+            error,
         })?;
         // Handlers are checked before the first connection is accepted.
         self.check(local_addr).await?;

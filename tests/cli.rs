@@ -73,6 +73,27 @@ fn validate_accepts_good_configs_and_names_file_line_key_for_bad_ones() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read config"));
 
+    // A handler file that is not there: the route's own line, and no
+    // colour codes in output that is not a terminal.
+    let no_handler = write_config(
+        dir.path(),
+        "name = \"MyApi\"\n\n[routes]\n\"$default\" = \"src/missing.handler\"\n",
+    );
+    let out = wsgate()
+        .args(["validate", "--config"])
+        .arg(&no_handler)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "wsgate.toml:4: route `$default`: no handler file for \"src/missing.handler\""
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains('\x1b'), "{stderr:?}");
+
     // No config in the folder: the hint names both front doors.
     let empty = tempfile::tempdir().unwrap();
     let none = wsgate()
@@ -86,6 +107,31 @@ fn validate_accepts_good_configs_and_names_file_line_key_for_bad_ones() {
         stderr.contains("no wsgate.toml or sst.config.ts") && stderr.contains("--config"),
         "{stderr}"
     );
+}
+
+/// A port in use: the cause once, and what to do about it.
+#[test]
+fn a_port_in_use_is_named_once_with_a_hint() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        "name = \"MyApi\"\n[routes]\necho = { url = \"http://127.0.0.1:9/echo\" }\n",
+    );
+    let out = wsgate()
+        .args(["serve", "--listen", &addr, "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.matches("Address already in use").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("--listen ADDR"), "{stderr}");
 }
 
 #[tokio::test]

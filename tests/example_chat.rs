@@ -43,7 +43,9 @@ fn start_backend() -> (KillOnDrop, String) {
     (KillOnDrop(child), addr)
 }
 
-async fn start_gateway(backend_addr: &str) -> wsgate::Server {
+/// The example's config, read as if it were in `state` (a temp folder), so
+/// the test's access log and CA stay out of the user's examples/chat.
+async fn start_gateway(backend_addr: &str, state: &std::path::Path) -> wsgate::Server {
     let text = std::fs::read_to_string(example("wsgate.toml"))
         .unwrap()
         .replace("127.0.0.1:9000", backend_addr)
@@ -55,8 +57,7 @@ async fn start_gateway(backend_addr: &str) -> wsgate::Server {
         text.contains(CHAT_SECRET),
         "the example's key is configured"
     );
-    let config =
-        wsgate::config::parse(std::path::Path::new(&example("wsgate.toml")), &text).unwrap();
+    let config = wsgate::config::parse(&state.join("wsgate.toml"), &text).unwrap();
     WebSocketApi::from_config(&config)
         .unwrap()
         .bind(any_port())
@@ -67,7 +68,8 @@ async fn start_gateway(backend_addr: &str) -> wsgate::Server {
 #[tokio::test]
 async fn chat_example_broadcasts_between_clients() {
     let (_backend, backend_addr) = start_backend();
-    let server = start_gateway(&backend_addr).await;
+    let state = tempfile::tempdir().unwrap();
+    let server = start_gateway(&backend_addr, state.path()).await;
     let mut alice = connect(&format!("{}?name=alice", server.url())).await;
     let mut bob = connect(&format!("{}?name=bob", server.url())).await;
 
@@ -98,7 +100,8 @@ async fn chat_example_broadcasts_between_clients() {
 async fn node_client_of_the_example_chats() {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
     let (_backend, backend_addr) = start_backend();
-    let server = start_gateway(&backend_addr).await;
+    let state = tempfile::tempdir().unwrap();
+    let server = start_gateway(&backend_addr, state.path()).await;
     let mut watcher = connect(&format!("{}?name=watcher", server.url())).await;
 
     let mut node = tokio::process::Command::new("node")

@@ -1,9 +1,10 @@
 //! The app definition: `wsgate.toml` (`toml`) and the types both front
 //! doors produce (`definition`), with the checks they share (`validate`)
-//! and SST's units (`units`). `sst.config.ts` is loaded by `crate::sst`
+//! and SST's units (`units`); `key_lines` finds a key's own line. `sst.config.ts` is loaded by `crate::sst`
 //! into the same types.
 
 mod definition;
+mod key_lines;
 mod toml;
 mod units;
 pub mod validate;

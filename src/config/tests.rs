@@ -68,8 +68,62 @@ fn unknown_keys_name_file_line_and_key() {
     let err = error_text(
         "name = \"MyApi\"\n[routes]\necho = { url = \"http://127.0.0.1:1/\", retries = 3 }\n",
     );
-    assert!(err.starts_with("wsgate.toml:3: `routes.echo`"), "{err}");
-    assert!(err.contains("retries"), "{err}");
+    assert!(
+        err.starts_with("wsgate.toml:3: `routes.echo.retries`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn near_miss_keys_get_a_suggestion() {
+    let err = error_text("name = \"MyApi\"\nlisen = \"127.0.0.1:1\"\n");
+    assert!(
+        err.starts_with("wsgate.toml:2: `lisen`: unknown field `lisen`: did you mean `listen`?"),
+        "{err}"
+    );
+    let err = error_text(
+        "name = \"MyApi\"\n[routes.a]\nurl = \"http://127.0.0.1:1/\"\ntimout = \"1 second\"\n",
+    );
+    assert!(err.contains("did you mean `timeout`?"), "{err}");
+    let err = error_text("name = \"MyApi\"\nbanana = 1\n");
+    assert!(!err.contains("did you mean"), "{err}");
+}
+
+/// Problems found after parsing point at the key's own line and name the
+/// whole key, not the table's header.
+#[test]
+fn problems_point_at_the_keys_own_line() {
+    let route = "name = \"MyApi\"\n[routes.\"$default\"]\nurl = \"http://127.0.0.1:1/\"\n";
+    let cases = [
+        (
+            format!("{route}\ntimeout = 10\n"),
+            "wsgate.toml:5: `routes.$default.timeout`: invalid type",
+        ),
+        (
+            format!("{route}[transform.stage]\n\nidle_timeout = \"x\"\n"),
+            "wsgate.toml:6: `transform.stage.idle_timeout`",
+        ),
+        (
+            format!("{route}[transform.stage]\n\nmax_message_size = -1\n"),
+            "wsgate.toml:6: `transform.stage.max_message_size`: invalid type",
+        ),
+        (
+            format!(
+                "{route}[[credentials]]\naccess_key_id = \"AKIAEXAMPLEEXAMPLE1\"\n\nsecret_access_key = 5\n"
+            ),
+            "wsgate.toml:7: `credentials[0].secret_access_key`: invalid type",
+        ),
+        (
+            format!(
+                "{route}[domain]\nname = \"a.example.com\"\ncert = \"c.pem\"\nkey = \"k.pem\"\n\ndns = true\n"
+            ),
+            "wsgate.toml:9: `domain.dns`",
+        ),
+    ];
+    for (source, expected) in cases {
+        let err = error_text(&source);
+        assert!(err.starts_with(expected), "{source}\n{err}");
+    }
 }
 
 #[test]

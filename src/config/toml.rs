@@ -3,6 +3,7 @@
 //! the line and the key, and checked into the app definition.
 
 use super::definition::*;
+use super::key_lines::{KeyLines, suggestion};
 use super::units::{Retention, parse_duration, parse_retention, parse_size};
 use super::validate::*;
 use crate::gateway::limits::Limits;
@@ -155,23 +156,25 @@ struct RawAuth {
 }
 
 /// Collects problems while a config is checked.
-struct Checker {
+struct Checker<'i> {
     /// Byte offsets where each line starts, so a span's line is a binary
     /// search (checking stays linear in the number of routes).
     line_starts: Vec<usize>,
+    keys: KeyLines<'i>,
     problems: Vec<Problem>,
     /// Reading the app without serving it (`wsgate logs`): secrets named
     /// by environment variables may be unset.
     secrets_optional: bool,
 }
 
-impl Checker {
-    fn new(source: &str) -> Checker {
+impl<'i> Checker<'i> {
+    fn new(source: &'i str) -> Checker<'i> {
         let line_starts = std::iter::once(0)
             .chain(source.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
         Checker {
             line_starts,
+            keys: KeyLines::new(source),
             problems: Vec::new(),
             secrets_optional: false,
         }
@@ -182,16 +185,15 @@ impl Checker {
             .partition_point(|&start| start <= span.start)
     }
 
+    /// A problem with `key`, reported at the key's own line when the file
+    /// has it there, else at `span` (the table it was found in).
     fn at(&mut self, span: std::ops::Range<usize>, key: &str, message: impl Into<String>) {
         let line = self.line(span);
-        self.problems.push(Problem {
-            line: Some(line),
-            key: Some(key.to_string()),
-            message: message.into(),
-        });
+        self.at_line(line, key, message);
     }
 
     fn at_line(&mut self, line: usize, key: &str, message: impl Into<String>) {
+        let line = self.keys.key_span(key).map_or(line, |span| self.line(span));
         self.problems.push(Problem {
             line: Some(line),
             key: Some(key.to_string()),
@@ -205,6 +207,25 @@ impl Checker {
             key,
             format!("{what} is not supported yet by this version of wsgate"),
         );
+    }
+}
+
+/// serde's "unknown field `lisen`, expected one of `name`, `listen`, ..."
+/// with "did you mean `listen`?" when one known key is a near miss.
+fn with_suggestion(message: &str) -> String {
+    let Some(rest) = message.strip_prefix("unknown field `") else {
+        return message.to_string();
+    };
+    let Some((unknown, expected)) = rest.split_once('`') else {
+        return message.to_string();
+    };
+    let known = expected.split('`').skip(1).step_by(2);
+    match suggestion(unknown, known) {
+        Some(near) => format!(
+            "unknown field `{unknown}`: did you mean `{near}`? ({})",
+            expected.trim_start_matches(", ")
+        ),
+        None => message.to_string(),
     }
 }
 
@@ -246,11 +267,12 @@ fn parse_checked(file: &Path, source: &str, secrets_optional: bool) -> Result<Co
     let raw: RawConfig = match toml::from_str(source) {
         Ok(raw) => raw,
         Err(e) => {
-            let line = e.span().map(|s| checker.line(s));
+            let span = e.span();
+            let key = span.as_ref().and_then(|s| checker.keys.key_containing(s));
             return Err(fail(vec![Problem {
-                line,
-                key: None,
-                message: e.message().trim().to_string(),
+                line: span.map(|s| checker.line(s)),
+                key,
+                message: with_suggestion(e.message().trim()),
             }]));
         }
     };
@@ -1013,10 +1035,15 @@ fn check_handler(
     c: &mut Checker,
 ) -> Option<RouteConfig> {
     let path = path.to_string();
-    let raw = match RawRoute::deserialize(table) {
+    let raw: RawRoute = match serde_path_to_error::deserialize(table) {
         Ok(route) => route,
         Err(e) => {
-            c.at(span, &path, e.message().trim().to_string());
+            // The failing field, when serde names one (not for an unknown key).
+            let key = match e.path().to_string().as_str() {
+                "." | "" => path.clone(),
+                field => format!("{path}.{field}"),
+            };
+            c.at(span, &key, with_suggestion(e.inner().message().trim()));
             return None;
         }
     };
