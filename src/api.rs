@@ -19,6 +19,7 @@
 
 use crate::access_log::format::Format;
 use crate::access_log::writer::{self, Clock, log_dir, system_clock};
+use crate::admin::metrics;
 use crate::auth::Authenticator;
 use crate::auth::authorizer::Authorizer;
 use crate::auth::keyring::{Credentials, Keyring};
@@ -664,6 +665,8 @@ impl WebSocketApi {
             None => Arc::new(InMemoryRegistry::default()),
         };
         let connections = Connections::new(Arc::clone(&registry), self.limits.max_message_size);
+        let metric_api = Arc::new(self.name.clone());
+        let metric_routes = metrics::RouteNames::new(self.routes.keys());
         let gateway = Arc::new(Gateway {
             api: ApiInfo {
                 api_id,
@@ -691,7 +694,20 @@ impl WebSocketApi {
                 crate::management::UNVERIFIED_BODY_BYTES.max(4 * self.limits.max_message_size),
             ),
             draining: std::sync::atomic::AtomicBool::new(false),
+            shutdown_disconnects: tokio::sync::Semaphore::new(
+                crate::gateway::SHUTDOWN_DISCONNECTS_AT_ONCE,
+            ),
+            metric_api,
+            metric_routes,
         });
+        if let Some(m) = metrics::get() {
+            let weak = Arc::downgrade(&gateway);
+            m.on_scrape(move |m| {
+                weak.upgrade()
+                    .map(|gateway| gateway.refresh_metrics(m))
+                    .is_some()
+            });
+        }
         if let Some(domain) = domain {
             tokio::spawn(domain.watch(gateway.shutdown.clone()));
         }
@@ -780,6 +796,16 @@ impl Server {
 
     pub fn api_id(&self) -> &str {
         &self.gateway.api.api_id
+    }
+
+    /// The data plane, for the admin listener's readiness.
+    pub fn gateway(&self) -> Arc<Gateway> {
+        Arc::clone(&self.gateway)
+    }
+
+    /// Connections open on this server.
+    pub fn connection_count(&self) -> usize {
+        self.gateway.registry.count()
     }
 
     /// The routes and what handles each, by key.

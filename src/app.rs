@@ -360,16 +360,35 @@ impl Running {
     /// Before shutting down: readiness fails and new connections get 503
     /// while the open ones keep working for `wait` (`--drain-timeout`),
     /// so a load balancer stops sending clients before they are closed.
-    pub async fn drain(&self, wait: std::time::Duration) {
+    /// It ends early when every connection has closed, or when
+    /// `interrupted` (a second signal) completes.
+    pub async fn drain(&self, wait: std::time::Duration, interrupted: impl Future<Output = ()>) {
         for (_, server) in &self.servers {
             server.drain();
         }
-        if !wait.is_zero() {
-            tracing::info!(
-                seconds = wait.as_secs_f64(),
-                "draining: not ready, refusing new connections"
-            );
-            tokio::time::sleep(wait).await;
+        let open = || {
+            self.servers
+                .iter()
+                .map(|(_, s)| s.connection_count())
+                .sum::<usize>()
+        };
+        if wait.is_zero() || open() == 0 {
+            return;
+        }
+        tracing::info!(
+            seconds = wait.as_secs_f64(),
+            connections = open(),
+            "draining: not ready, new connections get 503, open ones keep working; signal again to close them now"
+        );
+        let all_closed = async {
+            while open() > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = all_closed => tracing::info!("draining: every connection has closed"),
+            _ = interrupted => tracing::info!("second signal: closing connections now"),
         }
     }
 

@@ -3,6 +3,7 @@
 //! `ApiGatewayWebSocket` component.
 
 pub mod access_log;
+pub mod admin;
 pub mod api;
 pub mod app;
 pub mod auth;

@@ -56,11 +56,23 @@ enum Command {
         /// This node's name in the cluster (default: host name and pid).
         #[arg(long)]
         node: Option<String>,
-        /// On SIGTERM, how long readiness fails and new connections are
-        /// refused while open ones keep working, before they are closed
-        /// (e.g. "5 seconds"; default 0).
-        #[arg(long, value_name = "DURATION", default_value = "0 seconds", value_parser = parse_drain)]
+        /// On SIGTERM or Ctrl-C, how long readiness fails and new
+        /// connections get 503 while open ones keep working, before the
+        /// rest are closed with 1001 (a second signal closes them at once).
+        #[arg(long, value_name = "DURATION", default_value = "30 seconds", value_parser = parse_drain)]
         drain_timeout: std::time::Duration,
+        /// Serve /metrics (Prometheus), /health and /ready on this address
+        /// (e.g. 127.0.0.1:9091); any non-loopback address needs a token.
+        #[arg(long, value_name = "ADDR")]
+        admin: Option<SocketAddr>,
+        /// The bearer token the admin listener requires.
+        #[arg(
+            long,
+            value_name = "TOKEN",
+            env = "WSGATE_ADMIN_TOKEN",
+            hide_env_values = true
+        )]
+        admin_token: Option<String>,
     },
     /// Check an app (and start each of its functions once) without serving.
     Validate {
@@ -164,10 +176,16 @@ fn main() -> ExitCode {
             cluster,
             node,
             drain_timeout,
+            admin,
+            admin_token,
         } => runtime().and_then(|rt| {
             rt.block_on(serve(
                 &app,
-                drain_timeout,
+                Shutdown {
+                    drain: drain_timeout,
+                    admin,
+                    admin_token,
+                },
                 Options {
                     listen,
                     stage: app.stage.clone(),
@@ -240,27 +258,55 @@ fn parse_drain(text: &str) -> Result<std::time::Duration, String> {
     Ok(duration)
 }
 
-async fn serve(args: &AppArgs, drain: std::time::Duration, options: Options) -> anyhow::Result<()> {
+/// `serve`'s operating options: the drain and the admin listener.
+struct Shutdown {
+    drain: std::time::Duration,
+    admin: Option<SocketAddr>,
+    admin_token: Option<String>,
+}
+
+async fn serve(args: &AppArgs, shutdown: Shutdown, options: Options) -> anyhow::Result<()> {
     let file = config_file(args)?;
     if options.insecure_dev {
         tracing::warn!(
             "--insecure-dev: UNSIGNED @connections CALLS ARE ACCEPTED. Anyone who can reach the API can push to and close every connection. Never use this outside local development."
         );
     }
+    // Listening first: /health answers and /ready says "starting" while
+    // the handlers pass their start-up check.
+    let admin = match shutdown.admin {
+        Some(addr) => Some(wsgate::admin::Admin::start(addr, shutdown.admin_token).await?),
+        None => None,
+    };
     let app = App::load(file.clone(), &options).await?;
     let running = app.serve(&options).await?;
-    print_started(&file, &running)?;
-    wait_for_signal().await?;
-    running.drain(drain).await;
+    // From here on a signal drains (until now it simply ended the process).
+    let mut signals = Signals::new()?;
+    if let Some(admin) = &admin {
+        admin.serving(running.servers.iter().map(|(_, s)| s.gateway()).collect());
+    }
+    print_started(&file, &running, admin.as_deref())?;
+    signals.next().await;
+    if let Some(admin) = &admin {
+        admin.draining();
+    }
+    running.drain(shutdown.drain, signals.next()).await;
     tracing::info!("shutting down: closing connections with 1001 and running $disconnect");
     running.shutdown().await;
+    if let Some(admin) = &admin {
+        admin.stop();
+    }
     tracing::info!("stopped");
     Ok(())
 }
 
 /// What `serve` prints once it accepts connections; the outputs file is
 /// written first, so whoever reads the printed lines finds it.
-fn print_started(file: &ConfigFile, running: &Running) -> anyhow::Result<()> {
+fn print_started(
+    file: &ConfigFile,
+    running: &Running,
+    admin: Option<&wsgate::admin::Admin>,
+) -> anyhow::Result<()> {
     let dir = file.dir();
     let outputs_file = write_outputs(dir, &outputs_json(running)?)?;
     if let (Some(definition), Some(stage)) = (&running.definition, &running.stage) {
@@ -315,7 +361,11 @@ fn print_started(file: &ConfigFile, running: &Running) -> anyhow::Result<()> {
         }
     }
     println!("  outputs written to  {}", outputs_file.display());
-    println!("ready: Ctrl-C or SIGTERM stops it gracefully");
+    if let Some(admin) = admin {
+        let addr = admin.local_addr();
+        println!("  admin:              http://{addr}/metrics, /health, /ready");
+    }
+    println!("ready: Ctrl-C or SIGTERM stops it gracefully (twice: at once)");
     Ok(())
 }
 
@@ -541,12 +591,26 @@ fn write_credentials(dir: &Path, exports: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result.context("cannot listen for SIGINT")?,
-        _ = terminate.recv() => {}
+/// SIGTERM and SIGINT (Ctrl-C), listened for from the start so that a
+/// second one during the drain is heard too.
+struct Signals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            terminate: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+            interrupt: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+        })
     }
-    Ok(())
+
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
+    }
 }

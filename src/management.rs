@@ -2,6 +2,7 @@
 //! listener at `managementEndpoint`. Errors carry `x-amzn-ErrorType` so the
 //! AWS SDKs type them (GoneException, PayloadTooLargeException, ...).
 
+use crate::admin::metrics;
 use crate::auth::policy::MANAGE_CONNECTIONS;
 use crate::auth::{AuthError, sigv4};
 use crate::gateway::Gateway;
@@ -34,10 +35,15 @@ pub const READY_PATH: &str = "/.wsgate/ready";
 
 /// Answers one plain HTTP request.
 pub async fn handle(gateway: &Gateway, request: Request<Incoming>) -> Reply {
-    match (request.method(), request.uri().path()) {
-        (&Method::GET | &Method::HEAD, HEALTH_PATH) => return health(gateway, false),
-        (&Method::GET | &Method::HEAD, READY_PATH) => return health(gateway, true),
-        _ => {}
+    if matches!(request.method(), &Method::GET | &Method::HEAD) {
+        match request.uri().path() {
+            HEALTH_PATH => return health(gateway, false),
+            READY_PATH => return health(gateway, true),
+            // The short forms, unless the stage or base path has that name.
+            "/health" if !names_a_stage(gateway, "health") => return health(gateway, false),
+            "/ready" if !names_a_stage(gateway, "ready") => return health(gateway, true),
+            _ => {}
+        }
     }
     // On the custom domain, paths are its API mapping's.
     let on_domain = gateway.domain.as_ref().filter(|domain| {
@@ -62,7 +68,37 @@ pub async fn handle(gateway: &Gateway, request: Request<Incoming>) -> Reply {
     }
 }
 
+/// Whether `/<name>` is the API's: its stage, or its custom domain's path.
+fn names_a_stage(gateway: &Gateway, name: &str) -> bool {
+    gateway.api.stage == name
+        || gateway
+            .domain
+            .as_ref()
+            .is_some_and(|d| d.settings.path.as_deref() == Some(name))
+}
+
+/// One `@connections` call, counted by operation and status.
 async fn connection(gateway: &Gateway, request: Request<Incoming>, id: &str) -> Reply {
+    let operation = match *request.method() {
+        Method::POST => "PostToConnection",
+        Method::GET => "GetConnection",
+        Method::DELETE => "DeleteConnection",
+        _ => "other",
+    };
+    let reply = connection_call(gateway, request, id).await;
+    if let Some(m) = metrics::get() {
+        m.management_calls
+            .get_or_create(&metrics::ManagementLabels {
+                api: std::sync::Arc::clone(&gateway.metric_api),
+                operation,
+                status: reply.status().as_u16(),
+            })
+            .inc();
+    }
+    reply
+}
+
+async fn connection_call(gateway: &Gateway, request: Request<Incoming>, id: &str) -> Reply {
     let method = request.method().clone();
     if ![Method::POST, Method::GET, Method::DELETE].contains(&method) {
         return forbidden();
@@ -203,7 +239,7 @@ async fn read_body<'g>(
     }
 }
 
-/// `/.wsgate/health` (alive: always 200) or `/.wsgate/ready` (503 while
+/// `/health` (alive: always 200) or `/ready` (503 while
 /// draining, or on a cluster node without its slot).
 fn health(gateway: &Gateway, readiness: bool) -> Reply {
     let accepting = gateway.accepting();

@@ -134,8 +134,26 @@ fn a_port_in_use_is_named_once_with_a_hint() {
     assert!(stderr.contains("--listen ADDR"), "{stderr}");
 }
 
+/// GET on a plain HTTP URL: status and body.
+async fn get(url: &str) -> (u16, String) {
+    let reply = reqwest::get(url).await.unwrap();
+    (reply.status().as_u16(), reply.text().await.unwrap())
+}
+
+fn signal(child: &std::process::Child, name: &str) {
+    let sent = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
+/// SIGTERM drains: readiness fails at once on the admin listener and the
+/// API's port, new upgrades get 503, the open connection keeps working;
+/// a second signal closes it with 1001 (its $disconnect runs) long before
+/// the drain timeout, and the process exits 0.
 #[tokio::test]
-async fn serve_writes_outputs_and_shuts_down_gracefully_on_sigterm() {
+async fn serve_writes_outputs_and_drains_on_sigterm() {
     let mut backend = Backend::start(|_, _| Reply::ok()).await;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(
@@ -147,7 +165,8 @@ async fn serve_writes_outputs_and_shuts_down_gracefully_on_sigterm() {
         ),
     );
     let mut child = wsgate()
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .args(["--drain-timeout", "60 seconds", "--config"])
         .arg(&config)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -157,8 +176,13 @@ async fn serve_writes_outputs_and_shuts_down_gracefully_on_sigterm() {
     let mut url = None;
     let mut management_endpoint = None;
     let mut exports = None;
-    while exports.is_none() {
+    let mut admin = None;
+    while admin.is_none() {
         let line = lines.next().expect("serve printed its outputs").unwrap();
+        if let Some(value) = line.trim().strip_prefix("admin:") {
+            let addr = value.trim().split('/').nth(2).unwrap().to_string();
+            admin = Some(format!("http://{addr}"));
+        }
         if let Some(value) = line.trim().strip_prefix("url:") {
             url = Some(value.trim().to_string());
         }
@@ -217,11 +241,31 @@ async fn serve_writes_outputs_and_shuts_down_gracefully_on_sigterm() {
     assert_eq!(signed.0, 200);
     assert_eq!(next_text(&mut client).await, "signed");
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    let admin = admin.unwrap();
+    let api = url.replace("ws://", "http://").replace("/dev", "");
+    assert_eq!(
+        get(&format!("{admin}/ready")).await,
+        (200, "ready\n".into())
+    );
+    assert_eq!(get(&format!("{api}/ready")).await.0, 200);
+    assert_eq!(get(&format!("{api}/health")).await.0, 200);
+
+    signal(&child, "TERM");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while get(&format!("{admin}/ready")).await.0 != 503 {
+        assert!(std::time::Instant::now() < deadline, "/ready still 200");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(get(&format!("{admin}/ready")).await.1, "draining\n");
+    assert_eq!(get(&format!("{api}/ready")).await.0, 503);
+    assert_eq!(get(&format!("{admin}/health")).await.0, 200);
+    assert_eq!(try_connect(&url, &[]).await.err(), Some(503));
+    // The open connection keeps working while the drain lasts.
+    let during = management_as(Some((&key, "us-east-1")), "POST", &push, "draining").await;
+    assert_eq!(during.0, 200);
+    assert_eq!(next_text(&mut client).await, "draining");
+
+    signal(&child, "TERM");
     assert_eq!(next_close(&mut client).await, (1001, "Going away".into()));
     let event = backend.event_for("$disconnect").await;
     assert_eq!(event["requestContext"]["disconnectStatusCode"], 1001);
@@ -234,7 +278,7 @@ async fn serve_writes_outputs_and_shuts_down_gracefully_on_sigterm() {
             std::thread::sleep(Duration::from_millis(100));
         }
         let _ = child.kill();
-        panic!("wsgate did not exit after SIGTERM");
+        panic!("wsgate did not exit after a second SIGTERM");
     })
     .await
     .unwrap();

@@ -28,8 +28,11 @@ pub enum Verdict {
     Allow(AuthorizerContext),
     /// 401: an identity source is missing.
     Unauthorized,
-    /// 403: denied, or the authorizer failed (the reason is logged).
+    /// 403: the policy denies it (the reason is logged).
     Forbidden(String),
+    /// 403 as well: the authorizer failed, timed out or gave a reply that
+    /// is not a policy.
+    Failed(String),
 }
 
 /// API Gateway's REQUEST authorizer event for a WebSocket `$connect`.
@@ -79,12 +82,9 @@ impl Authorizer {
         .await
         {
             Ok(Ok(reply)) => reply,
-            Ok(Err(e)) => return Verdict::Forbidden(format!("authorizer failed: {e}")),
+            Ok(Err(e)) => return Verdict::Failed(format!("authorizer failed: {e}")),
             Err(_) => {
-                return Verdict::Forbidden(format!(
-                    "authorizer timed out after {:?}",
-                    self.timeout
-                ));
+                return Verdict::Failed(format!("authorizer timed out after {:?}", self.timeout));
             }
         };
         let mut verdict = evaluate(&reply, method_arn);
@@ -115,7 +115,7 @@ impl Authorizer {
 /// Reads an authorizer's reply: `{principalId, policyDocument, context}`.
 /// An explicit Deny wins over Allow, as in IAM.
 pub fn evaluate(reply: &[u8], method_arn: &str) -> Verdict {
-    let forbidden = |why: &str| Verdict::Forbidden(format!("authorizer reply {why}"));
+    let forbidden = |why: &str| Verdict::Failed(format!("authorizer reply {why}"));
     let Ok(Value::Object(reply)) = serde_json::from_slice::<Value>(reply) else {
         return forbidden("is not a JSON object");
     };
@@ -228,7 +228,10 @@ mod tests {
             b"[]".to_vec(),
         ] {
             assert!(
-                matches!(evaluate(&bad, ARN), Verdict::Forbidden(_)),
+                matches!(
+                    evaluate(&bad, ARN),
+                    Verdict::Forbidden(_) | Verdict::Failed(_)
+                ),
                 "{}",
                 String::from_utf8_lossy(&bad)
             );
@@ -237,5 +240,11 @@ mod tests {
             {"Action":"*","Effect":"Allow","Resource":"*"},
             {"Action":["execute-api:Invoke"],"Effect":"Deny","Resource":["*"]}]}}"#;
         assert!(matches!(evaluate(both, ARN), Verdict::Forbidden(_)));
+        // A policy is a denial; a reply that is no policy is a failure.
+        assert!(matches!(
+            evaluate(&reply("Deny", ARN, "{}"), ARN),
+            Verdict::Forbidden(_)
+        ));
+        assert!(matches!(evaluate(b"not json", ARN), Verdict::Failed(_)));
     }
 }

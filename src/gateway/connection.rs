@@ -70,6 +70,12 @@ pub async fn finish(gateway: &Gateway, meta: &ConnectionMeta, code: u16, reason:
     let event = Event::disconnect(&gateway.api, meta, new_id(), ending.code, &ending.reason);
     let mut integration = None;
     if let Some(route) = gateway.route("$disconnect") {
+        // At shutdown every connection ends at once: their handlers run a
+        // bounded number at a time rather than all together.
+        let _slot = match gateway.shutdown.is_cancelled() {
+            true => gateway.shutdown_disconnects.acquire().await.ok(),
+            false => None,
+        };
         integration = Some(gateway.invoke(route, &event).await.1);
     }
     gateway.log(|| Record {

@@ -6,6 +6,7 @@ use super::connection;
 use super::registry::{ConnectionEntry, Outbound};
 use super::{ConnectAuth, Gateway, InvokeError};
 use crate::access_log::Record;
+use crate::admin::metrics;
 use crate::auth::authorizer::Verdict;
 use crate::auth::keyring::Caller;
 use crate::auth::policy::INVOKE;
@@ -374,7 +375,21 @@ where
             },
             ConnectAuth::Lambda(authorizer) => {
                 let event = Event::connect(&gateway.api, &meta, request_id.clone(), &request);
-                match authorizer.authorize(&gateway.arn("$connect"), &event).await {
+                let verdict = authorizer.authorize(&gateway.arn("$connect"), &event).await;
+                if let Some(m) = metrics::get() {
+                    m.authorizer_results
+                        .get_or_create(&metrics::AuthorizerLabels {
+                            api: Arc::clone(&gateway.metric_api),
+                            result: match &verdict {
+                                Verdict::Allow(_) => "allow",
+                                Verdict::Unauthorized => "unauthorized",
+                                Verdict::Forbidden(_) => "deny",
+                                Verdict::Failed(_) => "error",
+                            },
+                        })
+                        .inc();
+                }
+                match verdict {
                     Verdict::Allow(context) => {
                         let mut later = context.clone();
                         later.shift_remove("integrationLatency");
@@ -383,7 +398,7 @@ where
                         None
                     }
                     Verdict::Unauthorized => Some((401, None, "Unauthorized".to_string())),
-                    Verdict::Forbidden(why) => {
+                    Verdict::Forbidden(why) | Verdict::Failed(why) => {
                         tracing::info!(authorizer = %authorizer.name, reason = %why, "connection refused");
                         Some((403, None, "Forbidden".to_string()))
                     }

@@ -11,6 +11,7 @@ pub mod router;
 pub mod throttle;
 
 use crate::access_log::{self, AccessLog};
+use crate::admin::metrics;
 use crate::auth::Authenticator;
 use crate::auth::authorizer::Authorizer;
 use crate::auth::keyring::ACCOUNT_ID;
@@ -26,6 +27,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+/// How many `$disconnect` handlers run at once while shutdown closes every
+/// connection: enough to finish 100,000 quick ones in seconds, few enough
+/// not to flood a backend or start a function instance per connection.
+pub const SHUTDOWN_DISCONNECTS_AT_ONCE: usize = 128;
 
 /// One route: its integration and how the gateway treats its replies.
 #[derive(Clone)]
@@ -78,6 +84,11 @@ pub struct Gateway {
     /// Set when the server is about to stop: readiness fails and new
     /// connections are refused while the open ones keep working.
     pub draining: std::sync::atomic::AtomicBool,
+    /// `$disconnect` invocations that may run at once during shutdown.
+    pub shutdown_disconnects: tokio::sync::Semaphore,
+    /// The API's name and route keys as metric labels.
+    pub metric_api: metrics::Name,
+    pub metric_routes: metrics::RouteNames,
 }
 
 /// How `$connect` is authorized, as the route's `auth`.
@@ -104,9 +115,20 @@ impl Gateway {
     /// Takes one request from the stage's throttle; false when over it.
     /// In a cluster each node keeps an equal share of it.
     pub fn admit(&self) -> bool {
-        self.throttle
+        let admitted = self
+            .throttle
             .as_ref()
-            .is_none_or(|t| t.try_acquire_share(self.registry.live_nodes()))
+            .is_none_or(|t| t.try_acquire_share(self.registry.live_nodes()));
+        if let (false, Some(m)) = (admitted, metrics::get()) {
+            m.throttled.get_or_create(&self.api_labels()).inc();
+        }
+        admitted
+    }
+
+    pub fn api_labels(&self) -> metrics::ApiLabels {
+        metrics::ApiLabels {
+            api: std::sync::Arc::clone(&self.metric_api),
+        }
     }
 
     /// Whether new connections are taken: not while draining, nor on a
@@ -173,11 +195,52 @@ impl Gateway {
         (result, integration)
     }
 
-    /// Writes one access log line, if the API keeps an access log (the
-    /// record is only built then).
+    /// Writes one access log line, if the API keeps an access log, and
+    /// counts the event, if metrics are on (the record is only built then).
     pub fn log<'a>(&self, record: impl FnOnce() -> access_log::Record<'a>) {
+        let metrics = metrics::get();
+        if self.access_log.is_none() && metrics.is_none() {
+            return;
+        }
+        let record = record();
+        if let Some(m) = metrics {
+            self.count(m, &record);
+        }
         if let Some(log) = &self.access_log {
-            log.log(&record());
+            log.log(&record);
+        }
+    }
+
+    fn count(&self, m: &metrics::Metrics, record: &access_log::Record<'_>) {
+        let route = self.metric_routes.get(record.route_key);
+        if let Some(integration) = &record.integration {
+            m.integration_latency
+                .get_or_create(&metrics::RouteLabels {
+                    api: std::sync::Arc::clone(&self.metric_api),
+                    route: std::sync::Arc::clone(&route),
+                })
+                .observe(integration.latency_ms as f64 / 1000.0);
+        }
+        m.events
+            .get_or_create(&metrics::EventLabels {
+                api: std::sync::Arc::clone(&self.metric_api),
+                route,
+                event_type: record.event_type,
+                status: record.status,
+            })
+            .inc();
+    }
+
+    /// What a scrape reads from this API: open connections, and access
+    /// log lines dropped since the last scrape.
+    pub fn refresh_metrics(&self, m: &metrics::Metrics) {
+        let labels = self.api_labels();
+        m.connections_open
+            .get_or_create(&labels)
+            .set(self.registry.count() as i64);
+        if let Some(log) = &self.access_log {
+            let counter = m.access_log_dropped.get_or_create(&labels);
+            counter.inc_by(log.dropped().saturating_sub(counter.get()));
         }
     }
 }

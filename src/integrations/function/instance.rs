@@ -14,6 +14,9 @@ use tokio::process::Command;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
+/// How an exit over the memory limit is told (metrics count these apart).
+pub const MEMORY_EXCEEDED: &str = "memory limit";
+
 /// How often an instance's memory use is checked.
 const MEMORY_CHECK_EVERY: Duration = Duration::from_millis(100);
 /// Longest output line logged as-is; longer lines are cut.
@@ -119,7 +122,7 @@ impl Instance {
                                 used_mb = used / (1024 * 1024), limit_mb = memory_limit / (1024 * 1024),
                                 "function exceeded its memory limit; instance killed"
                             );
-                            break format!("memory limit of {} MB exceeded", memory_limit / (1024 * 1024));
+                            break format!("{MEMORY_EXCEEDED} of {} MB exceeded", memory_limit / (1024 * 1024));
                         }
                     }
                 }

@@ -13,6 +13,7 @@ mod runtime_api;
 pub use runtime_api::fuzz_request;
 
 use super::{Context, Integration, IntegrationError, Response, parse_proxy_response};
+use crate::admin::metrics;
 use crate::auth::keyring::{ACCOUNT_ID, Keyring};
 use crate::auth::policy::{Allow, MANAGE_CONNECTIONS, Policy, execute_api_arn};
 use crate::config::{LinkedResource, Outputs};
@@ -210,6 +211,10 @@ impl FunctionIntegration {
             concurrency * WAITING_PER_INSTANCE,
             Box::new(lambda_env),
         ));
+        if let Some(m) = metrics::get() {
+            let weak = Arc::downgrade(&pool);
+            m.on_scrape(move |m| weak.upgrade().map(|p| p.refresh_metrics(m)).is_some());
+        }
         if let Some(bundle) = &built {
             bundle.serve(&pool);
         }

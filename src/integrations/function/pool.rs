@@ -2,12 +2,13 @@
 //! invocation at a time, more start up to `concurrency`, and a bounded
 //! number of invocations may wait for one.
 
-use super::instance::{Instance, Launch};
+use super::instance::{Instance, Launch, MEMORY_EXCEEDED};
 use super::runtime_api::{Invocation, Outcome};
+use crate::admin::metrics;
 use crate::auth::keyring::SessionLease;
 use bytes::Bytes;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::{Semaphore, oneshot};
 
@@ -51,6 +52,27 @@ pub struct Pool {
     next_instance: AtomicU64,
     /// Bumped when the code changes: older instances are not reused.
     generation: AtomicU64,
+    /// Instances starting and running an invocation, for metrics.
+    starting: AtomicUsize,
+    busy: AtomicUsize,
+    /// The function's name, as a metric label.
+    metric_name: metrics::Name,
+}
+
+/// Decrements a count when dropped, however the scope ends.
+struct Counted<'a>(&'a AtomicUsize);
+
+impl<'a> Counted<'a> {
+    fn new(count: &'a AtomicUsize) -> Counted<'a> {
+        count.fetch_add(1, Ordering::Relaxed);
+        Counted(count)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Pool {
@@ -62,10 +84,18 @@ impl Pool {
         waiting_limit: usize,
         dynamic_env: DynamicEnv,
     ) -> Pool {
+        let name = function_arn
+            .rsplit(':')
+            .next()
+            .unwrap_or_default()
+            .to_string();
         Pool {
             launch,
             dynamic_env,
             function_arn,
+            starting: AtomicUsize::new(0),
+            busy: AtomicUsize::new(0),
+            metric_name: std::sync::Arc::new(name),
             timeout,
             idle: Mutex::new(Vec::new()),
             running: Semaphore::new(concurrency),
@@ -76,8 +106,51 @@ impl Pool {
         }
     }
 
-    /// Runs one invocation on a warm instance, or a new one.
+    /// Runs one invocation on a warm instance, or a new one; failures are
+    /// counted by kind when metrics are on.
     pub async fn invoke(&self, payload: Bytes, request_id: String) -> Result<Bytes, InvokeFailure> {
+        let result = self.invoke_on_instance(payload, request_id).await;
+        if let (Err(failure), Some(m)) = (&result, metrics::get()) {
+            let reason = match failure {
+                InvokeFailure::Handler(_) => "handler_error",
+                InvokeFailure::TimedOut(_) => "timeout",
+                InvokeFailure::Crashed(why) if why.starts_with(MEMORY_EXCEEDED) => "memory",
+                InvokeFailure::Crashed(_) => "crash",
+                InvokeFailure::Throttled(_) => "throttled",
+                InvokeFailure::Start(_) => "start",
+            };
+            m.function_failures
+                .get_or_create(&metrics::FailureLabels {
+                    function: std::sync::Arc::clone(&self.metric_name),
+                    reason,
+                })
+                .inc();
+        }
+        result
+    }
+
+    /// Instances by state, read at each scrape.
+    pub fn refresh_metrics(&self, m: &metrics::Metrics) {
+        let idle = self.idle.lock().expect("lock poisoned").len();
+        for (state, count) in [
+            ("starting", self.starting.load(Ordering::Relaxed)),
+            ("idle", idle),
+            ("busy", self.busy.load(Ordering::Relaxed)),
+        ] {
+            m.function_instances
+                .get_or_create(&metrics::InstanceLabels {
+                    function: std::sync::Arc::clone(&self.metric_name),
+                    state,
+                })
+                .set(count as i64);
+        }
+    }
+
+    async fn invoke_on_instance(
+        &self,
+        payload: Bytes,
+        request_id: String,
+    ) -> Result<Bytes, InvokeFailure> {
         let _admitted = self
             .admitted
             .try_acquire()
@@ -91,6 +164,7 @@ impl Pool {
             Some(instance) => instance,
             None => self.start_instance().await.map_err(InvokeFailure::Start)?,
         };
+        let _busy = Counted::new(&self.busy);
         let generation = instance.generation;
         let (reply, outcome) = oneshot::channel();
         let deadline_ms = chrono::Utc::now().timestamp_millis() + self.timeout.as_millis() as i64;
@@ -141,6 +215,14 @@ impl Pool {
         let id = self.next_instance.fetch_add(1, Ordering::Relaxed);
         let generation = self.generation.load(Ordering::SeqCst);
         tracing::debug!(route = %self.launch.label, instance = id, "starting instance (cold start)");
+        let _starting = Counted::new(&self.starting);
+        if let Some(m) = metrics::get() {
+            m.cold_starts
+                .get_or_create(&metrics::FunctionLabels {
+                    function: std::sync::Arc::clone(&self.metric_name),
+                })
+                .inc();
+        }
         let mut instance =
             Instance::start(id, &self.launch, (self.dynamic_env)(), &self.function_arn).await?;
         instance.generation = generation;
