@@ -455,7 +455,15 @@ async fn logs(
         eprintln!("no access log yet in {}", dir.display());
         return Ok(());
     }
-    reader::print(&dir, &filter, shown, follow, &mut std::io::stdout().lock())?;
+    let format = &config.access_log_format;
+    reader::print(
+        &dir,
+        format,
+        &filter,
+        shown,
+        follow,
+        &mut std::io::stdout().lock(),
+    )?;
     Ok(())
 }
 
@@ -478,12 +486,12 @@ async fn cluster_logs(
             .unwrap_or_else(|| wsgate::ids::api_id_for(&config.name));
         let mut out = std::io::stdout().lock();
         wsgate::cluster::follow_access_log(cluster, &api_id, &config.stage, |node, line| {
-            let text = match serde_json::from_str::<serde_json::Value>(line) {
-                Ok(value) if !filter.matches(&value) => return true,
-                Ok(value) if !shown.json => {
-                    format!("{node}  {}", reader::human(&value, shown.color))
-                }
-                _ => line.to_string(),
+            let Some(text) = reader::show(line, &config.access_log_format, filter, shown) else {
+                return true;
+            };
+            let text = match shown.json {
+                true => text,
+                false => format!("{node}  {text}"),
             };
             writeln!(out, "{text}").and_then(|()| out.flush()).is_ok()
         })
@@ -514,7 +522,14 @@ async fn cluster_logs(
         if !shown.json {
             writeln!(out, "== node {name}")?;
         }
-        reader::print(&node, filter, shown, false, &mut out)?;
+        reader::print(
+            &node,
+            &config.access_log_format,
+            filter,
+            shown,
+            false,
+            &mut out,
+        )?;
     }
     Ok(())
 }

@@ -229,3 +229,63 @@ async fn logs_command_filters_and_follows() {
     drop(second);
     server.shutdown().await;
 }
+
+/// A custom `[transform.access_log] format` (plain text, not JSON): the
+/// lines are read back with it, so `wsgate logs` shows and filters them.
+#[tokio::test]
+async fn logs_command_reads_a_custom_format() {
+    let backend = Backend::start(|_, _| Reply::ok()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        r#"
+name = "Custom"
+stage = "dev"
+[access_log]
+retention = "1 week"
+[transform.access_log]
+format = "$context.requestTime | $context.eventType $context.routeKey -> $context.status ($context.integrationLatency ms) $context.connectionId"
+[routes]
+"$connect" = {{ url = "{connect}" }}
+fail = {{ url = "http://127.0.0.1:1/unreachable" }}
+"#,
+        connect = backend.url("/connect"),
+    );
+    std::fs::write(dir.path().join("wsgate.toml"), config).unwrap();
+    let config = wsgate::config::load(&dir.path().join("wsgate.toml")).unwrap();
+    let server = WebSocketApi::from_config(&config)
+        .unwrap()
+        .bind(any_port())
+        .await
+        .unwrap();
+    let mut client = connect(&server.url()).await;
+    send_text(&mut client, r#"{"action":"fail"}"#).await;
+    next_text(&mut client).await;
+    client.close(None).await.unwrap();
+    // Three lines: CONNECT, the failed MESSAGE, DISCONNECT.
+    let file = dir
+        .path()
+        .join(".wsgate/logs/Custom/dev")
+        .join(format!("{}.jsonl", chrono::Utc::now().format("%Y-%m-%d")));
+    for _ in 0..100 {
+        if std::fs::read_to_string(&file).is_ok_and(|t| t.lines().count() >= 3) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let stored = std::fs::read_to_string(&file).unwrap();
+    assert!(stored.contains("MESSAGE fail -> 500"), "{stored}");
+
+    let human = logs(dir.path(), &["--route", "fail"]);
+    assert_eq!(human.lines().count(), 1, "{human}");
+    assert!(
+        human.contains("MESSAGE") && human.contains("fail") && human.contains(" 500 "),
+        "{human}"
+    );
+    assert!(!human.contains(" -  -  - "), "{human}");
+    assert_eq!(logs(dir.path(), &["--status", "5xx"]).lines().count(), 1);
+    assert_eq!(logs(dir.path(), &["--since", "1h"]).lines().count(), 3);
+    // --json prints the stored lines as they are.
+    let raw = logs(dir.path(), &["--json", "--route", "$connect"]);
+    assert!(raw.contains("CONNECT $connect -> 200"), "{raw}");
+    server.shutdown().await;
+}

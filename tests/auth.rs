@@ -587,6 +587,13 @@ authorizer = {{ handler = "handlers.authorizer", return_response = true }}
         format!("arn:aws:execute-api:us-east-1:000000000000:{api_id}/prod/$connect").as_str()
     );
     assert!(authorizer["integrationLatency"].is_u64());
+    // AWS's REQUEST payload keys, in its order, the query ones `{}` when
+    // the URL has none.
+    assert_eq!(
+        authorizer["keys"],
+        "type,methodArn,headers,multiValueHeaders,queryStringParameters,multiValueQueryStringParameters,stageVariables,requestContext"
+    );
+    assert_eq!(authorizer["query"], "[{},{}]");
 
     // Every later event carries it (without the latency).
     let later: Value = serde_json::from_str(&ask(&mut client, "authorizer").await).unwrap();

@@ -182,6 +182,34 @@ async fn idle_connections_close_with_1001() {
     server.shutdown().await;
 }
 
+/// Messages the server pushes keep a connection open too, as on API
+/// Gateway (services built on it push a keep-alive every 9.5 minutes to
+/// hold idle clients); when they stop, the idle timeout closes it.
+#[tokio::test]
+async fn server_pushes_keep_a_connection_open() {
+    let limits = Limits {
+        idle_timeout: Duration::from_millis(1000),
+        ..Limits::default()
+    };
+    let (server, mut ended) = server_with(limits, BinaryMode::Reject).await;
+    let mut client = connect(&server.url()).await;
+    let connections = server.connections();
+    let id = connections.ids().pop().unwrap();
+    let started = std::time::Instant::now();
+    for i in 0..5 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        connections
+            .post(&id, format!("keep-alive {i}"))
+            .await
+            .unwrap();
+        assert_eq!(next_text(&mut client).await, format!("keep-alive {i}"));
+    }
+    assert!(started.elapsed() > Duration::from_millis(1900));
+    assert_eq!(next_close(&mut client).await, (1001, "Going away".into()));
+    assert_eq!(disconnected(&mut ended).await, (1001, "Going away".into()));
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn connections_close_with_1001_after_max_duration() {
     let limits = Limits {

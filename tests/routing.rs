@@ -70,6 +70,48 @@ async fn messages_go_to_the_selected_route_else_default() {
     server.shutdown().await;
 }
 
+/// A selected array is stringified as AWS documents (`[item1, item2]`):
+/// a route with that key takes it; objects and null go to `$default`.
+#[tokio::test]
+async fn an_array_selects_its_stringified_key() {
+    let server = WebSocketApi::new("Arrays")
+        .route_with(
+            "[item1, item2]",
+            handler_fn(|event, _| async move {
+                Ok(Response::ok().with_body(format!(
+                    "array:{}",
+                    event.request_context.route_key.unwrap_or_default()
+                )))
+            }),
+            RouteOptions {
+                return_response: true,
+                ..Default::default()
+            },
+        )
+        .route_with(
+            "$default",
+            handler_fn(|_, _| async move { Ok(Response::ok().with_body("default")) }),
+            RouteOptions {
+                return_response: true,
+                ..Default::default()
+            },
+        )
+        .bind(any_port())
+        .await
+        .unwrap();
+    let mut client = connect(&server.url()).await;
+    send_text(&mut client, r#"{"action":["item1","item2"]}"#).await;
+    assert_eq!(next_text(&mut client).await, "array:[item1, item2]");
+    for body in [
+        r#"{"action":["item2","item1"]}"#,
+        r#"{"action":{"a":1}}"#,
+        r#"{"action":null}"#,
+    ] {
+        send_text(&mut client, body).await;
+        assert_eq!(next_text(&mut client).await, "default", "{body}");
+    }
+}
+
 #[tokio::test]
 async fn no_route_and_no_default_is_forbidden_and_the_connection_stays() {
     let server = WebSocketApi::new("T")

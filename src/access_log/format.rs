@@ -117,6 +117,86 @@ impl Format {
     }
 }
 
+impl Format {
+    /// Reads a line this format wrote back into its fields, under the keys
+    /// of SST's format (`routeKey`, `status`, `connectionId`, `ip`...) so
+    /// `wsgate logs` filters and shows any format alike; `None` when the
+    /// line does not fit the format. A variable's value ends where the
+    /// text after it next appears (values are JSON-escaped, so a quote in
+    /// a value cannot end it early).
+    pub fn read(&self, line: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+        let mut fields = serde_json::Map::new();
+        let mut rest = line;
+        let mut parts = self.parts.iter().peekable();
+        while let Some(part) = parts.next() {
+            match part {
+                Part::Text(text) => rest = rest.strip_prefix(text.as_str())?,
+                Part::Variable(name) => {
+                    let end = match parts.peek() {
+                        Some(Part::Text(next)) => find_unescaped(rest, next)?,
+                        // Two variables in a row cannot be told apart.
+                        Some(Part::Variable(_)) => return None,
+                        None => rest.len(),
+                    };
+                    let raw = &rest[..end];
+                    rest = &rest[end..];
+                    if raw != "-" {
+                        let value = serde_json::from_str::<String>(&format!("\"{raw}\""))
+                            .unwrap_or_else(|_| raw.to_string());
+                        let numeric = NUMBERS.contains(name);
+                        let value = match value.parse::<i64>() {
+                            Ok(n) if numeric => serde_json::Value::from(n),
+                            _ => serde_json::Value::from(value),
+                        };
+                        fields.insert(field_name(name).to_string(), value);
+                    }
+                }
+            }
+        }
+        rest.is_empty().then_some(fields)
+    }
+}
+
+/// The variables whose values are numbers.
+const NUMBERS: &[&str] = &[
+    "connectedAt",
+    "integration.integrationStatus",
+    "integration.latency",
+    "integration.status",
+    "integrationLatency",
+    "integrationStatus",
+    "requestTimeEpoch",
+    "status",
+];
+
+/// Where `needle` next starts in `text`, skipping JSON escapes (`\"`).
+fn find_unescaped(text: &str, needle: &str) -> Option<usize> {
+    let mut from = 0;
+    while let Some(at) = text[from..].find(needle).map(|i| i + from) {
+        let backslashes = text[..at].chars().rev().take_while(|c| *c == '\\').count();
+        if backslashes % 2 == 0 {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// The key SST's format gives a variable (the variable's own name when
+/// SST's format does not have it).
+fn field_name(variable: &str) -> &str {
+    match variable {
+        "extendedRequestId" => "requestId",
+        "awsEndpointRequestId" | "integration.requestId" => "integrationRequestId",
+        "integration.status" => "integrationStatus",
+        "integration.latency" => "integrationLatency",
+        "integration.integrationStatus" => "integrationServiceStatus",
+        "identity.sourceIp" => "ip",
+        "identity.userAgent" => "userAgent",
+        other => other,
+    }
+}
+
 /// A variable's value: borrowed text, or a number written out.
 fn value<'a>(record: &'a Record<'_>, name: &str) -> Option<Cow<'a, str>> {
     let integration = record.integration.as_ref();
@@ -219,6 +299,32 @@ mod tests {
         assert_eq!(json["integrationLatency"], "12");
         assert_eq!(json["integrationServiceStatus"], "201");
         assert_eq!(json["userAgent"], "-");
+    }
+
+    #[test]
+    fn lines_read_back_into_fields_in_any_format() {
+        let mut record = record();
+        record.user_agent = Some("agent \"quoted\" / ok");
+        for format in [
+            SST_FORMAT,
+            "$context.requestId $context.routeKey [$context.status] $context.identity.sourceIp \"$context.identity.userAgent\" $context.connectionId",
+            r#"{"route":"$context.routeKey","code":$context.status,"id":"$context.connectionId","ua":"$context.identity.userAgent"}"#,
+        ] {
+            let format = Format::parse(format).unwrap();
+            let line = format.render(&record);
+            let fields = format.read(&line).unwrap_or_else(|| panic!("{line}"));
+            assert_eq!(fields["routeKey"], record.route_key, "{line}");
+            assert_eq!(fields["status"], 200, "{line}");
+            assert_eq!(fields["connectionId"], record.connection_id, "{line}");
+            assert_eq!(fields["userAgent"], "agent \"quoted\" / ok", "{line}");
+        }
+        let format = Format::parse("[$context.routeKey] $context.status").unwrap();
+        assert!(format.read("not this format at all").is_none());
+        assert!(
+            format
+                .read("[echo] 200 and more")
+                .is_some_and(|f| f["status"] == "200 and more")
+        );
     }
 
     #[test]

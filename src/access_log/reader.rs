@@ -2,6 +2,7 @@
 //! lines, prints them for people (or as they are, `--json`), and follows
 //! new lines across the daily rotation.
 
+use super::format::Format;
 use super::writer::day_of;
 use chrono::{DateTime, FixedOffset, Utc};
 use serde_json::Value;
@@ -56,6 +57,13 @@ pub struct Filter {
 }
 
 impl Filter {
+    fn is_empty(&self) -> bool {
+        self.since.is_none()
+            && self.route.is_none()
+            && self.connection.is_none()
+            && self.status.is_none()
+    }
+
     /// Whether a line passes; lines of custom formats lacking a field a
     /// filter needs do not.
     pub fn matches(&self, line: &Value) -> bool {
@@ -212,11 +220,30 @@ pub struct Shown {
     pub color: bool,
 }
 
+/// A stored line as `wsgate logs` shows it, or `None` when `filter` drops
+/// it. The line is read back with the API's `format` (any custom format
+/// too), else as JSON (lines written before the format changed); a line
+/// read neither way is shown as it is, and only when nothing filters.
+pub fn show(line: &str, format: &Format, filter: &Filter, shown: Shown) -> Option<String> {
+    let fields = format.read(line).map(Value::Object).or_else(|| {
+        serde_json::from_str::<Value>(line)
+            .ok()
+            .filter(Value::is_object)
+    });
+    match fields {
+        Some(fields) if !filter.matches(&fields) => None,
+        Some(fields) if !shown.json => Some(human(&fields, shown.color)),
+        Some(_) => Some(line.to_string()),
+        None if filter.is_empty() => Some(line.to_string()),
+        None => None,
+    }
+}
+
 /// Prints the lines of `dir` that pass `filter`; with `follow`, keeps
-/// printing new ones until the output is closed. Lines that are not JSON
-/// (custom formats) are shown as they are.
+/// printing new ones until the output is closed.
 pub fn print(
     dir: &Path,
+    format: &Format,
     filter: &Filter,
     shown: Shown,
     follow: bool,
@@ -225,10 +252,8 @@ pub fn print(
     let mut tail = Tail::new(dir.to_path_buf(), filter.since);
     loop {
         for line in tail.poll().unwrap_or_default() {
-            let text = match serde_json::from_str::<Value>(&line) {
-                Ok(value) if !filter.matches(&value) => continue,
-                Ok(value) if !shown.json => human(&value, shown.color),
-                _ => line,
+            let Some(text) = show(&line, format, filter, shown) else {
+                continue;
             };
             if writeln!(out, "{text}").is_err() {
                 // The reader went away (e.g. `| head`): done, not an error.

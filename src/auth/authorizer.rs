@@ -46,12 +46,24 @@ struct RequestEvent<'a> {
     headers: Option<&'a IndexMap<String, String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     multi_value_headers: Option<&'a IndexMap<String, Vec<String>>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Always present, as in AWS's example payload: `{}` with no query
+    /// (unlike the `$connect` event, which omits them).
+    #[serde(serialize_with = "empty_when_none")]
     query_string_parameters: Option<&'a IndexMap<String, String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "empty_when_none")]
     multi_value_query_string_parameters: Option<&'a IndexMap<String, Vec<String>>>,
     stage_variables: serde_json::Map<String, Value>,
     request_context: &'a RequestContext,
+}
+
+fn empty_when_none<S: serde::Serializer, T: Serialize>(
+    map: &Option<&IndexMap<String, T>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match map {
+        Some(map) => map.serialize(serializer),
+        None => serde_json::Map::new().serialize(serializer),
+    }
 }
 
 impl Authorizer {

@@ -163,6 +163,10 @@ where
                 let frame = match io {
                     Io::Flushed(Ok(())) => {
                         entry.written(writing.take().unwrap_or_default());
+                        // A message that reached the client is activity,
+                        // as on API Gateway: services built on it keep
+                        // connections open by pushing every 9.5 minutes.
+                        idle.as_mut().reset(Instant::now() + limits.idle_timeout);
                         continue;
                     }
                     Io::Flushed(Err(_)) => break Exit::Gone(Ending::new(1006, "")),

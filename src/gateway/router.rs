@@ -67,15 +67,34 @@ impl RouteSelector {
                         value = value.as_object()?.get(field)?;
                     }
                     match value {
-                        Value::String(s) => key.push_str(s),
-                        Value::Number(n) => key.push_str(&n.to_string()),
-                        Value::Bool(b) => key.push_str(if *b { "true" } else { "false" }),
-                        Value::Null | Value::Array(_) | Value::Object(_) => return None,
+                        Value::Null | Value::Object(_) => return None,
+                        scalar_or_array => stringify(scalar_or_array, &mut key),
                     }
                 }
             }
         }
         Some(key)
+    }
+}
+
+/// A selected value as API Gateway stringifies it: strings as they are,
+/// numbers and booleans as their JSON text, and arrays as
+/// `[item1, item2]` (AWS's route selection documentation).
+fn stringify(value: &Value, key: &mut String) {
+    match value {
+        Value::String(s) => key.push_str(s),
+        Value::Array(items) => {
+            key.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    key.push_str(", ");
+                }
+                stringify(item, key);
+            }
+            key.push(']');
+        }
+        Value::Null => key.push_str("null"),
+        other => key.push_str(&other.to_string()),
     }
 }
 
@@ -123,6 +142,22 @@ mod tests {
         assert_eq!(select(DEFAULT_EXPRESSION, r#"["action"]"#), None);
         assert_eq!(select(DEFAULT_EXPRESSION, r#"{"action":{"x":1}}"#), None);
         assert_eq!(select(DEFAULT_EXPRESSION, r#"{"action":null}"#), None);
+    }
+
+    #[test]
+    fn arrays_select_their_stringified_form() {
+        assert_eq!(
+            select(DEFAULT_EXPRESSION, r#"{"action":["item1","item2"]}"#).as_deref(),
+            Some("[item1, item2]")
+        );
+        assert_eq!(
+            select(DEFAULT_EXPRESSION, r#"{"action":[1,true,["a"]]}"#).as_deref(),
+            Some("[1, true, [a]]")
+        );
+        assert_eq!(
+            select(DEFAULT_EXPRESSION, r#"{"action":[]}"#).as_deref(),
+            Some("[]")
+        );
     }
 
     #[test]
