@@ -34,7 +34,7 @@ use crate::gateway::limits::Limits;
 use crate::gateway::registry::{Connections, InMemoryRegistry, Registry};
 use crate::gateway::router::{DEFAULT_EXPRESSION, RouteSelector};
 use crate::gateway::throttle::TokenBucket;
-use crate::gateway::{ConnectAuth, Gateway, Route, listener};
+use crate::gateway::{ConnectAuth, Gateway, Route, Routing, listener};
 use crate::ids::api_id_for;
 use crate::integrations::function::{self, FunctionIntegration, FunctionSpec};
 use crate::integrations::http::{HttpIntegration, HttpPool};
@@ -96,6 +96,28 @@ fn bind_hint(error: &std::io::Error) -> &'static str {
         }
         _ => "",
     }
+}
+
+/// The HTTP client integrations share, sized to the open-file limit.
+fn integration_client() -> Result<HttpPool, BuildError> {
+    let open_files = crate::resources::open_files_limit();
+    HttpPool::new(crate::resources::integration_connections(open_files))
+        .map_err(BuildError::HttpClient)
+}
+
+/// What every function handler gets from the host; with the local CA,
+/// its trust, so handlers reach the API over https as on AWS.
+fn function_env(
+    config: &Config,
+    hosting: &function::Hosting,
+) -> Result<Vec<(String, String)>, BuildError> {
+    let mut env = hosting.env.clone();
+    if config.local_tls {
+        let ca = crate::local_ca::LocalCa::open(&crate::local_ca::dir(config.dir()))
+            .map_err(BuildError::Domain)?;
+        env.extend(ca.trust_env());
+    }
+    Ok(env)
 }
 
 /// A route (or authorizer) that cannot be built, at its line of the
@@ -225,25 +247,12 @@ impl WebSocketApi {
         config: &Config,
         hosting: &function::Hosting,
     ) -> Result<WebSocketApi, BuildError> {
-        let function_env = hosting.env.as_slice();
-        let open_files = crate::resources::open_files_limit();
-        let client = HttpPool::new(crate::resources::integration_connections(open_files))
-            .map_err(BuildError::HttpClient)?;
-        // Function handlers trust the local CA, so they can reach the API
-        // over https as they would on AWS.
-        let mut function_env = function_env.to_vec();
-        let local_tls = if config.local_tls {
-            let ca_dir = crate::local_ca::dir(config.dir());
-            let ca = crate::local_ca::LocalCa::open(&ca_dir).map_err(BuildError::Domain)?;
-            function_env.extend(ca.trust_env());
-            Some(LocalTls {
-                ca_dir,
-                secure_outputs: config.source == crate::config::Source::Sst,
-            })
-        } else {
-            None
-        };
-        let function_env = function_env.as_slice();
+        let client = integration_client()?;
+        let function_env = function_env(config, hosting)?;
+        let local_tls = config.local_tls.then(|| LocalTls {
+            ca_dir: crate::local_ca::dir(config.dir()),
+            secure_outputs: config.source == crate::config::Source::Sst,
+        });
         let aws_credentials = hosting.aws_credentials.clone();
         let mut api = WebSocketApi::new(&config.name)
             .cluster_option(config.cluster.clone())
@@ -287,14 +296,60 @@ impl WebSocketApi {
                 },
             );
         }
+        api.add_handlers(config, hosting, &client, &function_env)
+    }
+
+    /// A config's routes and `$connect` authorizer, built with `keyring`
+    /// (a running server's, on reload: the keys it accepts and the sessions
+    /// its functions hold are one set).
+    pub(crate) fn handlers_from_config(
+        config: &Config,
+        hosting: &function::Hosting,
+        keyring: Arc<Keyring>,
+    ) -> Result<WebSocketApi, BuildError> {
+        let client = integration_client()?;
+        let function_env = function_env(config, hosting)?;
+        let mut api = WebSocketApi::new(&config.name)
+            .stage(&config.stage)
+            .region(&config.region)
+            .api_id(config.api_id.clone())
+            .route_selection_expression(&config.route_selection_expression)
+            .limits(config.limits.clone());
+        api.keyring = keyring;
+        api.add_handlers(config, hosting, &client, &function_env)
+    }
+
+    /// Tells this API's function handlers the running server's outputs
+    /// (a reload's handlers are checked before they serve).
+    pub(crate) fn set_outputs(&self, outputs: Outputs) {
+        if let Some(functions) = &self.functions {
+            *functions.outputs.write().expect("lock poisoned") = Some(outputs);
+        }
+    }
+
+    /// The routes, by key, and the `$connect` authorization.
+    pub(crate) fn into_handlers(self) -> (HashMap<String, Route>, Option<ConnectAuth>) {
+        (self.routes.into_iter().collect(), self.connect_auth)
+    }
+
+    /// The config's functions, routes and `$connect` authorizer.
+    fn add_handlers(
+        self,
+        config: &Config,
+        hosting: &function::Hosting,
+        client: &HttpPool,
+        function_env: &[(String, String)],
+    ) -> Result<WebSocketApi, BuildError> {
+        let mut api = self;
+        let aws_credentials = &hosting.aws_credentials;
         for function in &config.invokable {
             let (integration, _) =
-                api.integration_for(function, config, &client, function_env, &aws_credentials)?;
+                api.integration_for(function, config, client, function_env, aws_credentials)?;
             api.invokable.push((function.key.clone(), integration));
         }
         for route in &config.routes {
             let (integration, timeout) =
-                api.integration_for(route, config, &client, function_env, &aws_credentials)?;
+                api.integration_for(route, config, client, function_env, aws_credentials)?;
             api = api.route_with(
                 &route.key,
                 integration,
@@ -317,9 +372,9 @@ impl WebSocketApi {
                     let (integration, timeout) = api.integration_for(
                         &authorizer.handler,
                         config,
-                        &client,
+                        client,
                         function_env,
-                        &aws_credentials,
+                        aws_credentials,
                     )?;
                     api.connect_auth = Some(ConnectAuth::Lambda(Arc::new(Authorizer {
                         name: name.clone(),
@@ -666,15 +721,20 @@ impl WebSocketApi {
         };
         let connections = Connections::new(Arc::clone(&registry), self.limits.max_message_size);
         let metric_api = Arc::new(self.name.clone());
-        let metric_routes = metrics::RouteNames::new(self.routes.keys());
+        let routing = Routing {
+            metric_routes: metrics::RouteNames::new(self.routes.keys()),
+            routes: self.routes.into_iter().collect::<HashMap<_, _>>(),
+            selector,
+            connect_auth: self.connect_auth,
+            throttle: self.limits.throttle.map(|t| Arc::new(TokenBucket::new(t))),
+        };
         let gateway = Arc::new(Gateway {
             api: ApiInfo {
                 api_id,
                 stage: self.stage,
             },
             name: self.name,
-            routes: self.routes.into_iter().collect::<HashMap<_, _>>(),
-            selector,
+            routing: arc_swap::ArcSwap::from_pointee(routing),
             limits: self.limits.clone(),
             binary: self.binary,
             registry,
@@ -685,8 +745,6 @@ impl WebSocketApi {
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             auth,
-            connect_auth: self.connect_auth,
-            throttle: self.limits.throttle.map(TokenBucket::new),
             access_log,
             domain: domain.clone(),
             tls,
@@ -698,7 +756,6 @@ impl WebSocketApi {
                 crate::gateway::SHUTDOWN_DISCONNECTS_AT_ONCE,
             ),
             metric_api,
-            metric_routes,
         });
         if let Some(m) = metrics::get() {
             let weak = Arc::downgrade(&gateway);
@@ -812,6 +869,7 @@ impl Server {
     pub fn describe_routes(&self) -> Vec<(String, String)> {
         let mut routes: Vec<(String, String)> = self
             .gateway
+            .routing()
             .routes
             .values()
             .map(|r| (r.key.clone(), r.integration.describe()))

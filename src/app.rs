@@ -323,6 +323,8 @@ impl App {
             definition: self.definition,
             stage: self.stage,
             services,
+            file: self.file,
+            hosting,
         })
     }
 }
@@ -354,9 +356,64 @@ pub struct Running {
     pub definition: Option<Definition>,
     pub stage: Option<String>,
     pub services: Services,
+    /// Where the app came from, and what its functions were given: a
+    /// reload reads the one and builds with the other.
+    pub file: ConfigFile,
+    hosting: Hosting,
 }
 
 impl Running {
+    /// Re-reads `wsgate.toml` and applies what changed (SIGHUP, or the
+    /// file was saved). A config with problems is reported with its
+    /// file:line and ignored: the running one stays in force.
+    pub async fn reload(&mut self, options: &Options) {
+        let ConfigFile::Toml(path) = &self.file else {
+            tracing::warn!(
+                "reload: changes to sst.config.ts apply at the next start (edits to handler code apply at once)"
+            );
+            return;
+        };
+        let mut new = match config::load(path) {
+            Ok(new) => new,
+            Err(error) => {
+                tracing::error!("reload: {error}; the running config stays");
+                return;
+            }
+        };
+        if (options.cluster.is_some() || options.node.is_some())
+            && let Err(error) = apply_cluster_options(&mut new, options)
+        {
+            tracing::error!("reload: {error}; the running config stays");
+            return;
+        }
+        let Some((old, server)) = self.servers.first_mut() else {
+            return;
+        };
+        match server.reload(old, &new, &self.hosting).await {
+            Ok(applied) => {
+                if !applied.need_restart.is_empty() {
+                    tracing::warn!(
+                        settings = %applied.need_restart.join(", "),
+                        "reload: these changed and apply at the next start"
+                    );
+                }
+                if applied.is_empty() {
+                    tracing::info!("reload: nothing to apply");
+                } else {
+                    tracing::info!(
+                        added = ?applied.added,
+                        changed = ?applied.changed,
+                        removed = ?applied.removed,
+                        settings = ?applied.settings,
+                        "reload: applied; open connections stay"
+                    );
+                }
+                *old = new;
+            }
+            Err(error) => tracing::error!("reload: {error}; the running config stays"),
+        }
+    }
+
     /// Before shutting down: readiness fails and new connections get 503
     /// while the open ones keep working for `wait` (`--drain-timeout`),
     /// so a load balancer stops sending clients before they are closed.

@@ -18,6 +18,7 @@ pub mod local_ca;
 pub mod management;
 pub mod memory;
 pub mod process;
+pub mod reload;
 pub mod resources;
 pub mod services;
 pub mod sst;

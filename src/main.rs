@@ -279,18 +279,37 @@ async fn serve(args: &AppArgs, shutdown: Shutdown, options: Options) -> anyhow::
         None => None,
     };
     let app = App::load(file.clone(), &options).await?;
-    let running = app.serve(&options).await?;
+    let mut running = app.serve(&options).await?;
     // From here on a signal drains (until now it simply ended the process).
     let mut signals = Signals::new()?;
     if let Some(admin) = &admin {
         admin.serving(running.servers.iter().map(|(_, s)| s.gateway()).collect());
     }
     print_started(&file, &running, admin.as_deref())?;
-    signals.next().await;
+    // SIGHUP, or saving the config file, reloads it; SIGTERM/SIGINT stop.
+    let (_watcher, mut changes) = watch_config(file.path());
+    loop {
+        tokio::select! {
+            stop = signals.next() => match stop {
+                Stop::Reload => running.reload(&options).await,
+                Stop::Terminate => break,
+            },
+            Some(()) = changes.recv() => {
+                // Editors write in steps: wait for the last one.
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                while changes.try_recv().is_ok() {}
+                running.reload(&options).await;
+            }
+        }
+    }
     if let Some(admin) = &admin {
         admin.draining();
     }
-    running.drain(shutdown.drain, signals.next()).await;
+    running
+        .drain(shutdown.drain, async {
+            while signals.next().await == Stop::Reload {}
+        })
+        .await;
     tracing::info!("shutting down: closing connections with 1001 and running $disconnect");
     running.shutdown().await;
     if let Some(admin) = &admin {
@@ -606,11 +625,18 @@ fn write_credentials(dir: &Path, exports: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// SIGTERM and SIGINT (Ctrl-C), listened for from the start so that a
-/// second one during the drain is heard too.
+/// SIGTERM and SIGINT (Ctrl-C) stop, SIGHUP reloads; listened for from
+/// the start so that a second stop during the drain is heard too.
 struct Signals {
     terminate: tokio::signal::unix::Signal,
     interrupt: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Stop {
+    Terminate,
+    Reload,
 }
 
 impl Signals {
@@ -619,13 +645,57 @@ impl Signals {
         Ok(Signals {
             terminate: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
             interrupt: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+            hangup: signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?,
         })
     }
 
-    async fn next(&mut self) {
+    async fn next(&mut self) -> Stop {
         tokio::select! {
-            _ = self.terminate.recv() => {}
-            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => Stop::Terminate,
+            _ = self.interrupt.recv() => Stop::Terminate,
+            _ = self.hangup.recv() => Stop::Reload,
+        }
+    }
+}
+
+/// A message each time the config file is written or replaced (its
+/// folder is watched: editors often save by renaming a new file over it).
+/// Nothing arrives if the folder cannot be watched; SIGHUP still works.
+fn watch_config(
+    file: &Path,
+) -> (
+    Option<notify::RecommendedWatcher>,
+    tokio::sync::mpsc::UnboundedReceiver<()>,
+) {
+    use notify::Watcher;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let Some(name) = file.file_name().map(|n| n.to_os_string()) else {
+        return (None, rx);
+    };
+    let folder = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let Ok(event) = event else { return };
+        let ours = event
+            .paths
+            .iter()
+            .any(|p| p.file_name() == Some(name.as_os_str()));
+        if ours && (event.kind.is_modify() || event.kind.is_create()) {
+            let _ = tx.send(());
+        }
+    });
+    let watching = watcher.and_then(|mut watcher| {
+        watcher.watch(&folder, notify::RecursiveMode::NonRecursive)?;
+        Ok(watcher)
+    });
+    match watching {
+        Ok(watcher) => (Some(watcher), rx),
+        Err(error) => {
+            tracing::warn!(%error, "cannot watch the config for changes; SIGHUP reloads it");
+            (None, rx)
         }
     }
 }

@@ -115,7 +115,8 @@ impl<'a> Record<'a> {
 /// counting) when the writer is behind rather than waiting.
 #[derive(Clone)]
 pub struct AccessLog {
-    format: Arc<Format>,
+    /// Replaced by a config reload.
+    format: Arc<arc_swap::ArcSwap<Format>>,
     lines: mpsc::Sender<String>,
     dropped: Arc<AtomicU64>,
     /// Where a copy of each line goes too (a cluster node publishes them
@@ -130,7 +131,7 @@ impl AccessLog {
         let (lines, receiver) = mpsc::channel(capacity.max(1));
         (
             AccessLog {
-                format: Arc::new(format),
+                format: Arc::new(arc_swap::ArcSwap::from_pointee(format)),
                 lines,
                 dropped: Arc::new(AtomicU64::new(0)),
                 copies: None,
@@ -145,8 +146,17 @@ impl AccessLog {
         self
     }
 
+    /// Lines from now on are written in `format`.
+    pub fn set_format(&self, format: Format) {
+        self.format.store(Arc::new(format));
+    }
+
+    pub fn format(&self) -> Arc<Format> {
+        self.format.load_full()
+    }
+
     pub fn log(&self, record: &Record<'_>) {
-        let line = self.format.render(record);
+        let line = self.format.load().render(record);
         if let Some(copies) = &self.copies {
             let _ = copies.try_send(line.clone());
         }

@@ -91,6 +91,14 @@ impl Keyring {
             .insert(access_key_id.to_string(), Arc::new(key));
     }
 
+    /// Stops accepting a key (one a config reload no longer lists).
+    pub fn remove(&self, access_key_id: &str) {
+        self.keys
+            .write()
+            .expect("keyring lock poisoned")
+            .remove(access_key_id);
+    }
+
     /// Generates a long-term key allowed everything: what `wsgate serve`
     /// creates when the config names no credentials.
     pub fn generate_user(&self, user: &str) -> Credentials {

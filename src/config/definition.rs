@@ -71,7 +71,7 @@ pub enum RouteAuth {
     Lambda(String),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RouteConfig {
     pub key: String,
     pub line: usize,

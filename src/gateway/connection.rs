@@ -69,7 +69,8 @@ pub async fn finish(gateway: &Gateway, meta: &ConnectionMeta, code: u16, reason:
     tracing::debug!(connection_id = %meta.connection_id, code, reason = %ending.reason, "disconnected");
     let event = Event::disconnect(&gateway.api, meta, new_id(), ending.code, &ending.reason);
     let mut integration = None;
-    if let Some(route) = gateway.route("$disconnect") {
+    let routing = gateway.routing();
+    if let Some(route) = routing.route("$disconnect") {
         // At shutdown every connection ends at once: their handlers run a
         // bounded number at a time rather than all together.
         let _slot = match gateway.shutdown.is_cancelled() {
@@ -305,7 +306,8 @@ async fn handle_message(
     let meta = &entry.meta;
     let request_id = new_id();
     let selection_input = (!is_base64_encoded).then_some(body.as_str());
-    let route = gateway.select_route(selection_input);
+    let routing = gateway.routing();
+    let route = routing.select_route(selection_input);
     let route_key = route.map_or("$default", |r| r.key.as_str());
     let event = Event::message(
         &gateway.api,

@@ -364,7 +364,8 @@ where
 
     // The CONNECT event's authorizer block also carries the latency.
     let mut connect_authorizer = None;
-    if let Some(auth) = &gateway.connect_auth {
+    let routing = gateway.routing();
+    if let Some(auth) = &routing.connect_auth {
         let refusal = match auth {
             ConnectAuth::Iam => match authorize_iam(gateway, &head) {
                 Ok(caller) => {
@@ -418,7 +419,7 @@ where
     let meta = Arc::new(meta);
 
     let mut accept_headers = Vec::new();
-    let route = gateway.route("$connect");
+    let route = routing.route("$connect");
     // The event is built for the handler, or for the access log alone.
     if route.is_some() || gateway.access_log.is_some() {
         let mut event = Event::connect(&gateway.api, &meta, request_id, &request);

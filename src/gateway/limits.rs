@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
     /// Largest message (all frames together); larger closes with 1009.
     /// Also the largest management API payload (413 above it).

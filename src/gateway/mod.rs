@@ -19,6 +19,7 @@ use crate::auth::policy::execute_api_arn;
 use crate::config::BinaryMode;
 use crate::events::{ApiInfo, Event};
 use crate::integrations::{Context, Integration, IntegrationError, Response};
+use arc_swap::ArcSwap;
 use limits::Limits;
 use registry::{Connections, Registry};
 use router::RouteSelector;
@@ -58,8 +59,8 @@ pub enum InvokeError {
 pub struct Gateway {
     pub name: String,
     pub api: ApiInfo,
-    pub routes: HashMap<String, Route>,
-    pub selector: RouteSelector,
+    /// Routes, authorizer and throttling: replaced whole by a reload.
+    pub routing: ArcSwap<Routing>,
     pub limits: Limits,
     pub binary: BinaryMode,
     pub registry: Arc<dyn Registry>,
@@ -71,9 +72,6 @@ pub struct Gateway {
     pub tasks: TaskTracker,
     /// Verifies SigV4 signatures (management API, IAM `$connect`).
     pub auth: Authenticator,
-    pub connect_auth: Option<ConnectAuth>,
-    /// Stage throttling (`None`: unthrottled).
-    pub throttle: Option<throttle::TokenBucket>,
     pub access_log: Option<AccessLog>,
     /// The custom domain, served with TLS on the same port.
     pub domain: Option<Arc<crate::domain::Domain>>,
@@ -86,9 +84,35 @@ pub struct Gateway {
     pub draining: std::sync::atomic::AtomicBool,
     /// `$disconnect` invocations that may run at once during shutdown.
     pub shutdown_disconnects: tokio::sync::Semaphore,
-    /// The API's name and route keys as metric labels.
+    /// The API's name as a metric label.
     pub metric_api: metrics::Name,
+}
+
+/// What a config reload may change, swapped as one: a message sees the old
+/// routing or the new one, never half of each. A message already being
+/// handled keeps the version it started with (and its integration).
+pub struct Routing {
+    pub routes: HashMap<String, Route>,
+    pub selector: RouteSelector,
+    pub connect_auth: Option<ConnectAuth>,
+    /// Stage throttling (`None`: unthrottled).
+    pub throttle: Option<Arc<throttle::TokenBucket>>,
+    /// The route keys as metric labels.
     pub metric_routes: metrics::RouteNames,
+}
+
+impl Routing {
+    pub fn route(&self, key: &str) -> Option<&Route> {
+        self.routes.get(key)
+    }
+
+    /// The route a message goes to: the selected key if a route has it,
+    /// else `$default`; `None` when neither exists.
+    pub fn select_route(&self, body: Option<&str>) -> Option<&Route> {
+        body.and_then(|b| self.selector.evaluate(b))
+            .and_then(|key| self.routes.get(&key))
+            .or_else(|| self.routes.get("$default"))
+    }
 }
 
 /// How `$connect` is authorized, as the route's `auth`.
@@ -116,6 +140,8 @@ impl Gateway {
     /// In a cluster each node keeps an equal share of it.
     pub fn admit(&self) -> bool {
         let admitted = self
+            .routing
+            .load()
             .throttle
             .as_ref()
             .is_none_or(|t| t.try_acquire_share(self.registry.live_nodes()));
@@ -137,16 +163,9 @@ impl Gateway {
         !self.draining.load(std::sync::atomic::Ordering::Relaxed) && self.registry.accepting()
     }
 
-    pub fn route(&self, key: &str) -> Option<&Route> {
-        self.routes.get(key)
-    }
-
-    /// The route a message goes to: the selected key if a route has it,
-    /// else `$default`; `None` when neither exists.
-    pub fn select_route(&self, body: Option<&str>) -> Option<&Route> {
-        body.and_then(|b| self.selector.evaluate(b))
-            .and_then(|key| self.routes.get(&key))
-            .or_else(|| self.routes.get("$default"))
+    /// The routing in force now, held for as long as the caller needs it.
+    pub fn routing(&self) -> Arc<Routing> {
+        self.routing.load_full()
     }
 
     /// Runs a route's integration under its timeout; also returns how the
@@ -212,7 +231,7 @@ impl Gateway {
     }
 
     fn count(&self, m: &metrics::Metrics, record: &access_log::Record<'_>) {
-        let route = self.metric_routes.get(record.route_key);
+        let route = self.routing.load().metric_routes.get(record.route_key);
         if let Some(integration) = &record.integration {
             m.integration_latency
                 .get_or_create(&metrics::RouteLabels {

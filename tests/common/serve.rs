@@ -59,6 +59,15 @@ impl Serve {
         Serve::spawn(command, config, &[], &[])
     }
 
+    /// As `start`, with the server's log (stderr) written to `log`.
+    pub fn start_logging_to(config: &Path, args: &[&str], log: &Path) -> Serve {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wsgate"));
+        command.stderr(std::fs::File::create(log).unwrap());
+        Serve::spawn(command, config, args, &[])
+    }
+
+    /// Runs `command serve ...`; its stderr is the test's unless the
+    /// command already sends it elsewhere.
     fn spawn(mut command: Command, config: &Path, args: &[&str], env: &[(&str, &str)]) -> Serve {
         command.arg("serve");
         // A test that needs a fixed address gives its own `--listen`.
@@ -70,8 +79,7 @@ impl Serve {
             .arg(config)
             .args(args)
             .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stdout(Stdio::piped());
         let mut child = command.spawn().expect("wsgate starts");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let (mut url, mut management_endpoint, mut key) = (None, None, None);

@@ -1,0 +1,202 @@
+//! Live reload: saving wsgate.toml (or SIGHUP) applies new routes,
+//! handlers, keys, throttling and the access log format to a running
+//! `wsgate serve`, with its connections open; a bad config is reported
+//! with its file:line and the running one stays.
+
+mod common;
+
+use common::serve::Serve;
+use common::*;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const KEY_A: &str = "AKIARELOADKEYAAAAAAA";
+const KEY_B: &str = "AKIARELOADKEYBBBBBBB";
+
+fn config(backend: &Backend, routes: &str, key: &str, extra: &str) -> String {
+    format!(
+        "name = \"Reload\"\nstage = \"dev\"\n\
+         [[credentials]]\naccess_key_id = \"{key}\"\nsecret_access_key = \"secret-{key}\"\n\
+         allow = [{{ action = \"execute-api:ManageConnections\" }}]\n\
+         {extra}\n\
+         [routes]\n\"$connect\" = {{ url = \"{connect}\" }}\n{routes}",
+        connect = backend.url("/connect"),
+    )
+}
+
+/// Asks on `client` until the reply is `expected` (the reload has landed)
+/// or a few seconds pass.
+async fn until_reply(client: &mut Client, ask: &str, expected: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        send_text(client, ask).await;
+        let reply = next_text(client).await;
+        if reply == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {reply:?}, not {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn key(id: &str) -> wsgate::Credentials {
+    wsgate::Credentials {
+        access_key_id: id.into(),
+        secret_access_key: format!("secret-{id}"),
+        session_token: None,
+    }
+}
+
+fn write(path: &Path, text: &str) {
+    // As editors do: a new file renamed over the old one.
+    let temporary = path.with_extension("toml.new");
+    std::fs::write(&temporary, text).unwrap();
+    std::fs::rename(&temporary, path).unwrap();
+}
+
+#[tokio::test]
+async fn saving_the_config_applies_it_with_connections_open() {
+    let mut backend = Backend::start(|path, event| match path {
+        "/connect" => Reply::ok(),
+        "/slow" => Reply {
+            delay: Duration::from_millis(1500),
+            ..Reply::json(serde_json::json!({ "statusCode": 200, "body": "slow-old" }))
+        },
+        _ => Reply::json(serde_json::json!({
+            "statusCode": 200,
+            "body": format!("{}:{}", path.trim_start_matches('/'), event["requestContext"]["routeKey"].as_str().unwrap()),
+        })),
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/functions");
+    std::fs::create_dir_all(dir.path().join("py")).unwrap();
+    std::fs::copy(
+        fixtures.join("py/handlers.py"),
+        dir.path().join("py/handlers.py"),
+    )
+    .unwrap();
+    let base = backend.url("");
+    let url = |path: &str| format!("{base}{path}");
+    let routes_v1 = format!(
+        "echo = {{ url = \"{}\", return_response = true }}\n\
+         slow = {{ url = \"{}\", return_response = true }}\n\
+         py = {{ handler = \"py/handlers.echo\", return_response = true }}\n",
+        url("/echo"),
+        url("/slow"),
+    );
+    let file = dir.path().join("wsgate.toml");
+    std::fs::write(&file, config(&backend, &routes_v1, KEY_A, "")).unwrap();
+    let log = dir.path().join("serve.log");
+    let serve = Serve::start_logging_to(&file, &[], &log);
+    let mut client = connect(&serve.url).await;
+    let id = backend.event_for("$connect").await["requestContext"]["connectionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let push = format!("{}/@connections/{id}", serve.management_endpoint);
+
+    send_text(&mut client, r#"{"action":"echo"}"#).await;
+    assert_eq!(next_text(&mut client).await, "echo:echo");
+    send_text(&mut client, r#"{"action":"py","body":"x"}"#).await;
+    let first_py = next_text(&mut client).await;
+    let pid = |reply: &str| reply.split(':').nth(1).unwrap().to_string();
+    assert!(first_py.starts_with("py:"), "{first_py}");
+    // In flight across the reload: answered by the route it started on.
+    send_text(&mut client, r#"{"action":"slow"}"#).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // v2: echo gone, shout added, slow moved, py's settings changed, key
+    // A replaced by key B, a custom access log format.
+    let routes_v2 = format!(
+        "shout = {{ url = \"{}\", return_response = true }}\n\
+         slow = {{ url = \"{}\", return_response = true }}\n\
+         py = {{ handler = \"py/handlers.echo\", return_response = true, environment = {{ V = \"2\" }} }}\n",
+        url("/shout"),
+        url("/slow2"),
+    );
+    write(
+        &file,
+        &config(
+            &backend,
+            &routes_v2,
+            KEY_B,
+            "[transform.access_log]\nformat = \"$context.routeKey $context.status\"",
+        ),
+    );
+    assert_eq!(next_text(&mut client).await, "slow-old");
+    until_reply(&mut client, r#"{"action":"shout"}"#, "shout:shout").await;
+    send_text(&mut client, r#"{"action":"slow"}"#).await;
+    assert_eq!(next_text(&mut client).await, "slow2:slow");
+    // No echo route and no $default now.
+    send_text(&mut client, r#"{"action":"echo"}"#).await;
+    assert!(next_text(&mut client).await.contains("Forbidden"));
+    // The changed function runs in a new instance.
+    send_text(&mut client, r#"{"action":"py","body":"x"}"#).await;
+    let second_py = next_text(&mut client).await;
+    assert_ne!(pid(&first_py), pid(&second_py), "{first_py} / {second_py}");
+    // Keys: A no longer signs, B does.
+    let region = "us-east-1";
+    assert_eq!(
+        management_as(Some((&key(KEY_A), region)), "POST", &push, "a")
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        management_as(Some((&key(KEY_B), region)), "POST", &push, "b")
+            .await
+            .0,
+        200
+    );
+    assert_eq!(next_text(&mut client).await, "b");
+
+    // A bad config: reported at its line, and the running one stays.
+    write(
+        &file,
+        &config(&backend, &routes_v2, KEY_B, "").replacen("[routes]", "bogus = 1\n[routes]", 1),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let reported = loop {
+        let text = std::fs::read_to_string(&log).unwrap();
+        if let Some(line) = text
+            .lines()
+            .find(|l| l.contains("reload:") && l.contains("bogus"))
+        {
+            break line.to_string();
+        }
+        assert!(Instant::now() < deadline, "no reload error in:\n{text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(reported.contains("wsgate.toml:"), "{reported}");
+    assert!(reported.contains("the running config stays"), "{reported}");
+    send_text(&mut client, r#"{"action":"shout"}"#).await;
+    assert_eq!(next_text(&mut client).await, "shout:shout");
+
+    // SIGHUP reloads too: back to v1's routes.
+    std::fs::write(&file, config(&backend, &routes_v1, KEY_B, "")).unwrap();
+    serve.signal("HUP");
+    until_reply(&mut client, r#"{"action":"echo"}"#, "echo:echo").await;
+    // The same connection throughout.
+    assert_eq!(
+        management_as(Some((&key(KEY_B), region)), "GET", &push, "")
+            .await
+            .0,
+        200
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("reload: applied"), "{text}");
+
+    // The access log switched format at the reload.
+    let day = chrono::Utc::now().format("%Y-%m-%d");
+    let stored = std::fs::read_to_string(
+        dir.path()
+            .join(format!(".wsgate/logs/Reload/dev/{day}.jsonl")),
+    )
+    .unwrap();
+    assert!(stored.lines().any(|l| l == "shout 200"), "{stored}");
+    assert!(stored.lines().next().unwrap().starts_with('{'), "{stored}");
+}
