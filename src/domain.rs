@@ -1,8 +1,8 @@
 //! TLS on the API's port: a custom domain's certificate (PEM files,
-//! reloaded when they change without dropping connections) and the local
-//! CA's certificate for the API's own host, chosen by SNI; and API
-//! Gateway's base path mapping for the domain (`wss://<name>/<path>/`
-//! reaches the API's stage).
+//! reloaded when they change without dropping connections, or obtained and
+//! renewed over ACME) and the local CA's certificate for the API's own
+//! host, chosen by SNI; and API Gateway's base path mapping for the domain
+//! (`wss://<name>/<path>/` reaches the API's stage).
 
 use crate::gateway::paths::{self, Target};
 use rustls::ServerConfig;
@@ -11,6 +11,9 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
+use rustls_acme::acme::ACME_TLS_ALPN_NAME;
+use rustls_acme::caches::DirCache;
+use rustls_acme::{AcmeConfig, AcmeState, ResolvesServerCertAcme};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
@@ -26,32 +29,91 @@ pub struct DomainSettings {
     pub name: String,
     /// The base path (API mapping key), without slashes; `None`: the root.
     pub path: Option<String>,
-    /// Full chain, PEM.
-    pub cert: PathBuf,
-    /// Private key, PEM.
-    pub key: PathBuf,
+    pub certificate: CertificateSource,
 }
+
+/// Where a domain's certificate comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertificateSource {
+    /// PEM files (full chain, private key), reloaded when they change.
+    Files { cert: PathBuf, key: PathBuf },
+    /// An ACME directory (Let's Encrypt, or any RFC 8555 server), proving
+    /// the name with TLS-ALPN-01 on the API's own port; renewed before it
+    /// expires.
+    Acme(AcmeSettings),
+}
+
+/// `[domain] acme = { email, directory, directory_ca }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcmeSettings {
+    pub email: String,
+    /// The directory URL.
+    pub directory: String,
+    /// A PEM root the directory's own HTTPS certificate chains to, trusted
+    /// beside the public roots (a private ACME server, e.g. Pebble).
+    pub directory_ca: Option<PathBuf>,
+    /// Where the account key and certificates are kept across restarts.
+    pub cache: PathBuf,
+}
+
+/// Let's Encrypt's production directory, the default.
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
 
 /// A served custom domain.
 pub struct Domain {
     pub settings: DomainSettings,
-    certificate: Arc<ReloadingCertificate>,
+    certificate: DomainCertificate,
+    /// ACME's order and renewal loop, driven by `watch` once serving.
+    acme: std::sync::Mutex<Option<AcmeState<std::io::Error>>>,
+}
+
+/// The certificate a domain serves.
+#[derive(Debug, Clone)]
+enum DomainCertificate {
+    Files(Arc<ReloadingCertificate>),
+    /// Answers TLS-ALPN-01 challenges, and serves the certificate once
+    /// issued (until then, handshakes for the name fail).
+    Acme(Arc<ResolvesServerCertAcme>),
+}
+
+impl DomainCertificate {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        match self {
+            DomainCertificate::Files(files) => Some(files.current()),
+            DomainCertificate::Acme(acme) => acme.resolve(hello),
+        }
+    }
 }
 
 impl Domain {
     /// Loads and checks the certificate now: a missing, unreadable,
-    /// mismatched or expired one is an error naming the file.
+    /// mismatched or expired one is an error naming the file. With ACME,
+    /// nothing is ordered until `watch` runs (serving, not validating).
     pub fn new(settings: DomainSettings) -> Result<Domain, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let loaded = load(&settings.cert, &settings.key, &provider)?;
-        let certificate = Arc::new(ReloadingCertificate {
-            current: RwLock::new(loaded),
-            provider,
-        });
+        let (certificate, acme) = match &settings.certificate {
+            CertificateSource::Files { cert, key } => {
+                let loaded = load(cert, key, &provider)?;
+                let files = Arc::new(ReloadingCertificate {
+                    current: RwLock::new(loaded),
+                    provider,
+                });
+                (DomainCertificate::Files(files), None)
+            }
+            CertificateSource::Acme(acme) => {
+                let state = acme_state(&settings.name, acme, provider)?;
+                (DomainCertificate::Acme(state.resolver()), Some(state))
+            }
+        };
         Ok(Domain {
             settings,
             certificate,
+            acme: std::sync::Mutex::new(acme),
         })
+    }
+
+    fn uses_acme(&self) -> bool {
+        matches!(self.certificate, DomainCertificate::Acme(_))
     }
 
     /// Whether a request's Host names this domain (any port).
@@ -85,33 +147,52 @@ impl Domain {
         }
     }
 
-    /// Reloads the certificate whenever its files change, until `stop`.
-    /// A bad new certificate is logged and the old one kept.
+    /// Keeps the certificate current until `stop`: reloads the files
+    /// whenever they change (a bad new certificate is logged and the old
+    /// one kept), or runs ACME's orders and renewals.
     pub async fn watch(self: Arc<Self>, stop: CancellationToken) {
-        let stamp = |settings: &DomainSettings| {
-            let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-            (modified(&settings.cert), modified(&settings.key))
+        let acme = self.acme.lock().expect("lock poisoned").take();
+        if let Some(mut acme) = acme {
+            use futures_util::StreamExt;
+            loop {
+                let event = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    event = acme.next() => event,
+                };
+                match event {
+                    Some(Ok(event)) => tracing::info!(domain = %self.settings.name, ?event, "ACME"),
+                    Some(Err(error)) => {
+                        tracing::warn!(domain = %self.settings.name, ?error, "ACME: will retry")
+                    }
+                    None => return,
+                }
+            }
+        }
+        let (DomainCertificate::Files(files), CertificateSource::Files { cert, key }) =
+            (&self.certificate, &self.settings.certificate)
+        else {
+            return;
         };
-        let mut last = stamp(&self.settings);
+        let stamp = || {
+            let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+            (modified(cert), modified(key))
+        };
+        let mut last = stamp();
         let mut timer = tokio::time::interval(RELOAD_CHECK_EVERY);
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = timer.tick() => {}
             }
-            let now = stamp(&self.settings);
+            let now = stamp();
             if now == last {
                 continue;
             }
             last = now;
-            match load(
-                &self.settings.cert,
-                &self.settings.key,
-                &self.certificate.provider,
-            ) {
+            match load(cert, key, &files.provider) {
                 Ok(loaded) => {
-                    *self.certificate.current.write().expect("lock poisoned") = loaded;
-                    tracing::info!(cert = %self.settings.cert.display(), "TLS certificate reloaded");
+                    *files.current.write().expect("lock poisoned") = loaded;
+                    tracing::info!(cert = %cert.display(), "TLS certificate reloaded");
                 }
                 Err(error) => {
                     tracing::error!(%error, "TLS certificate not reloaded; the previous one stays")
@@ -154,7 +235,7 @@ impl TlsServing {
             .map(|(cert, key)| load(cert, key, &provider))
             .transpose()?;
         let resolver = Arc::new(BySni {
-            domain: domain.map(|d| (d.settings.name.clone(), Arc::clone(&d.certificate))),
+            domain: domain.map(|d| (d.settings.name.clone(), d.certificate.clone())),
             own_host: local.clone(),
         });
         let mut config = ServerConfig::builder_with_provider(provider)
@@ -163,6 +244,10 @@ impl TlsServing {
             .with_no_client_auth()
             .with_cert_resolver(resolver);
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        if domain.is_some_and(Domain::uses_acme) {
+            // ACME's validator asks for this protocol alone (TLS-ALPN-01).
+            config.alpn_protocols.push(ACME_TLS_ALPN_NAME.to_vec());
+        }
         Ok(TlsServing {
             acceptor: TlsAcceptor::from(Arc::new(config)),
             own_host: local.is_some(),
@@ -174,21 +259,54 @@ impl TlsServing {
 /// (SNI), the local one otherwise (addresses carry no SNI).
 #[derive(Debug)]
 struct BySni {
-    domain: Option<(String, Arc<ReloadingCertificate>)>,
+    domain: Option<(String, DomainCertificate)>,
     own_host: Option<Arc<CertifiedKey>>,
 }
 
 impl ResolvesServerCert for BySni {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        if let (Some(sni), Some((name, certificate))) = (hello.server_name(), &self.domain)
-            && sni.eq_ignore_ascii_case(name)
-        {
-            return Some(certificate.current());
+        match (hello.server_name(), &self.domain, &self.own_host) {
+            (Some(sni), Some((name, certificate)), _) if sni.eq_ignore_ascii_case(name) => {
+                certificate.resolve(hello)
+            }
+            (_, _, Some(own_host)) => Some(Arc::clone(own_host)),
+            (_, Some((_, certificate)), None) => certificate.resolve(hello),
+            (_, None, None) => None,
         }
-        self.own_host
-            .clone()
-            .or_else(|| self.domain.as_ref().map(|(_, c)| c.current()))
     }
+}
+
+/// ACME for `name`: the account and certificates cached on disk, the
+/// directory reached over HTTPS with the public roots (and the
+/// directory's own, when given).
+fn acme_state(
+    name: &str,
+    settings: &AcmeSettings,
+    provider: Arc<CryptoProvider>,
+) -> Result<AcmeState<std::io::Error>, String> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(ca) = &settings.directory_ca {
+        for cert in CertificateDer::pem_file_iter(ca)
+            .map_err(|e| format!("cannot use {}: {e}", ca.display()))?
+        {
+            let cert = cert.map_err(|e| format!("cannot use {}: {e}", ca.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("cannot use {}: {e}", ca.display()))?;
+        }
+    }
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("ACME client TLS setup: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(AcmeConfig::new_with_client_config([name], Arc::new(client))
+        .contact_push(format!("mailto:{}", settings.email))
+        .directory(&settings.directory)
+        .cache(DirCache::new(settings.cache.clone()))
+        .state())
 }
 
 /// Reads and checks a certificate chain and its key.

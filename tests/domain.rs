@@ -16,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::Message;
-use wsgate::domain::DomainSettings;
+use wsgate::domain::{AcmeSettings, CertificateSource, DomainSettings};
 use wsgate::{Response, RouteOptions, WebSocketApi, handler_fn};
 
 const NAME: &str = "ws.wsgate.test";
@@ -80,15 +80,22 @@ fn connector_with(roots: RootCertStore) -> TlsConnector {
 }
 
 fn settings(dir: &Path, path: Option<&str>) -> DomainSettings {
+    files(dir.join("cert.pem"), dir.join("key.pem"), path)
+}
+
+fn files(cert: PathBuf, key: PathBuf, path: Option<&str>) -> DomainSettings {
     DomainSettings {
         name: NAME.into(),
         path: path.map(str::to_string),
-        cert: dir.join("cert.pem"),
-        key: dir.join("key.pem"),
+        certificate: CertificateSource::Files { cert, key },
     }
 }
 
 async fn echo_server(domain: DomainSettings) -> Result<wsgate::Server, wsgate::BuildError> {
+    echo_api(domain).bind(any_port()).await
+}
+
+fn echo_api(domain: DomainSettings) -> WebSocketApi {
     WebSocketApi::new("Domained")
         .stage("prod")
         .domain(Some(domain))
@@ -102,8 +109,6 @@ async fn echo_server(domain: DomainSettings) -> Result<wsgate::Server, wsgate::B
                 ..Default::default()
             },
         )
-        .bind(any_port())
-        .await
 }
 
 type TlsClient = tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<TcpStream>>;
@@ -255,10 +260,11 @@ async fn bad_certificates_fail_at_start_naming_the_file() {
     ca.issue(dir.path(), None);
     let other = tempfile::tempdir().unwrap();
     ca.issue(other.path(), None);
-    let mismatched = DomainSettings {
-        key: other.path().join("key.pem"),
-        ..settings(dir.path(), None)
-    };
+    let mismatched = files(
+        dir.path().join("cert.pem"),
+        other.path().join("key.pem"),
+        None,
+    );
     let mismatched = start_error(mismatched).await;
     assert!(
         mismatched.contains("does not match") && mismatched.contains("key.pem"),
@@ -266,10 +272,179 @@ async fn bad_certificates_fail_at_start_naming_the_file() {
     );
     let unreadable: PathBuf = dir.path().join("garbage.pem");
     std::fs::write(&unreadable, "-----BEGIN PRIVATE KEY-----\nnope\n").unwrap();
-    let garbage = start_error(DomainSettings {
-        key: unreadable,
-        ..settings(dir.path(), None)
-    })
-    .await;
+    let garbage = start_error(files(dir.path().join("cert.pem"), unreadable, None)).await;
     assert!(garbage.contains("garbage.pem"), "{garbage}");
+}
+
+/// Pebble (Let's Encrypt's test server, Debian's package) with
+/// pebble-challtestsrv as its DNS, which answers 127.0.0.1 for every
+/// name: a real ACME order, validated over TLS-ALPN-01 on the API's own
+/// port.
+struct Pebble {
+    children: Vec<std::process::Child>,
+    directory: String,
+    management: String,
+    /// The root Pebble's own HTTPS certificate chains to.
+    https_root: PathBuf,
+}
+
+impl Pebble {
+    fn start(dir: &Path, tls_alpn_port: u16) -> Pebble {
+        let free = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let (acme, management, dns) = (free(), free(), free());
+        // Pebble's own HTTPS certificate, from a CA of this test's.
+        let ca = Ca::new();
+        let key = KeyPair::generate().unwrap();
+        let params =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        let cert = params.signed_by(&key, &ca.issuer).unwrap();
+        std::fs::write(dir.join("pebble.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.join("pebble-key.pem"), key.serialize_pem()).unwrap();
+        let https_root = dir.join("pebble-ca.pem");
+        std::fs::write(&https_root, pem_of(&ca.der)).unwrap();
+        let config = serde_json::json!({ "pebble": {
+            "listenAddress": format!("127.0.0.1:{acme}"),
+            "managementListenAddress": format!("127.0.0.1:{management}"),
+            "certificate": dir.join("pebble.pem"),
+            "privateKey": dir.join("pebble-key.pem"),
+            "httpPort": 5002,
+            "tlsPort": tls_alpn_port,
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": false,
+        }});
+        std::fs::write(dir.join("pebble.json"), config.to_string()).unwrap();
+        let challtestsrv = std::process::Command::new("pebble-challtestsrv")
+            .args([
+                "-dns01",
+                &format!("127.0.0.1:{dns}"),
+                "-http01",
+                "",
+                "-https01",
+                "",
+            ])
+            .args(["-tlsalpn01", "", "-defaultIPv6", ""])
+            .args(["-management", &format!("127.0.0.1:{}", free())])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("pebble-challtestsrv (Debian's pebble; scripts/setup installs it)");
+        let pebble = std::process::Command::new("pebble")
+            .arg("-config")
+            .arg(dir.join("pebble.json"))
+            .args(["-dnsserver", &format!("127.0.0.1:{dns}")])
+            // Answer at once, and never refuse a good nonce (Pebble's
+            // default refuses 5% to test clients' retries).
+            .env("PEBBLE_VA_NOSLEEP", "1")
+            .env("PEBBLE_WFE_NONCEREJECT", "0")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("pebble (Debian's pebble; scripts/setup installs it)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", acme)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Pebble {
+            children: vec![challtestsrv, pebble],
+            directory: format!("https://127.0.0.1:{acme}/dir"),
+            management: format!("https://127.0.0.1:{management}"),
+            https_root,
+        }
+    }
+
+    /// The root Pebble issues certificates under (new on every start).
+    fn issuing_root(&self) -> CertificateDer<'static> {
+        let url = format!("{}/roots/0", self.management);
+        let out = std::process::Command::new("python3")
+            .args(["-c", "import ssl,sys,urllib.request; c=ssl.create_default_context(cafile=sys.argv[2]); print(urllib.request.urlopen(sys.argv[1], context=c).read().decode())"])
+            .arg(&url)
+            .arg(&self.https_root)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        use rustls::pki_types::pem::PemObject;
+        CertificateDer::from_pem_slice(&out.stdout).unwrap()
+    }
+}
+
+impl Drop for Pebble {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn pem_of(der: &[u8]) -> String {
+    use base64::Engine;
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = body
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        lines.join("\n")
+    )
+}
+
+/// Waits until the server completes a verified handshake for `NAME`.
+async fn until_served(server: &wsgate::Server, connector: &TlsConnector, within: Duration) {
+    let deadline = std::time::Instant::now() + within;
+    while let Err(error) = tls(server, connector).await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no certificate yet: {error}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn acme_gets_a_certificate_from_pebble_over_tls_alpn() {
+    let dir = tempfile::tempdir().unwrap();
+    // The API's port first: Pebble's validator connects to it.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let pebble = Pebble::start(dir.path(), port);
+    let domain = DomainSettings {
+        name: NAME.into(),
+        path: None,
+        certificate: CertificateSource::Acme(AcmeSettings {
+            email: "ops@example.com".into(),
+            directory: pebble.directory.clone(),
+            directory_ca: Some(pebble.https_root.clone()),
+            cache: dir.path().join("acme"),
+        }),
+    };
+    let domain_again = domain.clone();
+    let server = echo_api(domain).serve(listener).await.unwrap();
+    let mut roots = RootCertStore::empty();
+    roots.add(pebble.issuing_root()).unwrap();
+    let connector = connector_with(roots);
+    // Ordered, validated and issued within seconds.
+    until_served(&server, &connector, Duration::from_secs(60)).await;
+    let mut client = wss(&server, &connector, &format!("wss://{NAME}/")).await;
+    echo(&mut client, "issued by pebble").await;
+    server.shutdown().await;
+
+    // Kept for the next start: served at once, with Pebble gone.
+    drop(pebble);
+    let again = echo_api(domain_again).bind(any_port()).await.unwrap();
+    until_served(&again, &connector, Duration::from_secs(10)).await;
+    let mut client = wss(&again, &connector, &format!("wss://{NAME}/")).await;
+    echo(&mut client, "from the cache").await;
 }

@@ -188,6 +188,22 @@ fn https_integrations_are_not_supported_yet() {
 }
 
 #[test]
+fn domain_certificates_from_acme() {
+    let config = parse_str(
+        "name = \"A\"\n[domain]\nname = \"ws.example.com\"\nacme = { email = \"ops@example.com\", directory_ca = \"pebble.pem\" }",
+    )
+    .unwrap();
+    let domain = config.domain.unwrap();
+    let crate::domain::CertificateSource::Acme(acme) = domain.certificate else {
+        panic!("not ACME");
+    };
+    assert_eq!(acme.email, "ops@example.com");
+    assert_eq!(acme.directory, crate::domain::LETS_ENCRYPT);
+    assert_eq!(acme.directory_ca.as_deref(), Some(Path::new("pebble.pem")));
+    assert_eq!(acme.cache, Path::new(".wsgate/acme/ws.example.com"));
+}
+
+#[test]
 fn domain_takes_sst_keys_and_pem_files() {
     let config = parse_str(
         "name = \"A\"\n[domain]\nname = \"ws.example.com\"\npath = \"/v1/\"\ncert = \"tls/cert.pem\"\nkey = \"tls/key.pem\"\ndns = false",
@@ -196,7 +212,13 @@ fn domain_takes_sst_keys_and_pem_files() {
     let domain = config.domain.unwrap();
     assert_eq!(domain.name, "ws.example.com");
     assert_eq!(domain.path.as_deref(), Some("v1"));
-    assert_eq!(domain.cert, Path::new("tls/cert.pem"));
+    assert_eq!(
+        domain.certificate,
+        crate::domain::CertificateSource::Files {
+            cert: Path::new("tls/cert.pem").into(),
+            key: Path::new("tls/key.pem").into(),
+        }
+    );
     let cases = [
         ("domain = \"ws.example.com\"", "`domain`", "cert"),
         (
@@ -225,9 +247,29 @@ fn domain_takes_sst_keys_and_pem_files() {
             "one segment",
         ),
         (
-            "[domain]\nname = \"x.com\"\ncert = \"c\"\nkey = \"k\"\nacme = true",
+            "[domain]\nname = \"x.com\"\nacme = true",
             "`domain.acme`",
-            "unknown",
+            "a table",
+        ),
+        (
+            "[domain]\nname = \"x.com\"\ncert = \"c\"\nkey = \"k\"\nacme = { email = \"a@x.com\" }",
+            "`domain.cert`",
+            "not both",
+        ),
+        (
+            "[domain]\nname = \"x.com\"\nacme = { }",
+            "`domain.acme.email`",
+            "email address",
+        ),
+        (
+            "[domain]\nname = \"x.com\"\nacme = { email = \"a@x.com\", directory = \"http://insecure/dir\" }",
+            "`domain.acme.directory`",
+            "https://",
+        ),
+        (
+            "[domain]\nname = \"x.com\"\nacme = { email = \"a@x.com\", dir = \"x\" }",
+            "`domain.acme.dir`",
+            "unknown key",
         ),
     ];
     for (source, key, words) in cases {

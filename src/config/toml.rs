@@ -614,13 +614,17 @@ fn check_domain(
             c.at(
                 span,
                 "domain",
-                format!("wsgate serves TLS itself: use [domain] with name = \"{name}\" and the `cert` and `key` PEM files (ACME is not supported)"),
+                format!("wsgate serves TLS itself: use [domain] with name = \"{name}\" and the `cert` and `key` PEM files, or `acme = {{ email = \"...\" }}`"),
             );
             return None;
         }
         toml::Value::Table(table) => table,
         _ => {
-            c.at(span, "domain", "a domain is a table: name, path, cert, key");
+            c.at(
+                span,
+                "domain",
+                "a domain is a table: name, path, and cert and key or acme",
+            );
             return None;
         }
     };
@@ -637,14 +641,17 @@ fn check_domain(
     let (name, path, cert, key) = (text("name"), text("path"), text("cert"), text("key"));
     for unknown in table
         .keys()
-        .filter(|k| !["name", "path", "cert", "key", "dns"].contains(&k.as_str()))
+        .filter(|k| !["name", "path", "cert", "key", "acme", "dns"].contains(&k.as_str()))
     {
         c.at(
             span.clone(),
             &format!("domain.{unknown}"),
-            "unknown key; a domain has name, path, cert, key and dns",
+            "unknown key; a domain has name, path, cert, key, acme and dns",
         );
     }
+    let acme = table
+        .get("acme")
+        .and_then(|acme| check_acme(acme, table, &name, config_dir, span.clone(), c));
     match table.get("dns") {
         None | Some(toml::Value::Boolean(false)) => {}
         Some(_) => c.at(
@@ -691,6 +698,13 @@ fn check_domain(
             format!("\"{p}\" is not a base path: one segment of letters, digits and - . _ ~, not starting with ."),
         );
     }
+    if table.contains_key("acme") {
+        return Some(crate::domain::DomainSettings {
+            name,
+            path,
+            certificate: crate::domain::CertificateSource::Acme(acme?),
+        });
+    }
     let mut file = |value: Option<String>, key: &str| -> Option<PathBuf> {
         match value {
             None => {
@@ -698,7 +712,7 @@ fn check_domain(
                     span.clone(),
                     &format!("domain.{key}"),
                     format!(
-                        "wsgate serves TLS itself: give `{key}`, a PEM file (ACME is not supported)"
+                        "wsgate serves TLS itself: give `{key}`, a PEM file, or get certificates with `acme = {{ email = \"...\" }}`"
                     ),
                 );
                 None
@@ -718,8 +732,97 @@ fn check_domain(
     Some(crate::domain::DomainSettings {
         name,
         path,
-        cert: cert?,
-        key: key?,
+        certificate: crate::domain::CertificateSource::Files {
+            cert: cert?,
+            key: key?,
+        },
+    })
+}
+
+/// `[domain] acme = { email, directory, directory_ca }`.
+fn check_acme(
+    acme: &toml::Value,
+    domain: &toml::Table,
+    name: &Option<String>,
+    config_dir: &Path,
+    span: std::ops::Range<usize>,
+    c: &mut Checker,
+) -> Option<crate::domain::AcmeSettings> {
+    let Some(acme) = acme.as_table() else {
+        c.at(
+            span,
+            "domain.acme",
+            "a table: { email = \"you@example.com\" } (and `directory`, `directory_ca`)",
+        );
+        return None;
+    };
+    let mut problem =
+        |key: &str, message: &str| c.at(span.clone(), &format!("domain.acme.{key}"), message);
+    for unknown in acme
+        .keys()
+        .filter(|k| !["email", "directory", "directory_ca"].contains(&k.as_str()))
+    {
+        problem(
+            unknown,
+            "unknown key; acme has email, directory and directory_ca",
+        );
+    }
+    for both in ["cert", "key"]
+        .into_iter()
+        .filter(|k| domain.contains_key(*k))
+    {
+        c.at(
+            span.clone(),
+            &format!("domain.{both}"),
+            "give either `cert` and `key` or `acme`, not both",
+        );
+    }
+    let text = |key: &str| acme.get(key).map(|v| v.as_str().map(str::to_string));
+    let mut problem =
+        |key: &str, message: &str| c.at(span.clone(), &format!("domain.acme.{key}"), message);
+    let email = match text("email") {
+        Some(Some(email)) if email.contains('@') && !email.contains(char::is_whitespace) => {
+            Some(email)
+        }
+        Some(_) => {
+            problem(
+                "email",
+                "must be an email address: the ACME account's contact",
+            );
+            None
+        }
+        None => {
+            problem(
+                "email",
+                "ACME needs an email address for the account (`email = \"you@example.com\"`)",
+            );
+            None
+        }
+    };
+    let directory = match text("directory") {
+        None => Some(crate::domain::LETS_ENCRYPT.to_string()),
+        Some(Some(url)) if url.starts_with("https://") => Some(url),
+        Some(_) => {
+            problem("directory", "must be the https:// URL of an ACME directory");
+            None
+        }
+    };
+    let directory_ca = match text("directory_ca") {
+        None => None,
+        Some(Some(file)) => Some(config_dir.join(file)),
+        Some(None) => {
+            problem("directory_ca", "must be a PEM file's path");
+            None
+        }
+    };
+    Some(crate::domain::AcmeSettings {
+        email: email?,
+        directory: directory?,
+        directory_ca,
+        cache: config_dir
+            .join(".wsgate")
+            .join("acme")
+            .join(name.as_deref().unwrap_or("domain")),
     })
 }
 

@@ -401,8 +401,10 @@ fn domain_settings(
             .as_ref()
             .map(|p| p.trim_matches('/').to_string())
             .filter(|p| !p.is_empty()),
-        cert: issued.cert,
-        key: issued.key,
+        certificate: crate::domain::CertificateSource::Files {
+            cert: issued.cert,
+            key: issued.key,
+        },
     })
 }
 
