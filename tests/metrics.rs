@@ -303,3 +303,63 @@ async fn the_admin_listener_beyond_loopback_needs_its_token() {
     assert_eq!(status, 200);
     assert!(text.contains("wsgate_connections_open"), "{text}");
 }
+
+/// `/ready` on the admin listener fails while the handlers pass their
+/// start-up check (here a Python module that takes a second to import),
+/// `/health` answers throughout; on the API's port, `/ready` never shadows
+/// a stage of that name.
+#[tokio::test]
+async fn ready_waits_for_the_start_up_check_and_never_shadows_a_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("slow.py"),
+        "import time\ntime.sleep(1.5)\n\ndef handler(event, context):\n    return {\"statusCode\": 200}\n",
+    )
+    .unwrap();
+    let config = dir.path().join("wsgate.toml");
+    std::fs::write(
+        &config,
+        "name = \"Slow\"\nstage = \"ready\"\n[routes]\n\"$default\" = \"slow.handler\"\n",
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let admin = format!("http://127.0.0.1:{port}");
+    let admin_addr = format!("127.0.0.1:{port}");
+    let starting = std::thread::spawn({
+        let config = config.clone();
+        move || Serve::start(&config, &["--admin", &admin_addr])
+    });
+    // While it starts: alive, not ready.
+    let mut seen_starting = false;
+    for _ in 0..200 {
+        if let Ok(reply) = reqwest::get(format!("{admin}/ready")).await {
+            let status = reply.status().as_u16();
+            if status == 503 {
+                assert_eq!(reply.text().await.unwrap(), "starting\n");
+                assert_eq!(get(&format!("{admin}/health"), None).await.0, 200);
+                seen_starting = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(seen_starting, "/ready was never 503 while starting");
+    let serve = starting.join().unwrap();
+    assert_eq!(
+        get(&format!("{admin}/ready"), None).await,
+        (200, "ready\n".into())
+    );
+    // The stage is named `ready`: GET /ready is the stage's endpoint (426,
+    // as API Gateway answers a plain GET there); /.wsgate/ready is health.
+    let api = serve
+        .management_endpoint
+        .trim_end_matches("/ready")
+        .to_string();
+    assert_eq!(get(&format!("{api}/ready"), None).await.0, 426);
+    assert_eq!(get(&format!("{api}/.wsgate/ready"), None).await.0, 200);
+    assert_eq!(get(&format!("{api}/health"), None).await.0, 200);
+}
