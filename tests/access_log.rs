@@ -50,6 +50,17 @@ async fn lines(dir: &Path, n: usize) -> Vec<Value> {
 }
 
 /// An app in a temporary folder logging to `.wsgate/logs/Logged/dev/`.
+/// Writes `config` as `dir`/wsgate.toml and serves it.
+async fn serve_config(dir: &Path, config: &str) -> wsgate::Server {
+    std::fs::write(dir.join("wsgate.toml"), config).unwrap();
+    let config = wsgate::config::load(&dir.join("wsgate.toml")).unwrap();
+    WebSocketApi::from_config(&config)
+        .unwrap()
+        .bind(any_port())
+        .await
+        .unwrap()
+}
+
 async fn logged_app(backend: &Backend) -> (tempfile::TempDir, wsgate::Server) {
     let dir = tempfile::tempdir().unwrap();
     let config = format!(
@@ -68,13 +79,7 @@ fail = {{ url = "http://127.0.0.1:1/unreachable" }}
         disconnect = backend.url("/disconnect"),
         echo = backend.url("/echo"),
     );
-    std::fs::write(dir.path().join("wsgate.toml"), config).unwrap();
-    let config = wsgate::config::load(&dir.path().join("wsgate.toml")).unwrap();
-    let server = WebSocketApi::from_config(&config)
-        .unwrap()
-        .bind(any_port())
-        .await
-        .unwrap();
+    let server = serve_config(dir.path(), &config).await;
     (dir, server)
 }
 
@@ -250,13 +255,7 @@ fail = {{ url = "http://127.0.0.1:1/unreachable" }}
 "#,
         connect = backend.url("/connect"),
     );
-    std::fs::write(dir.path().join("wsgate.toml"), config).unwrap();
-    let config = wsgate::config::load(&dir.path().join("wsgate.toml")).unwrap();
-    let server = WebSocketApi::from_config(&config)
-        .unwrap()
-        .bind(any_port())
-        .await
-        .unwrap();
+    let server = serve_config(dir.path(), &config).await;
     let mut client = connect(&server.url()).await;
     send_text(&mut client, r#"{"action":"fail"}"#).await;
     next_text(&mut client).await;

@@ -17,6 +17,14 @@ fn http_api(backend: &Backend, key: &str, return_response: bool) -> WebSocketApi
     api_from_toml(&config)
 }
 
+/// A two-way route: its handler's body goes back to the client.
+fn two_way() -> RouteOptions {
+    RouteOptions {
+        return_response: true,
+        ..Default::default()
+    }
+}
+
 /// Echo route that returns its body (two-way) and a `$default` that does not.
 async fn echo_server() -> wsgate::Server {
     WebSocketApi::new("Echo")
@@ -25,10 +33,7 @@ async fn echo_server() -> wsgate::Server {
             handler_fn(|event, _| async move {
                 Ok(Response::ok().with_body(format!("echo:{}", event.body.unwrap_or_default())))
             }),
-            RouteOptions {
-                return_response: true,
-                ..Default::default()
-            },
+            two_way(),
         )
         .route(
             "$default",
@@ -83,18 +88,12 @@ async fn an_array_selects_its_stringified_key() {
                     event.request_context.route_key.unwrap_or_default()
                 )))
             }),
-            RouteOptions {
-                return_response: true,
-                ..Default::default()
-            },
+            two_way(),
         )
         .route_with(
             "$default",
             handler_fn(|_, _| async move { Ok(Response::ok().with_body("default")) }),
-            RouteOptions {
-                return_response: true,
-                ..Default::default()
-            },
+            two_way(),
         )
         .bind(any_port())
         .await
@@ -118,10 +117,7 @@ async fn no_route_and_no_default_is_forbidden_and_the_connection_stays() {
         .route_with(
             "ping",
             handler_fn(|_, _| async { Ok(Response::ok().with_body("pong")) }),
-            RouteOptions {
-                return_response: true,
-                ..Default::default()
-            },
+            two_way(),
         )
         .bind(any_port())
         .await
@@ -152,10 +148,7 @@ async fn template_selection_expression() {
         .route_with(
             "chat/send",
             handler_fn(|_, _| async { Ok(Response::ok().with_body("chat-send")) }),
-            RouteOptions {
-                return_response: true,
-                ..Default::default()
-            },
+            two_way(),
         )
         .bind(any_port())
         .await
@@ -291,10 +284,7 @@ async fn panicking_or_failing_native_handlers_are_internal_errors() {
         .route_with(
             "ok",
             handler_fn(|_, _| async { Ok(Response::ok().with_body("fine")) }),
-            RouteOptions {
-                return_response: true,
-                ..Default::default()
-            },
+            two_way(),
         )
         .bind(any_port())
         .await
