@@ -134,6 +134,8 @@ rust = {{ command = ["{rust}"], return_response = true, concurrency = {concurren
     );
     let mut rows =
         vec!["kind,connections,round_trips_per_s,p50_us,p99_us,ratio_to_raw".to_string()];
+    // The in-process rate per level with metrics off, for the last table.
+    let mut native_off = Vec::new();
     for &connections in &levels {
         let mut baseline = None;
         for (kind, action, url) in [
@@ -147,6 +149,9 @@ rust = {{ command = ["{rust}"], return_response = true, concurrency = {concurren
         ] {
             let stats = median_of(runs, url, action, connections, seconds).await;
             let base = *baseline.get_or_insert(stats.rate);
+            if kind == "in-process Rust" {
+                native_off.push((connections, stats.rate, base));
+            }
             println!(
                 "{kind:<22} {connections:>6} {:>10.0} {:>9} {:>9} {:>7.2}",
                 stats.rate,
@@ -162,6 +167,33 @@ rust = {{ command = ["{rust}"], return_response = true, concurrency = {concurren
                 stats.rate / base
             ));
         }
+    }
+    // Metrics on (as `serve --admin` runs): counting costs on every event.
+    // Once on they stay on, so this table comes last.
+    wsgate::admin::metrics::enable();
+    println!();
+    println!(
+        "metrics on (--admin): in-process Rust, ratio to the same with metrics off earlier in this run (each against raw measured beside it)"
+    );
+    println!(
+        "{:<22} {:>6} {:>10} {:>9} {:>9} {:>7}",
+        "kind", "conns", "rt/s", "p50 us", "p99 us", "on/off"
+    );
+    for (connections, off_rate, off_raw) in native_off {
+        let raw_now = median_of(runs, &raw, "raw", connections, seconds).await;
+        let on = median_of(runs, &server.url(), "native", connections, seconds).await;
+        let ratio = (on.rate / raw_now.rate) / (off_rate / off_raw);
+        println!(
+            "{:<22} {connections:>6} {:>10.0} {:>9} {:>9} {ratio:>7.2}",
+            "in-process + metrics", on.rate, on.p50_us, on.p99_us
+        );
+        rows.push(format!(
+            "in-process + metrics,{connections},{:.0},{},{},{:.3}",
+            on.rate,
+            on.p50_us,
+            on.p99_us,
+            on.rate / raw_now.rate
+        ));
     }
     if let Some(path) = csv {
         std::fs::write(&path, rows.join("\n") + "\n").unwrap();
