@@ -22,6 +22,7 @@ COPY --from=build /src/target/release/wsgate /usr/local/bin/wsgate
 USER wsgate
 WORKDIR /app
 EXPOSE 8080 9091
-# SIGTERM (docker stop) drains; give docker stop a longer --time than the drain.
+# SIGTERM (docker stop) drains for --drain-timeout (30 s by default): stop
+# with `docker stop --time 45`, since Docker kills after 10 s unless told.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["wsgate", "serve", "--listen", "0.0.0.0:8080"]

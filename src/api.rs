@@ -721,13 +721,12 @@ impl WebSocketApi {
         };
         let connections = Connections::new(Arc::clone(&registry), self.limits.max_message_size);
         let metric_api = Arc::new(self.name.clone());
-        let routing = Routing {
-            metric_routes: metrics::RouteNames::new(self.routes.keys()),
-            routes: self.routes.into_iter().collect::<HashMap<_, _>>(),
+        let routing = Routing::new(
+            self.routes.into_iter().collect::<HashMap<_, _>>(),
             selector,
-            connect_auth: self.connect_auth,
-            throttle: self.limits.throttle.map(|t| Arc::new(TokenBucket::new(t))),
-        };
+            self.connect_auth,
+            self.limits.throttle.map(|t| Arc::new(TokenBucket::new(t))),
+        );
         let gateway = Arc::new(Gateway {
             api: ApiInfo {
                 api_id,
@@ -752,9 +751,6 @@ impl WebSocketApi {
                 crate::management::UNVERIFIED_BODY_BYTES.max(4 * self.limits.max_message_size),
             ),
             draining: std::sync::atomic::AtomicBool::new(false),
-            shutdown_disconnects: tokio::sync::Semaphore::new(
-                crate::gateway::SHUTDOWN_DISCONNECTS_AT_ONCE,
-            ),
             metric_api,
         });
         if let Some(m) = metrics::get() {

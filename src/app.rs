@@ -389,14 +389,19 @@ impl Running {
         let Some((old, server)) = self.servers.first_mut() else {
             return;
         };
+        // Hybrid mode's region is the AWS one, not the file's.
+        if options.aws {
+            new.region.clone_from(&old.region);
+        }
+        let need_restart = crate::reload::keep_fixed_settings(old, &mut new);
+        if !need_restart.is_empty() {
+            tracing::warn!(
+                settings = %need_restart.join(", "),
+                "reload: these changed and apply at the next start"
+            );
+        }
         match server.reload(old, &new, &self.hosting).await {
             Ok(applied) => {
-                if !applied.need_restart.is_empty() {
-                    tracing::warn!(
-                        settings = %applied.need_restart.join(", "),
-                        "reload: these changed and apply at the next start"
-                    );
-                }
                 if applied.is_empty() {
                     tracing::info!("reload: nothing to apply");
                 } else {

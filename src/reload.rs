@@ -22,8 +22,6 @@ pub struct Applied {
     pub removed: Vec<String>,
     /// Other settings applied in place (e.g. "throttling").
     pub settings: Vec<&'static str>,
-    /// Settings that changed but apply only at the next start.
-    pub need_restart: Vec<&'static str>,
 }
 
 impl Applied {
@@ -49,10 +47,7 @@ impl Server {
     ) -> Result<Applied, BuildError> {
         let gateway = self.gateway();
         let current = gateway.routing();
-        let mut applied = Applied {
-            need_restart: restart_only_changes(old, new),
-            ..Applied::default()
-        };
+        let mut applied = Applied::default();
         let built =
             WebSocketApi::handlers_from_config(new, hosting, Arc::clone(&gateway.auth.keyring))?;
         built.set_outputs(self.outputs());
@@ -130,13 +125,12 @@ impl Server {
                 .map_err(BuildError::Selector)?;
 
         // Everything is built and checked: from here on nothing fails.
-        gateway.routing.store(Arc::new(Routing {
-            metric_routes: crate::admin::metrics::RouteNames::new(routes.keys()),
+        gateway.routing.store(Arc::new(Routing::new(
             routes,
             selector,
             connect_auth,
             throttle,
-        }));
+        )));
         if let Some(log) = &gateway.access_log
             && old.access_log_format != new.access_log_format
         {
@@ -145,6 +139,13 @@ impl Server {
         }
         if credentials_differ(old, new) {
             let keyring = &gateway.auth.keyring;
+            // The key generated for a config without any goes once the
+            // config names its own.
+            if old.credentials.is_empty()
+                && let Some(generated) = self.generated_credentials()
+            {
+                keyring.remove(&generated.access_key_id);
+            }
             for gone in &old.credentials {
                 if !new
                     .credentials
@@ -223,6 +224,34 @@ fn credentials_differ(old: &Config, new: &Config) -> bool {
     keys(old) != keys(new)
 }
 
+/// Makes `new` keep what is fixed while serving (the address, the name,
+/// the domain, limits...): those settings keep their running values, so
+/// the config kept for the next reload is the one in force. Returns the
+/// ones that changed, which apply at the next start. Taking every key
+/// away is one of them: a start would generate one, a reload cannot hand
+/// it out.
+pub fn keep_fixed_settings(running: &Config, new: &mut Config) -> Vec<&'static str> {
+    let changed = restart_only_changes(running, new);
+    new.name.clone_from(&running.name);
+    new.stage.clone_from(&running.stage);
+    new.listen = running.listen;
+    new.region.clone_from(&running.region);
+    new.api_id.clone_from(&running.api_id);
+    new.binary = running.binary;
+    new.domain.clone_from(&running.domain);
+    new.local_tls = running.local_tls;
+    new.cluster.clone_from(&running.cluster);
+    new.access_log_retention = running.access_log_retention;
+    new.limits = crate::gateway::limits::Limits {
+        throttle: new.limits.throttle,
+        ..running.limits.clone()
+    };
+    if new.credentials.is_empty() {
+        new.credentials.clone_from(&running.credentials);
+    }
+    changed
+}
+
 /// The settings that changed but are fixed while serving.
 fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     let mut changed = Vec::new();
@@ -231,6 +260,10 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
             changed.push(what);
         }
     };
+    check(
+        new.credentials.is_empty() && !old.credentials.is_empty(),
+        "removing every [[credentials]] key",
+    );
     check(old.name != new.name, "name");
     check(old.stage != new.stage, "stage");
     check(old.listen != new.listen, "listen");

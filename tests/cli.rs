@@ -331,3 +331,42 @@ async fn insecure_dev_warns_and_accepts_unsigned_pushes() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Shutdown runs every `$disconnect`, paced to the function's own
+/// `concurrency` (here 1, with 20 connections open): none is refused for
+/// want of an instance.
+#[tokio::test]
+async fn shutdown_runs_every_disconnect_of_a_function_with_one_instance() {
+    let dir = tempfile::tempdir().unwrap();
+    let seen = dir.path().join("disconnected.txt");
+    std::fs::write(
+        dir.path().join("bye.py"),
+        format!(
+            "def handler(event, context):\n    with open({:?}, 'a') as f:\n        f.write(event['requestContext']['connectionId'] + '\\n')\n    return {{'statusCode': 200}}\n",
+            seen.display().to_string()
+        ),
+    )
+    .unwrap();
+    let config = write_config(
+        dir.path(),
+        "name = \"Bye\"\n[routes]\n\"$disconnect\" = { handler = \"bye.handler\", concurrency = 1 }\n",
+    );
+    let serve = common::serve::Serve::start(&config, &["--drain-timeout", "0 seconds"]);
+    let mut clients = Vec::new();
+    for _ in 0..20 {
+        clients.push(connect(&serve.url).await);
+    }
+    serve.signal("TERM");
+    for client in &mut clients {
+        assert_eq!(next_close(client).await.0, 1001);
+    }
+    let code = tokio::task::spawn_blocking(move || {
+        let mut serve = serve;
+        serve.wait()
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(0));
+    let lines = std::fs::read_to_string(&seen).unwrap();
+    assert_eq!(lines.lines().count(), 20, "{lines}");
+}

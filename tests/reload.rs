@@ -200,3 +200,73 @@ async fn saving_the_config_applies_it_with_connections_open() {
     assert!(stored.lines().any(|l| l == "shout 200"), "{stored}");
     assert!(stored.lines().next().unwrap().starts_with('{'), "{stored}");
 }
+
+/// The key `serve` generates for a config without `[[credentials]]` stops
+/// working once a reload configures one; taking every key away again is
+/// left for a restart (which would generate a new one), and the configured
+/// key keeps working.
+#[tokio::test]
+async fn configured_keys_replace_the_generated_one() {
+    let backend = Backend::start(|_, _| Reply::ok()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wsgate.toml");
+    let routes = format!("echo = {{ url = \"{}\" }}\n", backend.url("/echo"));
+    let without_keys = |routes: &str| {
+        format!(
+            "name = \"Reload\"\nstage = \"dev\"\n[routes]\n\"$connect\" = {{ url = \"{}\" }}\n{routes}",
+            backend.url("/connect")
+        )
+    };
+    std::fs::write(&file, without_keys(&routes)).unwrap();
+    let log = dir.path().join("serve.log");
+    let serve = Serve::start_logging_to(&file, &[], &log);
+    let generated = serve.key.clone().expect("a generated key");
+    let _client = connect(&serve.url).await;
+    let gone = format!(
+        "{}/@connections/AAAAAAAAAAAAAAA=",
+        serve.management_endpoint
+    );
+    let region = "us-east-1";
+    // Signed and allowed: the id is simply gone.
+    assert_eq!(
+        management_as(Some((&generated, region)), "GET", &gone, "")
+            .await
+            .0,
+        410
+    );
+
+    write(&file, &config(&backend, &routes, KEY_A, ""));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while management_as(Some((&key(KEY_A), region)), "GET", &gone, "")
+        .await
+        .0
+        != 410
+    {
+        assert!(Instant::now() < deadline, "key A never accepted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        management_as(Some((&generated, region)), "GET", &gone, "")
+            .await
+            .0,
+        403
+    );
+
+    // Every key removed: named as needing a restart; key A stays.
+    write(&file, &without_keys(&routes));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap();
+        if text.contains("removing every [[credentials]] key") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no restart notice in:\n{text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        management_as(Some((&key(KEY_A), region)), "GET", &gone, "")
+            .await
+            .0,
+        410
+    );
+}

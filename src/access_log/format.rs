@@ -177,7 +177,8 @@ fn find_unescaped(text: &str, needle: &str) -> Option<usize> {
         if backslashes % 2 == 0 {
             return Some(at);
         }
-        from = at + 1;
+        // Past the match's first character (a char boundary).
+        from = at + text[at..].chars().next().map_or(1, char::len_utf8);
     }
     None
 }
@@ -318,6 +319,11 @@ mod tests {
             assert_eq!(fields["connectionId"], record.connection_id, "{line}");
             assert_eq!(fields["userAgent"], "agent \"quoted\" / ok", "{line}");
         }
+        // An escaped separator that is several bytes long.
+        let format = Format::parse("$context.routeKey→$context.status").unwrap();
+        let fields = format.read("a\\→b→200").unwrap();
+        assert_eq!(fields["routeKey"], "a\\→b");
+        assert_eq!(fields["status"], 200);
         let format = Format::parse("[$context.routeKey] $context.status").unwrap();
         assert!(format.read("not this format at all").is_none());
         assert!(

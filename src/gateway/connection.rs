@@ -74,7 +74,7 @@ pub async fn finish(gateway: &Gateway, meta: &ConnectionMeta, code: u16, reason:
         // At shutdown every connection ends at once: their handlers run a
         // bounded number at a time rather than all together.
         let _slot = match gateway.shutdown.is_cancelled() {
-            true => gateway.shutdown_disconnects.acquire().await.ok(),
+            true => routing.shutdown_disconnects.acquire().await.ok(),
             false => None,
         };
         integration = Some(gateway.invoke(route, &event).await.1);

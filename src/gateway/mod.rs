@@ -31,7 +31,8 @@ use tokio_util::task::TaskTracker;
 
 /// How many `$disconnect` handlers run at once while shutdown closes every
 /// connection: enough to finish 100,000 quick ones in seconds, few enough
-/// not to flood a backend or start a function instance per connection.
+/// not to flood a backend; a function's own `concurrency` if lower, so no
+/// invocation is refused for want of an instance.
 pub const SHUTDOWN_DISCONNECTS_AT_ONCE: usize = 128;
 
 /// One route: its integration and how the gateway treats its replies.
@@ -82,8 +83,6 @@ pub struct Gateway {
     /// Set when the server is about to stop: readiness fails and new
     /// connections are refused while the open ones keep working.
     pub draining: std::sync::atomic::AtomicBool,
-    /// `$disconnect` invocations that may run at once during shutdown.
-    pub shutdown_disconnects: tokio::sync::Semaphore,
     /// The API's name as a metric label.
     pub metric_api: metrics::Name,
 }
@@ -99,9 +98,32 @@ pub struct Routing {
     pub throttle: Option<Arc<throttle::TokenBucket>>,
     /// The route keys as metric labels.
     pub metric_routes: metrics::RouteNames,
+    /// `$disconnect` invocations that may run at once during shutdown.
+    pub shutdown_disconnects: tokio::sync::Semaphore,
 }
 
 impl Routing {
+    pub fn new(
+        routes: HashMap<String, Route>,
+        selector: RouteSelector,
+        connect_auth: Option<ConnectAuth>,
+        throttle: Option<Arc<throttle::TokenBucket>>,
+    ) -> Routing {
+        let disconnects = routes
+            .get("$disconnect")
+            .and_then(|r| r.integration.concurrency())
+            .unwrap_or(SHUTDOWN_DISCONNECTS_AT_ONCE)
+            .clamp(1, SHUTDOWN_DISCONNECTS_AT_ONCE);
+        Routing {
+            metric_routes: metrics::RouteNames::new(routes.keys()),
+            routes,
+            selector,
+            connect_auth,
+            throttle,
+            shutdown_disconnects: tokio::sync::Semaphore::new(disconnects),
+        }
+    }
+
     pub fn route(&self, key: &str) -> Option<&Route> {
         self.routes.get(key)
     }

@@ -91,6 +91,13 @@ pub trait Integration: Send + Sync + 'static {
     async fn check(&self) -> Result<(), String> {
         Ok(())
     }
+
+    /// How many invocations may run at once (`None`: no bound of its own).
+    /// Shutdown runs `$disconnect` no more at once than this, so none is
+    /// refused for want of an instance.
+    fn concurrency(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// Reads a Lambda proxy response the way API Gateway does: an empty reply or

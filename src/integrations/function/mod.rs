@@ -337,6 +337,10 @@ impl Integration for FunctionIntegration {
         self.description.clone()
     }
 
+    fn concurrency(&self) -> Option<usize> {
+        Some(self.pool.concurrency())
+    }
+
     async fn check(&self) -> Result<(), String> {
         self.pool.warm().await.map_err(|why| match &self.export {
             Some((source, export)) => {

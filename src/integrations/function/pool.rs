@@ -48,6 +48,7 @@ pub struct Pool {
     running: Semaphore,
     /// Running plus waiting invocations; past it, invocations fail at once.
     admitted: Semaphore,
+    concurrency: usize,
     waiting_limit: usize,
     next_instance: AtomicU64,
     /// Bumped when the code changes: older instances are not reused.
@@ -99,6 +100,7 @@ impl Pool {
             timeout,
             idle: Mutex::new(Vec::new()),
             running: Semaphore::new(concurrency),
+            concurrency,
             admitted: Semaphore::new(concurrency + waiting_limit),
             waiting_limit,
             next_instance: AtomicU64::new(1),
@@ -127,6 +129,11 @@ impl Pool {
                 .inc();
         }
         result
+    }
+
+    /// Instances that may run at once.
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
     }
 
     /// Instances by state, read at each scrape.
