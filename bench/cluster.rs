@@ -23,11 +23,8 @@ use futures_util::StreamExt;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::net::TcpSocket;
-use tokio_tungstenite::tungstenite::Message;
 use util::{Key, arg};
 
 const CALLERS: usize = 64;
@@ -268,55 +265,10 @@ async fn post_rate(urls: &[String], seconds: f64, key: &Key) -> (f64, Duration, 
 /// Posts "broadcast" to every id through `management` (64 at a time);
 /// milliseconds until the last client had it.
 async fn broadcast(management: &str, key: &Key, sockets: Vec<(Socket, String)>) -> f64 {
-    let received = Arc::new(AtomicUsize::new(0));
-    let mut ids = Vec::new();
-    let mut waiters = Vec::new();
-    for (mut ws, id) in sockets {
-        ids.push(id);
-        let received = Arc::clone(&received);
-        waiters.push(tokio::spawn(async move {
-            if let Some(Ok(Message::Text(text))) = ws.next().await {
-                assert_eq!(text.as_str(), "broadcast");
-                received.fetch_add(1, Ordering::Relaxed);
-            }
-            Instant::now()
-        }));
-    }
-    let expected = ids.len();
-    let client = reqwest::Client::new();
-    let started = Instant::now();
-    futures_util::stream::iter(ids)
-        .map(|id| {
-            let (client, key) = (client.clone(), key.clone());
-            let url = format!("{management}/@connections/{id}");
-            async move {
-                let request = key
-                    .sign_post(&url, b"broadcast")
-                    .into_iter()
-                    .fold(client.post(&url).body("broadcast"), |r, (n, v)| {
-                        r.header(n, v)
-                    });
-                assert_eq!(request.send().await.unwrap().status(), 200);
-            }
-        })
-        .buffer_unordered(CALLERS)
-        .collect::<Vec<_>>()
-        .await;
-    let mut last = started;
-    for waiter in waiters {
-        last = last.max(
-            tokio::time::timeout(Duration::from_secs(60), waiter)
-                .await
-                .unwrap()
-                .unwrap(),
-        );
-    }
-    assert_eq!(
-        received.load(Ordering::Relaxed),
-        expected,
-        "every client got it"
-    );
-    (last - started).as_secs_f64() * 1000.0
+    let expected = sockets.len();
+    let done = util::broadcast(management, key, sockets, CALLERS).await;
+    assert_eq!(done.received, expected, "every client got it");
+    done.last_ms
 }
 
 /// A signed POST's status.

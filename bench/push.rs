@@ -17,7 +17,6 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite::Message;
 use util::{Key, arg};
 
 const CALLERS: usize = 64;
@@ -227,55 +226,10 @@ async fn main() {
 
     // Broadcast: one message to every connection; time until the last has it.
     let sockets = open(&gateway, broadcast).await;
-    let received = Arc::new(AtomicUsize::new(0));
-    let mut ids = Vec::new();
-    let mut waiters = Vec::new();
-    for (mut ws, id) in sockets {
-        ids.push(id);
-        let received = Arc::clone(&received);
-        waiters.push(tokio::spawn(async move {
-            if let Some(Ok(Message::Text(text))) = ws.next().await {
-                assert_eq!(text.as_str(), "broadcast");
-                received.fetch_add(1, Ordering::Relaxed);
-            }
-            Instant::now()
-        }));
-    }
-    let client = reqwest::Client::new();
-    let started = Instant::now();
-    let management = gateway.management.clone();
-    let key = gateway.key.clone();
-    futures_util::stream::iter(ids)
-        .map(|id| {
-            let (client, management, key) = (client.clone(), management.clone(), key.clone());
-            async move {
-                let url = format!("{management}/@connections/{id}");
-                let status = signed_post(&client, &url, "broadcast", Some(&key))
-                    .send()
-                    .await
-                    .unwrap()
-                    .status();
-                assert_eq!(status, 200);
-            }
-        })
-        .buffer_unordered(CALLERS)
-        .collect::<Vec<_>>()
-        .await;
-    let posted = started.elapsed();
-    let mut last = started;
-    for waiter in waiters {
-        last = last.max(
-            tokio::time::timeout(Duration::from_secs(60), waiter)
-                .await
-                .unwrap()
-                .unwrap(),
-        );
-    }
+    let done = util::broadcast(&gateway.management, &gateway.key, sockets, CALLERS).await;
     println!(
         "broadcast to {broadcast} connections: all posted in {:.0} ms, last received after {:.0} ms ({} received)",
-        posted.as_secs_f64() * 1000.0,
-        (last - started).as_secs_f64() * 1000.0,
-        received.load(Ordering::Relaxed)
+        done.posted_ms, done.last_ms, done.received
     );
     drop(gateway);
     let _ = std::fs::remove_dir_all(&dir);

@@ -87,6 +87,77 @@ pub async fn open_whoami(url: &str, addr: SocketAddr, n: usize) -> Vec<(Socket, 
         .await
 }
 
+/// How a broadcast went: milliseconds until every PostToConnection was
+/// answered and until the last client had the message; clients that got it.
+pub struct Broadcast {
+    pub posted_ms: f64,
+    pub last_ms: f64,
+    pub received: usize,
+}
+
+/// Posts "broadcast" to every socket's id through `management`, signed
+/// with `key`, `callers` at a time, and waits for every client to read it.
+pub async fn broadcast(
+    management: &str,
+    key: &Key,
+    sockets: Vec<(Socket, String)>,
+    callers: usize,
+) -> Broadcast {
+    use futures_util::StreamExt;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+    use tokio_tungstenite::tungstenite::Message;
+    let received = Arc::new(AtomicUsize::new(0));
+    let mut ids = Vec::new();
+    let mut waiters = Vec::new();
+    for (mut ws, id) in sockets {
+        ids.push(id);
+        let received = Arc::clone(&received);
+        waiters.push(tokio::spawn(async move {
+            if let Some(Ok(Message::Text(text))) = ws.next().await {
+                assert_eq!(text.as_str(), "broadcast");
+                received.fetch_add(1, Ordering::Relaxed);
+            }
+            Instant::now()
+        }));
+    }
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    futures_util::stream::iter(ids)
+        .map(|id| {
+            let (client, key) = (client.clone(), key.clone());
+            let url = format!("{management}/@connections/{id}");
+            async move {
+                let request = key
+                    .sign_post(&url, b"broadcast")
+                    .into_iter()
+                    .fold(client.post(&url).body("broadcast"), |r, (n, v)| {
+                        r.header(n, v)
+                    });
+                assert_eq!(request.send().await.unwrap().status(), 200);
+            }
+        })
+        .buffer_unordered(callers)
+        .collect::<Vec<_>>()
+        .await;
+    let posted = started.elapsed();
+    let mut last = started;
+    for waiter in waiters {
+        last = last.max(
+            tokio::time::timeout(Duration::from_secs(60), waiter)
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    Broadcast {
+        posted_ms: posted.as_secs_f64() * 1000.0,
+        last_ms: (last - started).as_secs_f64() * 1000.0,
+        received: received.load(Ordering::Relaxed),
+    }
+}
+
 /// An access key, as `wsgate serve` prints it.
 #[derive(Clone)]
 pub struct Key {
