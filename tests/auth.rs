@@ -14,9 +14,7 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
-use wsgate::{
-    Allow, ConnectAuth, Credentials, Policy, Response, RouteOptions, WebSocketApi, handler_fn,
-};
+use wsgate::{Allow, ConnectAuth, Credentials, Policy, Response, WebSocketApi, handler_fn};
 
 const ALICE_ID: &str = "AKIAALICE00000000001";
 const ALICE_SECRET: &str = "alice-secret-alice-secret-alice-secret00";
@@ -36,13 +34,6 @@ fn reader() -> Credentials {
         access_key_id: READER_ID.into(),
         secret_access_key: READER_SECRET.into(),
         session_token: None,
-    }
-}
-
-fn two_way() -> RouteOptions {
-    RouteOptions {
-        return_response: true,
-        ..Default::default()
     }
 }
 

@@ -15,8 +15,8 @@ use common::serve::{Serve, write_config};
 use common::*;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
+use wsgate::WebSocketApi;
 use wsgate::config::ClusterSettings;
-use wsgate::{Response, RouteOptions, WebSocketApi, handler_fn};
 
 fn settings(nats: &str, node: &str) -> ClusterSettings {
     ClusterSettings {
@@ -29,19 +29,7 @@ fn settings(nats: &str, node: &str) -> ClusterSettings {
 
 /// A node in this process; `whoami` tells a client its connection id.
 async fn node(settings: ClusterSettings) -> wsgate::Server {
-    WebSocketApi::new("Clustered")
-        .stage("test")
-        .route_with(
-            "whoami",
-            handler_fn(|event, _| async move {
-                Ok(Response::ok()
-                    .with_body(event.request_context.connection_id.unwrap_or_default()))
-            }),
-            RouteOptions {
-                return_response: true,
-                ..Default::default()
-            },
-        )
+    with_whoami(WebSocketApi::new("Clustered").stage("test"))
         .cluster(settings)
         .bind(any_port())
         .await

@@ -12,8 +12,8 @@ use common::serve::{Serve, write_config};
 use common::*;
 use std::process::Command;
 use std::time::{Duration, Instant};
+use wsgate::WebSocketApi;
 use wsgate::config::ClusterSettings;
-use wsgate::{Response, RouteOptions, WebSocketApi, handler_fn};
 
 /// A network namespace joined to this one by a veth pair:
 /// `<host>` here, `<inside>` there. Removed when dropped.
@@ -138,19 +138,7 @@ async fn a_node_cut_off_from_nats_and_healed_resumes_cross_node_service() {
     })
     .await;
     // Node B here, in this process.
-    let b = WebSocketApi::new("Parted")
-        .stage("test")
-        .route_with(
-            "whoami",
-            handler_fn(|event, _| async move {
-                Ok(Response::ok()
-                    .with_body(event.request_context.connection_id.unwrap_or_default()))
-            }),
-            RouteOptions {
-                return_response: true,
-                ..Default::default()
-            },
-        )
+    let b = with_whoami(WebSocketApi::new("Parted").stage("test"))
         .cluster(ClusterSettings {
             nats: nats.url(),
             replicas: 1,

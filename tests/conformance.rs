@@ -6,21 +6,14 @@ mod common;
 
 use common::*;
 use std::path::{Path, PathBuf};
-use wsgate::{Response, RouteOptions, WebSocketApi, handler_fn};
-
-fn two_way() -> RouteOptions {
-    RouteOptions {
-        return_response: true,
-        ..Default::default()
-    }
-}
+use wsgate::{Response, WebSocketApi, handler_fn};
 
 async fn gateway() -> wsgate::Server {
     conformance_api().bind(any_port()).await.unwrap()
 }
 
 fn conformance_api() -> WebSocketApi {
-    WebSocketApi::new("Conformance")
+    with_whoami(WebSocketApi::new("Conformance"))
         .route(
             "$connect",
             handler_fn(|event, _| async move {
@@ -42,14 +35,6 @@ fn conformance_api() -> WebSocketApi {
                 }
                 Ok(response)
             }),
-        )
-        .route_with(
-            "whoami",
-            handler_fn(|event, _| async move {
-                Ok(Response::ok()
-                    .with_body(event.request_context.connection_id.unwrap_or_default()))
-            }),
-            two_way(),
         )
         .route_with(
             "echo",

@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::Message;
 use wsgate::domain::{AcmeSettings, CertificateSource, DomainSettings};
-use wsgate::{Response, RouteOptions, WebSocketApi, handler_fn};
+use wsgate::{Response, WebSocketApi, handler_fn};
 
 const NAME: &str = "ws.wsgate.test";
 
@@ -104,10 +104,7 @@ fn echo_api(domain: DomainSettings) -> WebSocketApi {
             handler_fn(|event, _| async move {
                 Ok(Response::ok().with_body(event.body.unwrap_or_default()))
             }),
-            RouteOptions {
-                return_response: true,
-                ..Default::default()
-            },
+            two_way(),
         )
 }
 

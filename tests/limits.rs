@@ -8,7 +8,7 @@ use futures_util::SinkExt;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
-use wsgate::{BinaryMode, Limits, Response, RouteOptions, WebSocketApi, handler_fn};
+use wsgate::{BinaryMode, Limits, Response, WebSocketApi, handler_fn};
 
 /// An API whose `$default` echoes (two-way) and whose `$disconnect`
 /// reports each ending as `code reason` on a channel.
@@ -29,10 +29,7 @@ async fn server_with(
                 let body = event.body.unwrap_or_default();
                 Ok(Response::ok().with_body(format!("{}:{body}", event.is_base64_encoded)))
             }),
-            RouteOptions {
-                return_response: true,
-                ..Default::default()
-            },
+            two_way(),
         )
         .route(
             "$disconnect",
@@ -278,10 +275,7 @@ async fn stage_throttling_refuses_messages_and_management_calls_over_the_rate() 
             wsgate::handler_fn(|event, _| async move {
                 Ok(wsgate::Response::ok().with_body(event.body.unwrap_or_default()))
             }),
-            wsgate::RouteOptions {
-                return_response: true,
-                ..Default::default()
-            },
+            two_way(),
         )
         .bind(any_port())
         .await

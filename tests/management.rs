@@ -14,7 +14,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
-use wsgate::{Response, RouteOptions, WebSocketApi, handler_fn};
+use wsgate::WebSocketApi;
 
 /// The AWS SDK for Rust with the server's generated key.
 fn sdk_client(server: &wsgate::Server, endpoint: &str) -> aws_sdk_apigatewaymanagement::Client {
@@ -49,19 +49,7 @@ fn sdk_client_as(
 
 /// A server whose `whoami` route tells the client its connection id.
 async fn server(stage: &str) -> wsgate::Server {
-    WebSocketApi::new("Mgmt")
-        .stage(stage)
-        .route_with(
-            "whoami",
-            handler_fn(|event, _| async move {
-                Ok(Response::ok()
-                    .with_body(event.request_context.connection_id.unwrap_or_default()))
-            }),
-            RouteOptions {
-                return_response: true,
-                ..Default::default()
-            },
-        )
+    with_whoami(WebSocketApi::new("Mgmt").stage(stage))
         .bind(any_port())
         .await
         .unwrap()

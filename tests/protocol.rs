@@ -10,7 +10,7 @@ use common::*;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
-use wsgate::{Response, RouteOptions, WebSocketApi, handler_fn};
+use wsgate::{Response, WebSocketApi, handler_fn};
 
 const TEXT: u8 = 0x1;
 const BINARY: u8 = 0x2;
@@ -26,10 +26,7 @@ async fn echo_server() -> wsgate::Server {
             handler_fn(|event, _| async move {
                 Ok(Response::ok().with_body(event.body.unwrap_or_default()))
             }),
-            RouteOptions {
-                return_response: true,
-                ..Default::default()
-            },
+            two_way(),
         )
         .bind(any_port())
         .await

@@ -17,14 +17,6 @@ fn http_api(backend: &Backend, key: &str, return_response: bool) -> WebSocketApi
     api_from_toml(&config)
 }
 
-/// A two-way route: its handler's body goes back to the client.
-fn two_way() -> RouteOptions {
-    RouteOptions {
-        return_response: true,
-        ..Default::default()
-    }
-}
-
 /// Echo route that returns its body (two-way) and a `$default` that does not.
 async fn echo_server() -> wsgate::Server {
     WebSocketApi::new("Echo")

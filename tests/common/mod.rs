@@ -113,6 +113,27 @@ pub async fn send_text(client: &mut Client, text: &str) {
     client.send(Message::text(text)).await.expect("send failed");
 }
 
+/// A two-way route: its handler's body goes back to the client.
+pub fn two_way() -> wsgate::RouteOptions {
+    wsgate::RouteOptions {
+        return_response: true,
+        ..Default::default()
+    }
+}
+
+/// `api` with a two-way `whoami` route that tells a client its
+/// connection id.
+pub fn with_whoami(api: wsgate::WebSocketApi) -> wsgate::WebSocketApi {
+    api.route_with(
+        "whoami",
+        wsgate::handler_fn(|event, _| async move {
+            Ok(wsgate::Response::ok()
+                .with_body(event.request_context.connection_id.unwrap_or_default()))
+        }),
+        two_way(),
+    )
+}
+
 /// What the test backend answers.
 #[derive(Clone, Debug)]
 pub struct Reply {
