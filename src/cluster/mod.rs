@@ -101,6 +101,8 @@ pub struct ClusterRegistry {
     api_stage: String,
     /// When this node last declared each slot's connections gone.
     declared: std::sync::Mutex<std::collections::HashMap<u16, std::time::Instant>>,
+    /// Since when calls have found NATS disconnected.
+    outage: wire::Outage,
 }
 
 impl ClusterRegistry {
@@ -154,6 +156,7 @@ impl ClusterRegistry {
             replicas: settings.replicas,
             api_stage: format!("{api_id}_{stage_key}"),
             declared: std::sync::Mutex::new(std::collections::HashMap::new()),
+            outage: wire::Outage::default(),
         }))
     }
 
@@ -287,7 +290,15 @@ impl ClusterRegistry {
         let subject = format!("{}.{slot}", self.subject);
         let mut retries = NO_RESPONDERS_RETRIES.iter();
         loop {
-            match wire::call(&self.client, &subject, connection_id, call.clone()).await {
+            match wire::call(
+                &self.client,
+                &self.outage,
+                &subject,
+                connection_id,
+                call.clone(),
+            )
+            .await
+            {
                 Ok(answer) => return Ok(answer),
                 Err(wire::CallError::Failed(error)) => return Err(error),
                 // The owner is gone, or reconnecting to NATS: look again.

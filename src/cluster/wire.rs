@@ -24,8 +24,41 @@ const ANSWER: &str = "Wsgate-Answer";
 /// three times, which must still end within 5 s.
 pub const REMOTE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// How long a call waits for a lost NATS connection to come back.
+/// How long after NATS is lost calls wait for it to come back.
 const RECONNECT_WAIT: Duration = Duration::from_millis(800);
+
+/// When this node's NATS connection was first seen lost, so that calls
+/// wait for a reconnect only within `RECONNECT_WAIT` of the loss, not each
+/// its own 800 ms: an SDK's retries of a 503 then fail at once.
+#[derive(Debug, Default)]
+pub struct Outage {
+    since: std::sync::Mutex<Option<tokio::time::Instant>>,
+}
+
+impl Outage {
+    /// Waits (within the outage's allowance) until `client` is connected.
+    async fn wait_connected(&self, client: &async_nats::Client) -> Result<(), CallError> {
+        use async_nats::connection::State;
+        if client.connection_state() == State::Connected {
+            *self.since.lock().expect("lock poisoned") = None;
+            return Ok(());
+        }
+        let deadline = *self
+            .since
+            .lock()
+            .expect("lock poisoned")
+            .get_or_insert_with(tokio::time::Instant::now)
+            + RECONNECT_WAIT;
+        while client.connection_state() != State::Connected {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(PushError::Unavailable("NATS is not connected".into()).into());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        *self.since.lock().expect("lock poisoned") = None;
+        Ok(())
+    }
+}
 
 /// What one node asks of another.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +102,7 @@ impl From<PushError> for CallError {
 /// Makes `call` for `connection_id` on the node whose subject is `subject`.
 pub async fn call(
     client: &async_nats::Client,
+    outage: &Outage,
     subject: &str,
     connection_id: &str,
     call: Call,
@@ -76,13 +110,7 @@ pub async fn call(
     // Disconnected from NATS: a node reconnecting to another server of a
     // NATS cluster is back within moments; otherwise fail well before the
     // timeout.
-    let deadline = tokio::time::Instant::now() + RECONNECT_WAIT;
-    while client.connection_state() != async_nats::connection::State::Connected {
-        if tokio::time::Instant::now() >= deadline {
-            return Err(PushError::Unavailable("NATS is not connected".into()).into());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    outage.wait_connected(client).await?;
     let mut headers = HeaderMap::new();
     headers.insert(CONNECTION, connection_id);
     let payload = match call {
