@@ -114,10 +114,20 @@ impl Nats {
             if healthy(&self.host, self.monitor_port) {
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "nats-server did not become healthy"
-            );
+            if Instant::now() >= deadline {
+                let log = self
+                    .args
+                    .iter()
+                    .position(|a| a == "-l")
+                    .and_then(|i| std::fs::read_to_string(&self.args[i + 1]).ok())
+                    .unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                panic!(
+                    "nats-server did not become healthy; its log ends:\n{}\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+                    monitor(&self.host, self.monitor_port, "/healthz").unwrap_or_default()
+                );
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
     }
