@@ -3,7 +3,7 @@
 //! JSON templates) and missing ones are `-`, as API Gateway writes them.
 
 use super::Record;
-use std::borrow::Cow;
+use std::fmt::Write;
 
 /// SST's format for `ApiGatewayWebSocket` access logs.
 pub const SST_FORMAT: &str = concat!(
@@ -48,7 +48,60 @@ pub const VARIABLES: &[&str] = &[
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {
     Text(String),
-    Variable(&'static str),
+    Variable(&'static str, Field),
+}
+
+/// What a variable reads from a record: resolved once, when the format is
+/// parsed, so writing a line compares no names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    ApiId,
+    EndpointRequestId,
+    ConnectedAt,
+    ConnectionId,
+    DomainName,
+    ErrorMessage,
+    EventType,
+    RequestId,
+    SourceIp,
+    UserAgent,
+    ReplyStatus,
+    Latency,
+    IntegrationStatus,
+    MessageId,
+    RequestTime,
+    RequestTimeEpoch,
+    RouteKey,
+    Stage,
+    Status,
+}
+
+impl Field {
+    /// The field of one of `VARIABLES`.
+    fn of(name: &str) -> Field {
+        match name {
+            "apiId" => Field::ApiId,
+            "awsEndpointRequestId" | "integration.requestId" => Field::EndpointRequestId,
+            "connectedAt" => Field::ConnectedAt,
+            "connectionId" => Field::ConnectionId,
+            "domainName" => Field::DomainName,
+            "error.message" | "error.messageString" => Field::ErrorMessage,
+            "eventType" => Field::EventType,
+            "extendedRequestId" | "requestId" => Field::RequestId,
+            "identity.sourceIp" => Field::SourceIp,
+            "identity.userAgent" => Field::UserAgent,
+            "integration.integrationStatus" => Field::ReplyStatus,
+            "integration.latency" | "integrationLatency" => Field::Latency,
+            "integration.status" | "integrationStatus" => Field::IntegrationStatus,
+            "messageId" => Field::MessageId,
+            "requestTime" => Field::RequestTime,
+            "requestTimeEpoch" => Field::RequestTimeEpoch,
+            "routeKey" => Field::RouteKey,
+            "stage" => Field::Stage,
+            "status" => Field::Status,
+            other => unreachable!("{other} is not in VARIABLES"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +146,7 @@ impl Format {
                         .join(", ")
                 ));
             };
-            parts.push(Part::Variable(known));
+            parts.push(Part::Variable(known, Field::of(known)));
             rest = &after[name.len()..];
         }
         if !rest.is_empty() {
@@ -107,8 +160,11 @@ impl Format {
         for part in &self.parts {
             match part {
                 Part::Text(text) => line.push_str(text),
-                Part::Variable(name) => match value(record, name) {
-                    Some(value) => escape_into(&mut line, &value),
+                Part::Variable(_, field) => match value(record, *field) {
+                    Some(Value::Text(text)) => escape_into(&mut line, text),
+                    Some(Value::Number(n)) => {
+                        let _ = write!(line, "{n}");
+                    }
                     None => line.push('-'),
                 },
             }
@@ -131,11 +187,11 @@ impl Format {
         while let Some(part) = parts.next() {
             match part {
                 Part::Text(text) => rest = rest.strip_prefix(text.as_str())?,
-                Part::Variable(name) => {
+                Part::Variable(name, _) => {
                     let end = match parts.peek() {
                         Some(Part::Text(next)) => find_unescaped(rest, next)?,
                         // Two variables in a row cannot be told apart.
-                        Some(Part::Variable(_)) => return None,
+                        Some(Part::Variable(..)) => return None,
                         None => rest.len(),
                     };
                     let raw = &rest[..end];
@@ -199,38 +255,45 @@ fn field_name(variable: &str) -> &str {
 }
 
 /// A variable's value: borrowed text, or a number written out.
-fn value<'a>(record: &'a Record<'_>, name: &str) -> Option<Cow<'a, str>> {
+/// A variable's value in one record.
+enum Value<'a> {
+    Text(&'a str),
+    Number(i64),
+}
+
+fn value<'a>(record: &'a Record<'_>, field: Field) -> Option<Value<'a>> {
     let integration = record.integration.as_ref();
-    let text = |s: &'a str| Some(Cow::Borrowed(s));
-    let number = |n: i64| Some(Cow::Owned(n.to_string()));
-    match name {
-        "apiId" => text(record.api_id),
-        "awsEndpointRequestId" | "integration.requestId" => {
-            integration.and_then(|_| text(&record.request_id))
-        }
-        "connectedAt" => number(record.connected_at),
-        "connectionId" => text(record.connection_id),
-        "domainName" => text(record.domain_name),
-        "error.message" | "error.messageString" => text(record.error_message?),
-        "eventType" => text(record.event_type),
-        "extendedRequestId" | "requestId" => text(&record.request_id),
-        "identity.sourceIp" => text(record.ip),
-        "identity.userAgent" => text(record.user_agent?),
-        "integration.integrationStatus" => number(integration?.reply_status?.into()),
-        "integration.latency" | "integrationLatency" => number(integration?.latency_ms as i64),
-        "integration.status" | "integrationStatus" => number(integration?.status.into()),
-        "messageId" => text(record.message_id?),
-        "requestTime" => text(&record.request_time),
-        "requestTimeEpoch" => number(record.request_time_epoch),
-        "routeKey" => text(record.route_key),
-        "stage" => text(record.stage),
-        "status" => number(record.status.into()),
-        _ => None,
+    let text = |s: &'a str| Some(Value::Text(s));
+    let number = |n: i64| Some(Value::Number(n));
+    match field {
+        Field::ApiId => text(record.api_id),
+        Field::EndpointRequestId => integration.and_then(|_| text(&record.request_id)),
+        Field::ConnectedAt => number(record.connected_at),
+        Field::ConnectionId => text(record.connection_id),
+        Field::DomainName => text(record.domain_name),
+        Field::ErrorMessage => text(record.error_message?),
+        Field::EventType => text(record.event_type),
+        Field::RequestId => text(&record.request_id),
+        Field::SourceIp => text(record.ip),
+        Field::UserAgent => text(record.user_agent?),
+        Field::ReplyStatus => number(integration?.reply_status?.into()),
+        Field::Latency => number(integration?.latency_ms as i64),
+        Field::IntegrationStatus => number(integration?.status.into()),
+        Field::MessageId => text(record.message_id?),
+        Field::RequestTime => text(&record.request_time),
+        Field::RequestTimeEpoch => number(record.request_time_epoch),
+        Field::RouteKey => text(record.route_key),
+        Field::Stage => text(record.stage),
+        Field::Status => number(record.status.into()),
     }
 }
 
 /// JSON string escaping, without the quotes: formats are JSON templates.
 fn escape_into(line: &mut String, value: &str) {
+    if !value.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        line.push_str(value);
+        return;
+    }
     for c in value.chars() {
         match c {
             '"' => line.push_str("\\\""),
@@ -245,6 +308,15 @@ fn escape_into(line: &mut String, value: &str) {
 mod tests {
     use super::*;
     use crate::access_log::Integration;
+
+    #[test]
+    fn every_variable_reads_a_field() {
+        // Resolving a name that `Field::of` lacks panics.
+        for name in VARIABLES {
+            let format = Format::parse(&format!("<$context.{name}>")).unwrap();
+            assert!(format.render(&record()).starts_with('<'), "{name}");
+        }
+    }
 
     fn record() -> Record<'static> {
         Record {

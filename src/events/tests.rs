@@ -204,6 +204,10 @@ fn request_time_is_common_log_format() {
         .unwrap()
         .with_timezone(&Utc);
     assert_eq!(clf_time(time), "09/Feb/2024:18:11:43 +0000");
+    // Formatted once a second: the next second, and back, are still right.
+    let next = time + chrono::Duration::milliseconds(600);
+    assert_eq!(clf_time(next), "09/Feb/2024:18:11:44 +0000");
+    assert_eq!(clf_time(time), "09/Feb/2024:18:11:43 +0000");
 }
 
 #[test]
