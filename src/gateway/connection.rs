@@ -2,7 +2,7 @@
 //! their routes, writes pushes, enforces the idle and duration limits, and
 //! runs `$disconnect` once the socket is gone.
 
-use super::registry::{ConnectionEntry, Outbound};
+use super::registry::{ConnectionEntry, Outbound, OutboundReceiver};
 use super::{Gateway, InvokeError, error_message};
 use crate::access_log::Record;
 use crate::config::BinaryMode;
@@ -10,15 +10,19 @@ use crate::events::{ConnectionMeta, Event, disconnect_reason};
 use crate::ids::new_id;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use futures_util::{Sink, SinkExt, StreamExt};
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, Sink, SinkExt, StreamExt};
+use std::collections::VecDeque;
+use std::future::Future;
 use std::future::poll_fn;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
-use tokio::time::{Instant, sleep};
+use tokio::time::{Instant, sleep, sleep_until};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -53,7 +57,7 @@ pub async fn run<S>(
     gateway: Arc<Gateway>,
     entry: Arc<ConnectionEntry>,
     socket: WebSocketStream<S>,
-    outbound: mpsc::UnboundedReceiver<Outbound>,
+    outbound: OutboundReceiver,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -89,14 +93,18 @@ async fn serve<S>(
     gateway: &Arc<Gateway>,
     entry: &Arc<ConnectionEntry>,
     mut socket: WebSocketStream<S>,
-    mut outbound: mpsc::UnboundedReceiver<Outbound>,
+    mut outbound: OutboundReceiver,
 ) -> Ending
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let limits = &gateway.limits;
-    let idle = sleep(limits.idle_timeout);
-    let max_duration = sleep(limits.max_duration);
+    // One timer for the idle and the duration limit (both end the
+    // connection with 1001): at the earlier of the two. A timer is ~130
+    // bytes that every idle connection keeps.
+    let ends_at = Instant::now() + limits.max_duration;
+    let expiry_after = |activity: Instant| (activity + limits.idle_timeout).min(ends_at);
+    let expiry = sleep_until(expiry_after(Instant::now()));
     // Armed while a frame is being written: a client that stops reading
     // cannot hold the connection (or shutdown) hostage.
     let write_deadline = sleep(limits.write_timeout);
@@ -106,17 +114,37 @@ where
     let mut closing = false;
     // The close code `$disconnect` sees if the client never takes the close.
     let mut closing_code = 1000;
-    tokio::pin!(idle, max_duration, write_deadline, close_deadline);
-    // A message being handled holds a permit; with none left, reading
-    // pauses (backpressure) while pushes keep flowing.
-    let in_flight = Arc::new(Semaphore::new(limits.max_in_flight_per_connection));
-    let mut permit: Option<OwnedSemaphorePermit> = None;
+    tokio::pin!(expiry, write_deadline, close_deadline);
+    // The messages being handled, polled by this task: API Gateway handles
+    // a connection's messages concurrently, and doing it here rather than
+    // on a task per message saves a spawn and a wake-up per message. At
+    // the limit, reading pauses (backpressure) while pushes keep flowing.
+    // Made at the first message (the set allocates up front), and its
+    // futures boxed (it allocates a stub the size of its future type):
+    // an idle connection keeps neither.
+    let mut in_flight: Option<InFlight> = None;
+    let max_in_flight = limits.max_in_flight_per_connection.max(1);
     // The budget the frame being written holds, while one is.
     let mut writing: Option<u32> = None;
+    // Frames to write before anything still in `outbound`: replies of
+    // handled messages, behind the pushes that were queued before them.
+    let mut queued: VecDeque<Outbound> = VecDeque::new();
     let exit = loop {
-        if permit.is_none() {
-            permit = Arc::clone(&in_flight).try_acquire_owned().ok();
+        if writing.is_none()
+            && let Some(item) = queued.pop_front()
+        {
+            match begin_write(&mut socket, item) {
+                Ok(charge) => {
+                    writing = Some(charge);
+                    write_deadline
+                        .as_mut()
+                        .reset(Instant::now() + limits.write_timeout);
+                }
+                Err(exit) => break exit,
+            }
         }
+        let handling = in_flight.as_ref().map_or(0, FuturesUnordered::len);
+        let reading = handling < max_in_flight;
         tokio::select! {
             _ = gateway.shutdown.cancelled(), if !closing => {
                 // Pushes answered 200 before the shutdown still go out,
@@ -130,8 +158,7 @@ where
                 closing_code = 1001;
                 close_deadline.as_mut().reset(Instant::now() + CLOSE_WAIT);
             }
-            _ = &mut max_duration => break Exit::going_away(),
-            _ = &mut idle => break Exit::going_away(),
+            _ = &mut expiry => break Exit::going_away(),
             _ = entry.close_requested(), if !closing => {
                 closing = true;
                 close_deadline.as_mut().reset(Instant::now() + CLOSE_WAIT);
@@ -144,30 +171,37 @@ where
                 tracing::debug!(connection_id = %entry.meta.connection_id, "client stopped reading; disconnecting");
                 break Exit::Gone(Ending::new(1006, ""));
             }
-            Some(push) = outbound.recv(), if writing.is_none() => match push {
-                Outbound::Message(message, charge) => {
-                    if Pin::new(&mut socket).start_send(message).is_err() {
-                        break Exit::Gone(Ending::new(1006, ""));
+            Some(push) = outbound.next(), if writing.is_none() && queued.is_empty() => {
+                match begin_write(&mut socket, push) {
+                    Ok(charge) => {
+                        writing = Some(charge);
+                        write_deadline.as_mut().reset(Instant::now() + limits.write_timeout);
                     }
-                    writing = Some(charge);
-                    write_deadline.as_mut().reset(Instant::now() + limits.write_timeout);
+                    Err(exit) => break exit,
                 }
-                Outbound::Close(frame) => break Exit::Close(frame.code, frame.reason.to_string()),
-            },
-            acquired = Arc::clone(&in_flight).acquire_owned(), if permit.is_none() => {
-                permit = acquired.ok();
+            }
+            // A reply comes back here rather than through `outbound`: a
+            // task that wakes itself is rescheduled and wakes an idle
+            // worker thread, a futex call per message.
+            Some(reply) = next_reply(&mut in_flight), if handling > 0 => {
+                if let Some(reply) = reply {
+                    while let Ok(push) = outbound.try_recv() {
+                        queued.push_back(push);
+                    }
+                    queued.push_back(reply);
+                }
             }
             // Reading and writing share one branch (one borrow of the
             // socket), so the timers, shutdown and DeleteConnection are
             // heard while a write waits for the client.
-            io = poll_io(&mut socket, writing.is_some(), permit.is_some()), if writing.is_some() || permit.is_some() => {
+            io = poll_io(&mut socket, writing.is_some(), reading), if writing.is_some() || reading => {
                 let frame = match io {
                     Io::Flushed(Ok(())) => {
                         entry.written(writing.take().unwrap_or_default());
                         // A message that reached the client is activity,
                         // as on API Gateway: services built on it keep
                         // connections open by pushing every 9.5 minutes.
-                        idle.as_mut().reset(Instant::now() + limits.idle_timeout);
+                        expiry.as_mut().reset(expiry_after(Instant::now()));
                         continue;
                     }
                     Io::Flushed(Err(_)) => break Exit::Gone(Ending::new(1006, "")),
@@ -176,18 +210,20 @@ where
                 let now = Instant::now();
                 match frame {
                     Some(Ok(Message::Text(text))) => {
-                        idle.as_mut().reset(now + limits.idle_timeout);
+                        expiry.as_mut().reset(expiry_after(now));
                         entry.touch(chrono::Utc::now().timestamp_millis());
-                        spawn_message(gateway, entry, permit.take(), text.to_string(), false);
+                        let handled = handle_message(gateway, entry, text.to_string(), false);
+                        in_flight.get_or_insert_with(FuturesUnordered::new).push(Box::pin(handled));
                     }
                     Some(Ok(Message::Binary(data))) => match gateway.binary {
                         BinaryMode::Reject => {
                             break Exit::Close(CloseCode::Unsupported, "Binary frames are not supported".into());
                         }
                         BinaryMode::Base64 => {
-                            idle.as_mut().reset(now + limits.idle_timeout);
+                            expiry.as_mut().reset(expiry_after(now));
                             entry.touch(chrono::Utc::now().timestamp_millis());
-                            spawn_message(gateway, entry, permit.take(), BASE64.encode(&data), true);
+                            let handled = handle_message(gateway, entry, BASE64.encode(&data), true);
+                            in_flight.get_or_insert_with(FuturesUnordered::new).push(Box::pin(handled));
                         }
                     },
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
@@ -210,6 +246,13 @@ where
     // replies still waiting for room give up.
     gateway.registry.unregister(&entry.meta.connection_id);
     entry.end();
+    // Messages still being handled finish on their own, as they would on
+    // API Gateway: `$disconnect` does not wait for them.
+    if let Some(mut in_flight) = in_flight.filter(|set| !set.is_empty()) {
+        gateway
+            .tasks
+            .spawn(async move { while in_flight.next().await.is_some() {} });
+    }
     match exit {
         Exit::Close(code, reason) => close(&mut socket, code, &reason).await,
         Exit::ClientClosed(ending) => {
@@ -218,6 +261,29 @@ where
             ending
         }
         Exit::Gone(ending) => ending,
+    }
+}
+
+/// The messages of a connection being handled; each gives the frame to
+/// send back, if any.
+type InFlight = FuturesUnordered<BoxFuture<'static, Option<Outbound>>>;
+
+/// The next handled message's reply (`None` when none is in flight).
+async fn next_reply(in_flight: &mut Option<InFlight>) -> Option<Option<Outbound>> {
+    in_flight.as_mut()?.next().await
+}
+
+/// Starts writing a queued frame; the budget it holds, or why to stop.
+fn begin_write<S>(socket: &mut WebSocketStream<S>, item: Outbound) -> Result<u32, Exit>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match item {
+        Outbound::Message(message, charge) => match Pin::new(socket).start_send(message) {
+            Ok(()) => Ok(charge),
+            Err(_) => Err(Exit::Gone(Ending::new(1006, ""))),
+        },
+        Outbound::Close(frame) => Err(Exit::Close(frame.code, frame.reason.to_string())),
     }
 }
 
@@ -280,29 +346,37 @@ impl Exit {
     }
 }
 
-/// Hands one message to its route on a task of its own: API Gateway
-/// handles a connection's messages concurrently.
-fn spawn_message(
+/// Handles one message: routes it, invokes the integration, and gives
+/// back the frame to send its client (a two-way reply or an error), with
+/// its share of the connection's budget held. A panic in it fails that
+/// message alone, not the connection.
+fn handle_message(
     gateway: &Arc<Gateway>,
     entry: &Arc<ConnectionEntry>,
-    permit: Option<OwnedSemaphorePermit>,
     body: String,
     is_base64_encoded: bool,
-) {
+) -> impl Future<Output = Option<Outbound>> + Send + 'static {
     let gateway = Arc::clone(gateway);
     let entry = Arc::clone(entry);
-    gateway.tasks.clone().spawn(async move {
-        handle_message(&gateway, &entry, body, is_base64_encoded).await;
-        drop(permit);
-    });
+    async move {
+        let handled = AssertUnwindSafe(route_message(&gateway, &entry, body, is_base64_encoded));
+        match handled.catch_unwind().await {
+            Ok(Some(reply)) => entry.reserve(reply).await,
+            Ok(None) => None,
+            Err(_) => {
+                tracing::error!(connection_id = %entry.meta.connection_id, "handling a message panicked");
+                None
+            }
+        }
+    }
 }
 
-async fn handle_message(
+async fn route_message(
     gateway: &Gateway,
     entry: &ConnectionEntry,
     body: String,
     is_base64_encoded: bool,
-) {
+) -> Option<Message> {
     let meta = &entry.meta;
     let request_id = new_id();
     let selection_input = (!is_base64_encoded).then_some(body.as_str());
@@ -318,15 +392,14 @@ async fn handle_message(
         body,
         is_base64_encoded,
     );
+    let mut reply = None;
     let (status, failure, integration) = match route {
         _ if !gateway.admit() => (429, Some("Too many requests"), None),
         None => (403, Some("Forbidden"), None),
         Some(route) => match gateway.invoke(route, &event).await {
             (Ok(response), integration) => {
-                if route.return_response
-                    && let Some(message) = reply_message(response.body, response.is_base64_encoded)
-                {
-                    entry.reply(message).await;
+                if route.return_response {
+                    reply = reply_message(response.body, response.is_base64_encoded);
                 }
                 (200, None, Some(integration))
             }
@@ -339,14 +412,15 @@ async fn handle_message(
         },
     };
     if let Some(failure) = failure {
-        let reply = error_message(failure, &meta.connection_id, &request_id);
-        entry.reply(Message::text(reply)).await;
+        let error = error_message(failure, &meta.connection_id, &request_id);
+        reply = Some(Message::text(error));
     }
     gateway.log(|| Record {
         integration,
         error_message: failure,
         ..Record::for_event(&event, status)
     });
+    reply
 }
 
 /// A two-way route's reply body as a frame; empty bodies send nothing.

@@ -3,7 +3,7 @@
 //! and the WebSocket upgrade with `$connect` run before the 101.
 
 use super::connection;
-use super::registry::{ConnectionEntry, Outbound};
+use super::registry::{ConnectionEntry, OutboundReceiver};
 use super::{ConnectAuth, Gateway, InvokeError};
 use crate::access_log::Record;
 use crate::admin::metrics;
@@ -19,7 +19,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
@@ -315,7 +314,7 @@ async fn handshake<S>(
     head: RequestHead,
     peer: SocketAddr,
     local: SocketAddr,
-) -> Option<(Arc<ConnectionEntry>, mpsc::UnboundedReceiver<Outbound>)>
+) -> Option<(Arc<ConnectionEntry>, OutboundReceiver)>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {

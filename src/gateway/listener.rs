@@ -104,9 +104,12 @@ async fn handle_socket(gateway: Arc<Gateway>, stream: TcpStream, peer: SocketAdd
         let mut first = [0u8; 1];
         let peeked = tokio::time::timeout(HEAD_TIMEOUT, stream.peek(&mut first)).await;
         if matches!(peeked, Ok(Ok(1))) && first[0] == 0x16 {
+            // Boxed, as the paths below are: a task's future is sized for
+            // its largest state, and every idle connection keeps it.
+            let accept = Box::pin(tls.acceptor.accept(stream));
             let accepted = tokio::select! {
                 _ = gateway.shutdown.cancelled() => return,
-                accepted = tokio::time::timeout(HEAD_TIMEOUT, tls.acceptor.accept(stream)) => accepted,
+                accepted = tokio::time::timeout(HEAD_TIMEOUT, accept) => accepted,
             };
             match accepted {
                 // Boxed: a TLS connection's future is several KiB larger,
@@ -203,7 +206,9 @@ async fn serve_stream<S>(
         drop(buf);
         handshake::upgrade(gateway, stream, head, leftover, peer, local).await;
     } else {
-        serve_http(gateway, Prefixed::new(buf.freeze(), stream)).await;
+        // Boxed: plain HTTP's future is about twice a connection's, and
+        // the task of every WebSocket connection would be sized for it.
+        Box::pin(serve_http(gateway, Prefixed::new(buf.freeze(), stream))).await;
     }
 }
 

@@ -7,9 +7,10 @@ use crate::events::ConnectionMeta;
 use async_trait::async_trait;
 use bytes::Bytes;
 use dashmap::DashMap;
+use futures_channel::mpsc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use tokio::sync::{Notify, Semaphore, TryAcquireError, mpsc};
+use tokio::sync::{Notify, Semaphore, TryAcquireError};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -21,6 +22,12 @@ pub const OUTBOUND_BYTES: usize = 1024 * 1024;
 /// What each queued message costs besides its payload, so a flood of
 /// empty messages is bounded too.
 const MESSAGE_OVERHEAD: usize = 64;
+
+/// The receiving end of a connection's outbound queue. futures' channel
+/// rather than tokio's: tokio's allocates a block of 32 slots (~2 KiB) up
+/// front, which every idle connection would keep; this one allocates per
+/// message.
+pub type OutboundReceiver = mpsc::UnboundedReceiver<Outbound>;
 
 /// What a connection task is asked to do.
 #[derive(Debug)]
@@ -50,8 +57,8 @@ impl ConnectionEntry {
     pub fn new(
         meta: Arc<ConnectionMeta>,
         max_message: usize,
-    ) -> (ConnectionEntry, mpsc::UnboundedReceiver<Outbound>) {
-        let (outbound, receiver) = mpsc::unbounded_channel();
+    ) -> (ConnectionEntry, OutboundReceiver) {
+        let (outbound, receiver) = mpsc::unbounded();
         let budget = OUTBOUND_BYTES.max(2 * (max_message + MESSAGE_OVERHEAD));
         let entry = ConnectionEntry {
             last_active_ms: AtomicI64::new(meta.connected_at),
@@ -73,25 +80,24 @@ impl ConnectionEntry {
             Err(TryAcquireError::Closed) => return Err(PushError::Gone),
         }
         self.outbound
-            .send(Outbound::Message(message, charge))
+            .unbounded_send(Outbound::Message(message, charge))
             .map_err(|_| PushError::Gone)
     }
 
-    /// Queues a reply to this connection's client, waiting for room in
-    /// its budget; a connection that ends meanwhile drops it (its client
-    /// can no longer receive anything).
-    pub async fn reply(&self, message: Message) {
+    /// Takes a reply's share of the budget, waiting for room, for the
+    /// connection task to write; `None` once the connection has ended
+    /// (its client can no longer receive anything).
+    pub async fn reserve(&self, message: Message) -> Option<Outbound> {
         let charge = charge(&message);
-        if let Ok(permit) = self.budget.acquire_many(charge).await {
-            permit.forget();
-            let _ = self.outbound.send(Outbound::Message(message, charge));
-        }
+        let permit = self.budget.acquire_many(charge).await.ok()?;
+        permit.forget();
+        Some(Outbound::Message(message, charge))
     }
 
     /// Asks the connection task to close with `frame`, after what is
     /// already queued.
     pub fn close(&self, frame: CloseFrame) {
-        let _ = self.outbound.send(Outbound::Close(frame));
+        let _ = self.outbound.unbounded_send(Outbound::Close(frame));
         self.closing.notify_one();
     }
 
