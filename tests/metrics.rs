@@ -255,6 +255,13 @@ async fn metrics_pass_promtool_and_count_the_traffic_sent() {
             .into(),
         1.0,
     );
+    // The one py invocation, timed at each of the gateway's steps.
+    for stage in ["dispatch", "instance", "return"] {
+        let series = format!(r#"{{function="MetricsApi-py",stage="{stage}"}}"#);
+        expect(format!("wsgate_function_stage_seconds_count{series}"), 1.0);
+        let sum = sample(&text, &format!("wsgate_function_stage_seconds_sum{series}"));
+        assert!(sum.is_some_and(|s| s > 0.0 && s < 30.0), "{stage}: {sum:?}");
+    }
     expect(format!("wsgate_access_log_dropped_total{{{api}}}"), 0.0);
     assert!(!text.contains(&ids[1]), "no connection id is a label");
     assert!(!text.contains("nothing-here"), "no client text is a label");

@@ -3,13 +3,13 @@
 //! number of invocations may wait for one.
 
 use super::instance::{Instance, Launch, MEMORY_EXCEEDED};
-use super::runtime_api::{Invocation, Outcome};
+use super::runtime_api::{Answer, Invocation, Outcome};
 use crate::admin::metrics;
 use crate::auth::keyring::SessionLease;
 use bytes::Bytes;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, oneshot};
 
 /// How long a handler may take to load, at least (Lambda's init phase).
@@ -174,6 +174,7 @@ impl Pool {
         let _busy = Counted::new(&self.busy);
         let generation = instance.generation;
         let (reply, outcome) = oneshot::channel();
+        let queued_at = Instant::now();
         let deadline_ms = chrono::Utc::now().timestamp_millis() + self.timeout.as_millis() as i64;
         let invocation = Invocation {
             request_id,
@@ -186,9 +187,14 @@ impl Pool {
         }
         let mut exited = instance.exited.clone();
         let result = tokio::select! {
-            outcome = outcome => match outcome {
-                Ok(Outcome::Response(body)) => Ok(body),
-                Ok(Outcome::Error { error_type, message }) => Err(InvokeFailure::Handler(format!("{error_type}: {message}"))),
+            answer = outcome => match answer {
+                Ok(answer) => {
+                    self.time_stages(queued_at, &answer);
+                    match answer.outcome {
+                        Outcome::Response(body) => Ok(body),
+                        Outcome::Error { error_type, message } => Err(InvokeFailure::Handler(format!("{error_type}: {message}"))),
+                    }
+                }
                 Err(_) => Err(InvokeFailure::Crashed(instance.exit_reason())),
             },
             _ = exited.wait_for(Option::is_some) => Err(InvokeFailure::Crashed(instance.exit_reason())),
@@ -206,6 +212,26 @@ impl Pool {
             _ => drop(instance),
         }
         result
+    }
+
+    /// Times an answered invocation's steps, when metrics are on.
+    fn time_stages(&self, queued_at: Instant, answer: &Answer) {
+        let Some(m) = metrics::get() else {
+            return;
+        };
+        let now = Instant::now();
+        for (stage, from, to) in [
+            ("dispatch", queued_at, answer.handed_out),
+            ("instance", answer.handed_out, answer.answered),
+            ("return", answer.answered, now),
+        ] {
+            let labels = metrics::StageLabels {
+                function: std::sync::Arc::clone(&self.metric_name),
+                stage,
+            };
+            let seconds = to.saturating_duration_since(from).as_secs_f64();
+            m.function_stages.get_or_create(&labels).observe(seconds);
+        }
     }
 
     /// Starts one instance ahead of the first invocation and waits until

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
@@ -32,7 +32,16 @@ pub struct Invocation {
     pub request_id: String,
     pub payload: Bytes,
     pub deadline_ms: i64,
-    pub reply: oneshot::Sender<Outcome>,
+    pub reply: oneshot::Sender<Answer>,
+}
+
+/// What the runtime reported, and when the event was handed out and the
+/// report read (the function stage metrics).
+#[derive(Debug)]
+pub struct Answer {
+    pub outcome: Outcome,
+    pub handed_out: Instant,
+    pub answered: Instant,
 }
 
 /// What the runtime reported for an invocation.
@@ -50,7 +59,8 @@ struct State {
     /// Set when the runtime first asks for an invocation.
     polled: watch::Sender<bool>,
     queue: tokio::sync::Mutex<mpsc::Receiver<Invocation>>,
-    in_flight: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
+    /// Invocations handed out, and when.
+    in_flight: Mutex<HashMap<String, (oneshot::Sender<Answer>, Instant)>>,
     init_error: Mutex<Option<String>>,
 }
 
@@ -213,7 +223,7 @@ where
                     json!({ "errorMessage": "unknown path", "errorType": "NotFound" }),
                 );
             };
-            let Some(waiter) = state
+            let Some((waiter, handed_out)) = state
                 .in_flight
                 .lock()
                 .expect("lock poisoned")
@@ -244,7 +254,11 @@ where
                     );
                 }
             };
-            let _ = waiter.send(outcome);
+            let _ = waiter.send(Answer {
+                outcome,
+                handed_out,
+                answered: Instant::now(),
+            });
             accepted()
         }
         _ => reply(
@@ -269,11 +283,10 @@ async fn next(state: &State) -> Response<Full<Bytes>> {
             }
         }
     };
-    state
-        .in_flight
-        .lock()
-        .expect("lock poisoned")
-        .insert(invocation.request_id.clone(), invocation.reply);
+    state.in_flight.lock().expect("lock poisoned").insert(
+        invocation.request_id.clone(),
+        (invocation.reply, Instant::now()),
+    );
     Response::builder()
         .status(StatusCode::OK)
         .header("content-type", "application/json")
@@ -357,7 +370,7 @@ pub async fn fuzz_request(method: &str, path: &str, body: Bytes) -> u16 {
         .in_flight
         .lock()
         .expect("lock poisoned")
-        .insert("fuzz-request".into(), reply);
+        .insert("fuzz-request".into(), (reply, Instant::now()));
     let Ok(method) = Method::from_bytes(method.as_bytes()) else {
         return 400;
     };
