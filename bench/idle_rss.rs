@@ -65,9 +65,9 @@ fn spawn(
     Server { child, addr, path }
 }
 
-fn start_wsgate(dir: &std::path::Path) -> Server {
-    let config = dir.join("wsgate.toml");
-    std::fs::write(&config, "name = \"Bench\"\n").unwrap();
+fn start_wsgate(dir: &std::path::Path, stem: &str, config_text: &str) -> Server {
+    let config = dir.join(format!("{stem}.toml"));
+    std::fs::write(&config, config_text).unwrap();
     let mut command = Command::new(util::wsgate_binary());
     command
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
@@ -175,9 +175,18 @@ async fn main() {
     );
     let mut per_connection = Vec::new();
     let mut churn = Vec::new();
+    // `$connect` on an HTTP route: each connect waits for a backend.
+    let backend = util::serve_http(|_| bytes::Bytes::from_static(br#"{"statusCode":200}"#)).await;
+    let with_connect = format!(
+        "name = \"Bench\"\n[routes]\n\"$connect\" = {{ url = \"http://{backend}/connect\" }}\n"
+    );
     for (name, server) in [
         ("tokio-tungstenite raw", start_raw()),
-        ("wsgate", start_wsgate(&dir)),
+        ("wsgate", start_wsgate(&dir, "plain", "name = \"Bench\"\n")),
+        (
+            "wsgate, $connect http",
+            start_wsgate(&dir, "connect", &with_connect),
+        ),
     ] {
         let m = measure(&server, connections).await;
         let mut after_rounds = Vec::new();
@@ -201,11 +210,16 @@ async fn main() {
         );
         per_connection.push((per_conn, rate));
     }
-    let (raw, gate) = (per_connection[0], per_connection[1]);
+    let (raw, gate, connect) = (per_connection[0], per_connection[1], per_connection[2]);
     println!(
         "wsgate / raw: {:.2}x memory per connection, {:.2}x connect rate",
         gate.0 / raw.0,
         gate.1 / raw.1
+    );
+    println!(
+        "connects with $connect on an HTTP route: {:.0}/s, {:.1}x API Gateway's default quota of 500 new connections per second",
+        connect.1,
+        connect.1 / 500.0
     );
     for (name, before, after_rounds) in churn {
         let rounds: Vec<String> = after_rounds.iter().map(|mib| format!("{mib}")).collect();

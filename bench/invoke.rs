@@ -33,6 +33,145 @@ async fn http_backend() -> String {
     format!("http://{addr}/echo")
 }
 
+/// Round trips of a bare hyper client straight to the HTTP backend, one
+/// keep-alive connection per client, each POSTing an event as the gateway
+/// sends it: the http route's cost without the gateway.
+async fn direct_http(url: &str, connections: usize, seconds: f64) -> measure::Stats {
+    use http_body_util::{BodyExt, Full};
+    use hyper::client::conn::http1;
+    use std::time::{Duration, Instant};
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches("/echo")
+        .to_string();
+    // An event of the size the gateway sends for the benchmark's message.
+    let event = serde_json::json!({
+        "requestContext": {
+            "routeKey": "http", "eventType": "MESSAGE", "messageDirection": "IN",
+            "extendedRequestId": "Bxq1ZGT7oAMFaSw=", "requestTime": "26/Nov/2026:18:00:00 +0000",
+            "stage": "$default", "connectedAt": 1_764_180_000_000_i64,
+            "requestTimeEpoch": 1_764_180_000_000_i64,
+            "identity": { "sourceIp": "127.0.0.1" }, "requestId": "Bxq1ZGT7oAMFaSw=",
+            "domainName": "127.0.0.1:8080", "connectionId": "Bxq1ZFjToAMCJyQ=",
+            "apiId": "bench", "messageId": "Bxq1ZGT7oAMFaSw="
+        },
+        "body": r#"{"action":"http","data":"0123456789abcdef"}"#,
+        "isBase64Encoded": false
+    })
+    .to_string();
+    let per_connection =
+        measure::MAX_ROUND_TRIPS.load(std::sync::atomic::Ordering::Relaxed) / connections;
+    let ready = std::sync::Arc::new(tokio::sync::Barrier::new(connections + 1));
+    let tasks: Vec<_> = (0..connections)
+        .map(|_| {
+            let (addr, event, ready) = (addr.clone(), event.clone(), ready.clone());
+            tokio::spawn(async move {
+                let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+                stream.set_nodelay(true).unwrap();
+                let (mut sender, connection) =
+                    http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                        .await
+                        .unwrap();
+                tokio::spawn(connection);
+                let mut round_trip = async || {
+                    let request = http::Request::post("/echo")
+                        .header("host", &addr)
+                        .header("content-type", "application/json")
+                        .body(Full::new(Bytes::from(event.clone())))
+                        .unwrap();
+                    let response = sender.send_request(request).await.unwrap();
+                    let reply = response.into_body().collect().await.unwrap().to_bytes();
+                    assert!(reply.starts_with(b"{"), "backend reply");
+                };
+                round_trip().await;
+                ready.wait().await;
+                let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+                let mut latencies = Vec::new();
+                while Instant::now() < deadline && latencies.len() < per_connection {
+                    let started = Instant::now();
+                    round_trip().await;
+                    latencies.push(started.elapsed().as_micros());
+                }
+                latencies
+            })
+        })
+        .collect();
+    ready.wait().await;
+    let started = std::time::Instant::now();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    measure::Stats::of(all, started.elapsed().as_secs_f64())
+}
+
+/// Mean seconds per stage of the function stage histogram, from the
+/// metrics exposition: `stage -> (sum, count)`.
+fn stage_means() -> std::collections::HashMap<String, (f64, f64)> {
+    let text = wsgate::admin::metrics::get().expect("metrics on").encode();
+    let mut stages = std::collections::HashMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("wsgate_function_stage_seconds_") else {
+            continue;
+        };
+        let (kind, rest) = rest.split_once('{').unwrap_or(("", rest));
+        let Some(stage) = rest
+            .split("stage=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+        else {
+            continue;
+        };
+        let value: f64 = rest.rsplit(' ').next().unwrap().parse().unwrap_or(0.0);
+        let entry = stages.entry(stage.to_string()).or_insert((0.0, 0.0));
+        match kind {
+            "sum" => entry.0 += value,
+            "count" => entry.1 += value,
+            _ => {}
+        }
+    }
+    stages
+}
+
+/// The Rust runtime route at one connection, split into the gateway's
+/// steps (timed by the gateway) and the instance's.
+async fn stage_breakdown(url: &str, raw: &str, seconds: f64) {
+    let before = stage_means();
+    let function = median_of(1, url, "rust", 1, seconds).await;
+    let after = stage_means();
+    let raw = median_of(1, raw, "raw", 1, seconds).await;
+    let mean_us = |stage: &str| {
+        let (sum, count) = after.get(stage).copied().unwrap_or_default();
+        let (sum0, count0) = before.get(stage).copied().unwrap_or_default();
+        (sum - sum0) / (count - count0).max(1.0) * 1e6
+    };
+    let (dispatch, instance, back) = (mean_us("dispatch"), mean_us("instance"), mean_us("return"));
+    let share = function.mean_us - instance - raw.mean_us;
+    println!(
+        "function invocation, Rust lambda_runtime echo, 1 connection: means in µs (stages timed by the gateway)"
+    );
+    println!(
+        "  round trip, client-measured          {:>8.1}",
+        function.mean_us
+    );
+    println!(
+        "  raw WebSocket echo, same run         {:>8.1}   the socket's own share",
+        raw.mean_us
+    );
+    println!("  dispatch: queued -> handed out       {dispatch:>8.1}   Runtime API /next answers");
+    println!(
+        "  instance: handed out -> response in  {instance:>8.1}   runtime client, handler, loopback HTTP"
+    );
+    println!("  return: response in -> caller has it {back:>8.1}");
+    println!(
+        "  frame in -> queued, result -> out    {:>8.1}   event, route, JSON, reply, access log",
+        share - dispatch - back
+    );
+    println!(
+        "  gateway's share                      {share:>8.1}   round trip - instance - raw echo (target < 30)"
+    );
+}
+
 fn write_handlers(dir: &Path) {
     std::fs::write(
         dir.join("echo.mjs"),
@@ -97,6 +236,20 @@ async fn main() {
         .position(|a| a == "--csv")
         .and_then(|i| args.get(i + 1))
         .cloned();
+    if let Some(n) = args.iter().position(|a| a == "--round-trips") {
+        let n = args.get(n + 1).and_then(|n| n.parse().ok());
+        let n = n.expect("--round-trips takes a number");
+        measure::MAX_ROUND_TRIPS.store(n, std::sync::atomic::Ordering::Relaxed);
+    }
+    // `--kinds native,http` measures only those (raw is always measured).
+    let kinds: Option<Vec<String>> = args
+        .iter()
+        .position(|a| a == "--kinds")
+        .and_then(|i| args.get(i + 1))
+        .map(|list| list.split(',').map(str::to_string).collect());
+    let wanted = |action: &str| {
+        action == "raw" || kinds.as_ref().is_none_or(|k| k.iter().any(|a| a == action))
+    };
     // Enough instances (and waiting room: 10 per instance) for the most
     // connections measured, capped so the machine is not swamped.
     let concurrency = levels.iter().copied().max().unwrap_or(1).clamp(1, 100);
@@ -107,6 +260,7 @@ async fn main() {
     let rust_handler = std::env::current_exe()
         .unwrap()
         .with_file_name("rust_handler");
+    let backend = http_backend().await;
     let config = format!(
         r#"
 name = "Bench"
@@ -116,7 +270,7 @@ node = {{ handler = "echo.handler", return_response = true, concurrency = {concu
 python = {{ handler = "echo_py.handler", return_response = true, concurrency = {concurrency} }}
 rust = {{ command = ["{rust}"], return_response = true, concurrency = {concurrency} }}
 "#,
-        http = http_backend().await,
+        http = backend,
         rust = rust_handler.display(),
     );
     std::fs::write(dir.join("wsgate.toml"), config).unwrap();
@@ -136,6 +290,8 @@ rust = {{ command = ["{rust}"], return_response = true, concurrency = {concurren
         vec!["kind,connections,round_trips_per_s,p50_us,p99_us,ratio_to_raw".to_string()];
     // The in-process rate per level with metrics off, for the last table.
     let mut native_off = Vec::new();
+    // The http route's rate per level, against a direct client after.
+    let mut http_rows = Vec::new();
     for &connections in &levels {
         let mut baseline = None;
         for (kind, action, url) in [
@@ -147,10 +303,16 @@ rust = {{ command = ["{rust}"], return_response = true, concurrency = {concurren
             ("lambda: node", "node", &server.url()),
             ("lambda: python", "python", &server.url()),
         ] {
+            if !wanted(action) {
+                continue;
+            }
             let stats = median_of(runs, url, action, connections, seconds).await;
             let base = *baseline.get_or_insert(stats.rate);
             if kind == "in-process Rust" {
                 native_off.push((connections, stats.rate, base));
+            }
+            if kind == "http" {
+                http_rows.push((connections, stats.rate));
             }
             println!(
                 "{kind:<22} {connections:>6} {:>10.0} {:>9} {:>9} {:>7.2}",
@@ -165,6 +327,34 @@ rust = {{ command = ["{rust}"], return_response = true, concurrency = {concurren
                 stats.p50_us,
                 stats.p99_us,
                 stats.rate / base
+            ));
+        }
+    }
+    if !http_rows.is_empty() {
+        println!();
+        println!(
+            "http route against a bare hyper client POSTing the same event straight to the backend (keep-alive, one connection per client)"
+        );
+        println!(
+            "{:<22} {:>6} {:>10} {:>9} {:>9} {:>7}",
+            "kind", "conns", "rt/s", "p50 us", "p99 us", "http/it"
+        );
+        for (connections, http_rate) in http_rows {
+            let direct = direct_http(&backend, connections, seconds).await;
+            println!(
+                "{:<22} {connections:>6} {:>10.0} {:>9} {:>9} {:>7.2}",
+                "direct hyper client",
+                direct.rate,
+                direct.p50_us,
+                direct.p99_us,
+                http_rate / direct.rate
+            );
+            rows.push(format!(
+                "direct hyper client,{connections},{:.0},{},{},{:.3}",
+                direct.rate,
+                direct.p50_us,
+                direct.p99_us,
+                http_rate / direct.rate
             ));
         }
     }
@@ -194,6 +384,12 @@ rust = {{ command = ["{rust}"], return_response = true, concurrency = {concurren
             on.p99_us,
             on.rate / raw_now.rate
         ));
+    }
+    // Where a function invocation's time goes, at one connection: the
+    // gateway times its own steps (metrics are on from here).
+    if wanted("rust") {
+        println!();
+        stage_breakdown(&server.url(), &raw, seconds).await;
     }
     if let Some(path) = csv {
         std::fs::write(&path, rows.join("\n") + "\n").unwrap();
