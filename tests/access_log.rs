@@ -9,7 +9,6 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use wsgate::WebSocketApi;
 
 const SST_FIELDS: [&str; 13] = [
     "requestTime",
@@ -53,12 +52,7 @@ async fn lines(dir: &Path, n: usize) -> Vec<Value> {
 /// Writes `config` as `dir`/wsgate.toml and serves it.
 async fn serve_config(dir: &Path, config: &str) -> wsgate::Server {
     std::fs::write(dir.join("wsgate.toml"), config).unwrap();
-    let config = wsgate::config::load(&dir.join("wsgate.toml")).unwrap();
-    WebSocketApi::from_config(&config)
-        .unwrap()
-        .bind(any_port())
-        .await
-        .unwrap()
+    serve_folder(dir).await
 }
 
 async fn logged_app(backend: &Backend) -> (tempfile::TempDir, wsgate::Server) {

@@ -472,15 +472,6 @@ fn app(config: &str) -> tempfile::TempDir {
     dir
 }
 
-async fn serve(dir: &Path) -> wsgate::Server {
-    let config = wsgate::config::load(&dir.join("wsgate.toml")).unwrap();
-    WebSocketApi::from_config(&config)
-        .unwrap()
-        .bind(any_port())
-        .await
-        .unwrap()
-}
-
 async fn ask(client: &mut Client, action: &str) -> String {
     send_text(client, &format!(r#"{{"action":"{action}"}}"#)).await;
     next_text(client).await
@@ -500,7 +491,7 @@ unlinked = {{ command = ["{python}", "-m", "awslambdaric", "py.handlers.push_sel
 credentials = {{ handler = "handlers.credentials", return_response = true, link = ["Fns"] }}
 "#
     ));
-    let server = serve(dir.path()).await;
+    let server = serve_folder(dir.path()).await;
     let mut client = connect(&server.url()).await;
 
     // boto3 in a function, signing with the function's session credentials.
@@ -548,7 +539,7 @@ authorizer = {{ handler = "handlers.authorizer", return_response = true }}
         connect = backend.url("/connect"),
         disconnect = backend.url("/disconnect"),
     ));
-    let server = serve(dir.path()).await;
+    let server = serve_folder(dir.path()).await;
     let url = server.url();
     let bearer = |token: &str| format!("Bearer {token}");
 
@@ -613,7 +604,7 @@ authorizer = {{ handler = "handlers.authorizer", return_response = true }}
         .unwrap()
         .replace(r#"lambda = "Token""#, r#"lambda = "Query""#);
     std::fs::write(dir.path().join("wsgate.toml"), config).unwrap();
-    let server = serve(dir.path()).await;
+    let server = serve_folder(dir.path()).await;
     let url = server.url();
     assert_eq!(try_connect(&url, &[]).await.err(), Some(401));
     assert_eq!(

@@ -11,7 +11,6 @@ use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use wsgate::WebSocketApi;
 
 const CONFIG: &str = r#"
 name = "Iso"
@@ -35,15 +34,6 @@ fn app(config: &str) -> tempfile::TempDir {
     dir
 }
 
-async fn server(dir: &Path) -> wsgate::Server {
-    let config = wsgate::config::load(&dir.join("wsgate.toml")).unwrap();
-    WebSocketApi::from_config(&config)
-        .unwrap()
-        .bind(any_port())
-        .await
-        .unwrap()
-}
-
 async fn ask(client: &mut Client, body: Value) -> String {
     send_text(client, &body.to_string()).await;
     next_text(client).await
@@ -65,7 +55,7 @@ async fn raw_status(addr: &str, request: &str, within: Duration) -> Option<u16> 
 #[tokio::test]
 async fn only_the_instance_can_use_its_runtime_api() {
     let dir = app(CONFIG);
-    let server = server(dir.path()).await;
+    let server = serve_folder(dir.path()).await;
     let mut client = connect(&server.url()).await;
     let runtime_api = ask(&mut client, serde_json::json!({ "action": "where" })).await;
     assert!(runtime_api.starts_with("127.0.0.1:"), "{runtime_api}");
@@ -169,7 +159,7 @@ async fn assert_all_gone(pids: &[u32], why: &str) {
 #[tokio::test]
 async fn nothing_a_handler_starts_outlives_a_timeout_crash_or_memory_kill() {
     let dir = app(CONFIG);
-    let server = server(dir.path()).await;
+    let server = serve_folder(dir.path()).await;
     let mut client = connect(&server.url()).await;
     for mode in ["hang", "crash", "hog"] {
         let file = dir.path().join(format!("{mode}.pids"));
@@ -192,7 +182,7 @@ async fn nothing_a_handler_starts_outlives_a_timeout_crash_or_memory_kill() {
 #[tokio::test]
 async fn nothing_a_handler_starts_outlives_shutdown() {
     let dir = app(CONFIG);
-    let server = server(dir.path()).await;
+    let server = serve_folder(dir.path()).await;
     let mut client = connect(&server.url()).await;
     let file = dir.path().join("ok.pids");
     let reply = ask(

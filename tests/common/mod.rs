@@ -33,6 +33,17 @@ pub fn api_from_toml(text: &str) -> wsgate::WebSocketApi {
     wsgate::WebSocketApi::from_config(&config).unwrap()
 }
 
+/// Serves the app whose `wsgate.toml` is in `dir` (its handler paths
+/// relative to it), as `wsgate serve` would, on a free port.
+pub async fn serve_folder(dir: &std::path::Path) -> wsgate::Server {
+    let config = wsgate::config::load(&dir.join("wsgate.toml")).unwrap();
+    wsgate::WebSocketApi::from_config(&config)
+        .unwrap()
+        .bind(any_port())
+        .await
+        .unwrap()
+}
+
 pub fn any_port() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
