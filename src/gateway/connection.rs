@@ -126,8 +126,8 @@ where
     let max_in_flight = limits.max_in_flight_per_connection.max(1);
     // The budget the frame being written holds, while one is.
     let mut writing: Option<u32> = None;
-    // Frames to write before anything still in `outbound`: replies of
-    // handled messages, behind the pushes that were queued before them.
+    // Frames to write next, in order: pushes taken from `outbound`, and
+    // replies of handled messages behind the pushes queued before them.
     let mut queued: VecDeque<Outbound> = VecDeque::new();
     let exit = loop {
         if writing.is_none()
@@ -171,14 +171,9 @@ where
                 tracing::debug!(connection_id = %entry.meta.connection_id, "client stopped reading; disconnecting");
                 break Exit::Gone(Ending::new(1006, ""));
             }
+            // Written at the top of the loop, as replies are.
             Some(push) = outbound.next(), if writing.is_none() && queued.is_empty() => {
-                match begin_write(&mut socket, push) {
-                    Ok(charge) => {
-                        writing = Some(charge);
-                        write_deadline.as_mut().reset(Instant::now() + limits.write_timeout);
-                    }
-                    Err(exit) => break exit,
-                }
+                queued.push_back(push);
             }
             // A reply comes back here rather than through `outbound`: a
             // task that wakes itself is rescheduled and wakes an idle
