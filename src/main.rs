@@ -61,11 +61,13 @@ enum Command {
         /// rest are closed with 1001 (a second signal closes them at once).
         #[arg(long, value_name = "DURATION", default_value = "30 seconds", value_parser = parse_drain)]
         drain_timeout: std::time::Duration,
-        /// Serve /metrics (Prometheus), /health and /ready on this address
-        /// (e.g. 127.0.0.1:9091); any non-loopback address needs a token.
+        /// Serve the web console (/), /metrics (Prometheus), /health and
+        /// /ready on this address (e.g. 127.0.0.1:9091); any non-loopback
+        /// address needs a token.
         #[arg(long, value_name = "ADDR")]
         admin: Option<SocketAddr>,
-        /// The bearer token the admin listener requires.
+        /// The token the admin listener requires: as a bearer token, or
+        /// once in the console's address (`/?token=...`).
         #[arg(
             long,
             value_name = "TOKEN",
@@ -73,6 +75,11 @@ enum Command {
             hide_env_values = true
         )]
         admin_token: Option<String>,
+        /// Serve /metrics, /health and /ready on --admin without the web
+        /// console, which records every event it can show (for a
+        /// production node that is only scraped).
+        #[arg(long)]
+        no_console: bool,
     },
     /// Check an app (and start each of its functions once) without serving.
     Validate {
@@ -178,6 +185,7 @@ fn main() -> ExitCode {
             drain_timeout,
             admin,
             admin_token,
+            no_console,
         } => runtime().and_then(|rt| {
             rt.block_on(serve(
                 &app,
@@ -185,6 +193,7 @@ fn main() -> ExitCode {
                     drain: drain_timeout,
                     admin,
                     admin_token,
+                    console: !no_console,
                 },
                 Options {
                     listen,
@@ -263,6 +272,8 @@ struct Shutdown {
     drain: std::time::Duration,
     admin: Option<SocketAddr>,
     admin_token: Option<String>,
+    /// The web console on the admin listener.
+    console: bool,
 }
 
 async fn serve(args: &AppArgs, shutdown: Shutdown, options: Options) -> anyhow::Result<()> {
@@ -275,7 +286,9 @@ async fn serve(args: &AppArgs, shutdown: Shutdown, options: Options) -> anyhow::
     // Listening first: /health answers and /ready says "starting" while
     // the handlers pass their start-up check.
     let admin = match shutdown.admin {
-        Some(addr) => Some(wsgate::admin::Admin::start(addr, shutdown.admin_token).await?),
+        Some(addr) => {
+            Some(wsgate::admin::Admin::start(addr, shutdown.admin_token, shutdown.console).await?)
+        }
         None => None,
     };
     let app = App::load(file.clone(), &options).await?;
@@ -283,7 +296,17 @@ async fn serve(args: &AppArgs, shutdown: Shutdown, options: Options) -> anyhow::
     // From here on a signal drains (until now it simply ended the process).
     let mut signals = Signals::new()?;
     if let Some(admin) = &admin {
-        admin.serving(running.servers.iter().map(|(_, s)| s.gateway()).collect());
+        admin.serving(
+            running
+                .servers
+                .iter()
+                .map(|(_, server)| wsgate::admin::console::ServedApi {
+                    gateway: server.gateway(),
+                    url: server.url(),
+                    management_endpoint: server.management_endpoint(),
+                })
+                .collect(),
+        );
     }
     print_started(&file, &running, admin.as_deref())?;
     // SIGHUP, or saving the config file, reloads it; SIGTERM/SIGINT stop.
@@ -382,6 +405,9 @@ fn print_started(
     println!("  outputs written to  {}", outputs_file.display());
     if let Some(admin) = admin {
         let addr = admin.local_addr();
+        if admin.console() {
+            println!("  console:            http://{addr}/");
+        }
         println!("  admin:              http://{addr}/metrics, /health, /ready");
     }
     println!("ready: Ctrl-C or SIGTERM stops it gracefully (twice: at once)");

@@ -334,6 +334,7 @@ mod tests {
                 latency_ms: 12,
                 status: 200,
                 reply_status: Some(201),
+                trace: None,
             }),
             ..Record::default()
         }

@@ -52,6 +52,20 @@ pub struct Integration {
     pub status: u16,
     /// The status the handler's reply carried (`statusCode`), if any.
     pub reply_status: Option<u16>,
+    /// What the handler was sent and answered, kept only while the
+    /// console records (`None` otherwise: nothing is copied for it).
+    pub trace: Option<Box<Trace>>,
+}
+
+/// One invocation as the console shows it.
+#[derive(Debug, Clone)]
+pub struct Trace {
+    /// The event's JSON, as an HTTP or function handler receives it.
+    pub event: String,
+    /// The handler's reply as JSON (`statusCode`, `headers`, `body`), or
+    /// why there was none.
+    pub reply: String,
+    pub latency_us: u64,
 }
 
 impl<'a> Record<'a> {
@@ -155,8 +169,17 @@ impl AccessLog {
         self.format.load_full()
     }
 
+    /// The line `record` gives in the format in force.
+    pub fn render(&self, record: &Record<'_>) -> String {
+        self.format.load().render(record)
+    }
+
     pub fn log(&self, record: &Record<'_>) {
-        let line = self.format.load().render(record);
+        self.send(self.render(record));
+    }
+
+    /// Queues a rendered line.
+    pub fn send(&self, line: String) {
         if let Some(copies) = &self.copies {
             let _ = copies.try_send(line.clone());
         }

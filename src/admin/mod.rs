@@ -1,14 +1,14 @@
 //! The admin listener (`wsgate serve --admin ADDR`): `/metrics` for
 //! Prometheus, `/health` and `/ready` for load balancers and
-//! orchestrators. Never the API's port, so an API's clients cannot reach
-//! it. Loopback by default; any other address requires a bearer token.
+//! orchestrators, and the web console at `/`. Never the API's port, so
+//! an API's clients cannot reach it. Loopback by default; any other
+//! address requires a token.
 
+pub mod console;
 pub mod metrics;
 
-use crate::gateway::Gateway;
-use bytes::Bytes;
+use console::{Body, ServedApi, text};
 use http::{Method, Request, Response, StatusCode, header};
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
@@ -25,7 +25,7 @@ const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8"
 enum Phase {
     /// Loading the app and checking its handlers: alive, not ready.
     Starting,
-    Serving(Vec<Arc<Gateway>>),
+    Serving(Arc<Vec<ServedApi>>),
     /// SIGTERM: not ready while open connections finish.
     Draining,
 }
@@ -35,13 +35,15 @@ pub struct Admin {
     /// `Authorization: Bearer <token>` every request must carry, if set.
     token: Option<String>,
     local_addr: SocketAddr,
+    /// Whether the web console is served (and records).
+    console: bool,
     stop: CancellationToken,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
     #[error(
-        "--admin {0} is not a loopback address: anyone who can reach it could read metrics; give a token with --admin-token or WSGATE_ADMIN_TOKEN"
+        "--admin {0} is not a loopback address: anyone who can reach it could read metrics and use the console; give a token with --admin-token or WSGATE_ADMIN_TOKEN"
     )]
     TokenRequired(SocketAddr),
     #[error("cannot listen on {addr} for --admin: {error}")]
@@ -53,8 +55,12 @@ pub enum AdminError {
 
 impl Admin {
     /// Listens on `addr` now (so `/health` answers while the app starts)
-    /// and turns metrics on.
-    pub async fn start(addr: SocketAddr, token: Option<String>) -> Result<Arc<Admin>, AdminError> {
+    /// and turns metrics on, and the console's recording with `console`.
+    pub async fn start(
+        addr: SocketAddr,
+        token: Option<String>,
+        console: bool,
+    ) -> Result<Arc<Admin>, AdminError> {
         let token = token.filter(|t| !t.is_empty());
         if !addr.ip().is_loopback() && token.is_none() {
             return Err(AdminError::TokenRequired(addr));
@@ -66,10 +72,14 @@ impl Admin {
             .local_addr()
             .map_err(|error| AdminError::Bind { addr, error })?;
         metrics::enable();
+        if console {
+            console::enable();
+        }
         let admin = Arc::new(Admin {
             phase: Mutex::new(Phase::Starting),
             token,
             local_addr,
+            console,
             stop: CancellationToken::new(),
         });
         tokio::spawn(accept_loop(Arc::clone(&admin), listener));
@@ -80,9 +90,16 @@ impl Admin {
         self.local_addr
     }
 
-    /// The app is up: readiness follows its APIs from now on.
-    pub fn serving(&self, gateways: Vec<Arc<Gateway>>) {
-        *self.phase.lock().expect("lock poisoned") = Phase::Serving(gateways);
+    pub fn console(&self) -> bool {
+        self.console
+    }
+
+    /// The app is up: readiness follows its APIs from now on, and the
+    /// console shows them.
+    pub fn serving(&self, apis: Vec<ServedApi>) {
+        let apis = Arc::new(apis);
+        *self.phase.lock().expect("lock poisoned") = Phase::Serving(Arc::clone(&apis));
+        tokio::spawn(count_seconds(apis, self.stop.clone()));
     }
 
     /// Readiness fails from now on.
@@ -99,28 +116,64 @@ impl Admin {
         match &*self.phase.lock().expect("lock poisoned") {
             Phase::Starting => (StatusCode::SERVICE_UNAVAILABLE, "starting"),
             Phase::Draining => (StatusCode::SERVICE_UNAVAILABLE, "draining"),
-            Phase::Serving(gateways) if gateways.iter().all(|g| g.accepting()) => {
+            Phase::Serving(apis) if apis.iter().all(|a| a.gateway.accepting()) => {
                 (StatusCode::OK, "ready")
             }
             Phase::Serving(_) => (StatusCode::SERVICE_UNAVAILABLE, "not accepting connections"),
         }
     }
 
+    /// Whether the request carries the token, if one is set: as a bearer
+    /// token, or as the cookie a browser got for it (`/?token=`).
     fn authorized(&self, request: &Request<Incoming>) -> bool {
         let Some(token) = &self.token else {
             return true;
         };
-        let given = request
+        let bearer = request
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or_default();
-        use subtle::ConstantTimeEq;
-        given.as_bytes().ct_eq(token.as_bytes()).into()
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let cookie = request
+            .headers()
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .find_map(|c| c.trim().strip_prefix(TOKEN_COOKIE_PREFIX));
+        [bearer, cookie].into_iter().flatten().any(|given| {
+            use subtle::ConstantTimeEq;
+            given.as_bytes().ct_eq(token.as_bytes()).into()
+        })
     }
 
-    fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    /// A browser opening the console with `?token=`: the cookie that
+    /// carries it from now on, and the page again without it in the
+    /// address bar.
+    fn token_in_query(&self, request: &Request<Incoming>) -> Option<Response<Body>> {
+        let token = self.token.as_ref()?;
+        let given = form_urlencoded::parse(request.uri().query()?.as_bytes())
+            .find(|(k, _)| k == "token")
+            .map(|(_, v)| v.into_owned())?;
+        use subtle::ConstantTimeEq;
+        if !bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
+            return None;
+        }
+        let mut reply = text(StatusCode::SEE_OTHER, "");
+        let headers = reply.headers_mut();
+        headers.insert(header::LOCATION, header::HeaderValue::from_static("/"));
+        let cookie = format!("{TOKEN_COOKIE_PREFIX}{token}; Path=/; HttpOnly; SameSite=Strict");
+        headers.insert(
+            header::SET_COOKIE,
+            header::HeaderValue::from_str(&cookie).ok()?,
+        );
+        Some(reply)
+    }
+
+    async fn handle(&self, request: Request<Incoming>) -> Response<Body> {
+        if let Some(reply) = self.token_in_query(&request) {
+            return reply;
+        }
         if !self.authorized(&request) {
             let mut reply = text(StatusCode::UNAUTHORIZED, "a bearer token is required\n");
             reply.headers_mut().insert(
@@ -128,6 +181,21 @@ impl Admin {
                 header::HeaderValue::from_static("Bearer"),
             );
             return reply;
+        }
+        if self.console && console::serves(request.uri().path()) {
+            if self.token.is_none() && !loopback_host(&request) {
+                // Without a token only this machine may use the console:
+                // a page whose name was rebound to 127.0.0.1 may not.
+                return text(
+                    StatusCode::FORBIDDEN,
+                    "the console answers requests for a loopback host only (127.0.0.1, [::1], localhost) unless --admin-token is set\n",
+                );
+            }
+            let apis = match &*self.phase.lock().expect("lock poisoned") {
+                Phase::Serving(apis) => Arc::clone(apis),
+                _ => Arc::new(Vec::new()),
+            };
+            return console::handle(&apis, request).await;
         }
         if !matches!(request.method(), &Method::GET | &Method::HEAD) {
             return text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n");
@@ -160,20 +228,51 @@ impl Admin {
             }
             _ => text(
                 StatusCode::NOT_FOUND,
-                "not found: /metrics, /health and /ready are served here\n",
+                "not found: the console (/), /metrics, /health and /ready are served here\n",
             ),
         }
     }
 }
 
-fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
-    let mut reply = Response::new(Full::new(body.into()));
-    *reply.status_mut() = status;
-    reply.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    reply
+/// The cookie `?token=` sets, as it starts in a `Cookie` header.
+const TOKEN_COOKIE_PREFIX: &str = "wsgate_admin_token=";
+
+/// Whether the request names this machine by a loopback address or
+/// `localhost` (with any port).
+fn loopback_host(request: &Request<Incoming>) -> bool {
+    let Some(host) = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Closes each second of the console's charts with the connections open.
+async fn count_seconds(apis: Arc<Vec<ServedApi>>, stop: CancellationToken) {
+    let Some(recorder) = console::get() else {
+        return;
+    };
+    let mut every_second = tokio::time::interval(std::time::Duration::from_secs(1));
+    every_second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every_second.tick().await;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = every_second.tick() => {
+                recorder.tick(apis.iter().map(|a| a.gateway.registry.count()).sum());
+            }
+        }
+    }
 }
 
 async fn accept_loop(admin: Arc<Admin>, listener: TcpListener) {
@@ -191,16 +290,39 @@ async fn accept_loop(admin: Arc<Admin>, listener: TcpListener) {
         };
         let admin = Arc::clone(&admin);
         tokio::spawn(async move {
+            // Set once the connection carries the console's event stream,
+            // which lives as long as its page.
+            let streaming = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let stop = admin.stop.clone();
+            let marks = Arc::clone(&streaming);
             let service = hyper::service::service_fn(move |request| {
-                let reply = admin.handle(request);
-                async move { Ok::<_, std::convert::Infallible>(reply) }
+                let admin = Arc::clone(&admin);
+                let marks = Arc::clone(&marks);
+                async move {
+                    let reply = admin.handle(request).await;
+                    if reply.headers().get(header::CONTENT_TYPE)
+                        == Some(&header::HeaderValue::from_static("text/event-stream"))
+                    {
+                        marks.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Ok::<_, std::convert::Infallible>(reply)
+                }
             });
             // Scrapes are small; a slow or idle client is dropped.
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(std::time::Duration::from_secs(10))
                 .serve_connection(TokioIo::new(stream), service);
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(60), connection).await;
+            let mut connection = std::pin::pin!(connection);
+            let cut = tokio::time::timeout(std::time::Duration::from_secs(60), connection.as_mut())
+                .await
+                .is_err();
+            if cut && streaming.load(std::sync::atomic::Ordering::Relaxed) {
+                tokio::select! {
+                    _ = connection => {}
+                    _ = stop.cancelled() => {}
+                }
+            }
         });
     }
 }

@@ -485,6 +485,10 @@ impl Registry for ClusterRegistry {
         self.local.ids()
     }
 
+    fn local_connections(&self) -> Vec<Arc<ConnectionEntry>> {
+        self.local.local_connections()
+    }
+
     fn new_connection_id(&self) -> String {
         crate::ids::new_id_in_slot(self.lease.slot())
     }
@@ -495,6 +499,10 @@ impl Registry for ClusterRegistry {
 
     fn live_nodes(&self) -> u32 {
         self.lease.live_nodes()
+    }
+
+    fn node_name(&self) -> Option<&str> {
+        Some(&self.node)
     }
 }
 

@@ -206,7 +206,7 @@ where
                 match frame {
                     Some(Ok(Message::Text(text))) => {
                         expiry.as_mut().reset(expiry_after(now));
-                        entry.touch(chrono::Utc::now().timestamp_millis());
+                        entry.received(chrono::Utc::now().timestamp_millis());
                         let handled = handle_message(gateway, entry, text.to_string(), false);
                         in_flight.get_or_insert_with(FuturesUnordered::new).push(Box::pin(handled));
                     }
@@ -216,7 +216,7 @@ where
                         }
                         BinaryMode::Base64 => {
                             expiry.as_mut().reset(expiry_after(now));
-                            entry.touch(chrono::Utc::now().timestamp_millis());
+                            entry.received(chrono::Utc::now().timestamp_millis());
                             let handled = handle_message(gateway, entry, BASE64.encode(&data), true);
                             in_flight.get_or_insert_with(FuturesUnordered::new).push(Box::pin(handled));
                         }

@@ -11,7 +11,7 @@ pub mod router;
 pub mod throttle;
 
 use crate::access_log::{self, AccessLog};
-use crate::admin::metrics;
+use crate::admin::{console, metrics};
 use crate::auth::Authenticator;
 use crate::auth::authorizer::Authorizer;
 use crate::auth::keyring::ACCOUNT_ID;
@@ -207,7 +207,8 @@ impl Gateway {
                 Ok(Err(e)) => Err(InvokeError::Failed(e)),
                 Err(_) => Err(InvokeError::TimedOut(timeout)),
             };
-        let latency_ms = started.elapsed().as_millis() as u64;
+        let latency = started.elapsed();
+        let latency_ms = latency.as_millis() as u64;
         match &result {
             Ok(response) => tracing::debug!(
                 route = %route.key,
@@ -232,23 +233,36 @@ impl Gateway {
                 Err(InvokeError::TimedOut(_)) => 504,
             },
             reply_status: result.as_ref().ok().map(|r| r.status_code),
+            trace: console::get().map(|_| {
+                Box::new(access_log::Trace {
+                    event: String::from_utf8_lossy(&event.to_json()).into_owned(),
+                    reply: reply_json(&result),
+                    latency_us: latency.as_micros() as u64,
+                })
+            }),
         };
         (result, integration)
     }
 
-    /// Writes one access log line, if the API keeps an access log, and
-    /// counts the event, if metrics are on (the record is only built then).
+    /// Writes one access log line, if the API keeps an access log, counts
+    /// the event, if metrics are on, and shows it in the console, if that
+    /// is on (the record is only built for one of them).
     pub fn log<'a>(&self, record: impl FnOnce() -> access_log::Record<'a>) {
         let metrics = metrics::get();
-        if self.access_log.is_none() && metrics.is_none() {
+        let console = console::get();
+        if self.access_log.is_none() && metrics.is_none() && console.is_none() {
             return;
         }
         let record = record();
         if let Some(m) = metrics {
             self.count(m, &record);
         }
-        if let Some(log) = &self.access_log {
-            log.log(&record);
+        let line = self.access_log.as_ref().map(|log| log.render(&record));
+        if let Some(console) = console {
+            console.event(&self.name, &record, line.clone());
+        }
+        if let (Some(log), Some(line)) = (&self.access_log, line) {
+            log.send(line);
         }
     }
 
@@ -284,6 +298,25 @@ impl Gateway {
             counter.inc_by(log.dropped().saturating_sub(counter.get()));
         }
     }
+}
+
+/// A handler's reply as the console shows it: the proxy response's
+/// fields, or why there was none.
+fn reply_json(result: &Result<Response, InvokeError>) -> String {
+    let value = match result {
+        Ok(response) => serde_json::json!({
+            "statusCode": response.status_code,
+            "headers": response
+                .headers
+                .iter()
+                .map(|(name, value)| (name.clone(), serde_json::Value::from(value.as_str())))
+                .collect::<serde_json::Map<_, _>>(),
+            "body": response.body,
+            "isBase64Encoded": response.is_base64_encoded,
+        }),
+        Err(error) => serde_json::json!({ "error": error.to_string() }),
+    };
+    serde_json::to_string(&value).expect("a JSON value serializes")
 }
 
 /// The message API Gateway sends a client when its message could not be

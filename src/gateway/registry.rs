@@ -9,7 +9,7 @@ use bytes::Bytes;
 use dashmap::DashMap;
 use futures_channel::mpsc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use tokio::sync::{Notify, Semaphore, TryAcquireError};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -42,6 +42,9 @@ pub enum Outbound {
 pub struct ConnectionEntry {
     pub meta: Arc<ConnectionMeta>,
     last_active_ms: AtomicI64,
+    /// Messages from and to the client, for the console.
+    messages_in: AtomicU32,
+    messages_out: AtomicU32,
     outbound: mpsc::UnboundedSender<Outbound>,
     /// The connection's outbound byte budget: queued frames hold permits
     /// until written; closed when the connection ends.
@@ -62,6 +65,8 @@ impl ConnectionEntry {
         let budget = OUTBOUND_BYTES.max(2 * (max_message + MESSAGE_OVERHEAD));
         let entry = ConnectionEntry {
             last_active_ms: AtomicI64::new(meta.connected_at),
+            messages_in: AtomicU32::new(0),
+            messages_out: AtomicU32::new(0),
             meta,
             outbound,
             budget: Semaphore::new(budget.min(Semaphore::MAX_PERMITS)),
@@ -106,9 +111,10 @@ impl ConnectionEntry {
         self.closing.notified().await;
     }
 
-    /// Gives back the budget a written frame held.
+    /// A frame reached the client: gives back the budget it held.
     pub fn written(&self, charge: u32) {
         self.budget.add_permits(charge as usize);
+        self.messages_out.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The connection is over: pushes and waiting replies fail from now on.
@@ -116,9 +122,22 @@ impl ConnectionEntry {
         self.budget.close();
     }
 
-    /// Records client activity (for `lastActiveAt`).
-    pub fn touch(&self, now_ms: i64) {
+    /// Records a message from the client (for `lastActiveAt`).
+    pub fn received(&self, now_ms: i64) {
         self.last_active_ms.store(now_ms, Ordering::Relaxed);
+        self.messages_in.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn last_active_at(&self) -> i64 {
+        self.last_active_ms.load(Ordering::Relaxed)
+    }
+
+    /// Messages received from and written to the client so far.
+    pub fn message_counts(&self) -> (u32, u32) {
+        (
+            self.messages_in.load(Ordering::Relaxed),
+            self.messages_out.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -167,6 +186,8 @@ pub trait Registry: Send + Sync + 'static {
     async fn info(&self, connection_id: &str) -> Result<ConnectionInfo, PushError>;
     fn count(&self) -> usize;
     fn ids(&self) -> Vec<String>;
+    /// The connections open on this node.
+    fn local_connections(&self) -> Vec<Arc<ConnectionEntry>>;
     /// A fresh id for a connection being accepted here.
     fn new_connection_id(&self) -> String {
         crate::ids::new_id()
@@ -179,6 +200,10 @@ pub trait Registry: Send + Sync + 'static {
     /// The nodes sharing the stage's throttle (this one included).
     fn live_nodes(&self) -> u32 {
         1
+    }
+    /// This node's name, in a cluster.
+    fn node_name(&self) -> Option<&str> {
+        None
     }
 }
 
@@ -250,7 +275,7 @@ impl Registry for InMemoryRegistry {
         let entry = self.get(connection_id).ok_or(PushError::Gone)?;
         Ok(ConnectionInfo {
             connected_at: entry.meta.connected_at,
-            last_active_at: entry.last_active_ms.load(Ordering::Relaxed),
+            last_active_at: entry.last_active_at(),
             source_ip: entry.meta.source_ip.clone(),
             user_agent: entry.meta.user_agent.clone(),
         })
@@ -262,6 +287,13 @@ impl Registry for InMemoryRegistry {
 
     fn ids(&self) -> Vec<String> {
         self.connections.iter().map(|e| e.key().clone()).collect()
+    }
+
+    fn local_connections(&self) -> Vec<Arc<ConnectionEntry>> {
+        self.connections
+            .iter()
+            .map(|e| Arc::clone(e.value()))
+            .collect()
     }
 }
 
@@ -279,6 +311,11 @@ impl Connections {
             registry,
             max_payload,
         }
+    }
+
+    /// The largest payload PostToConnection takes.
+    pub fn max_payload(&self) -> usize {
+        self.max_payload
     }
 
     /// PostToConnection: UTF-8 data goes out as a text frame, anything

@@ -114,4 +114,8 @@ impl Integration for HttpIntegration {
     fn describe(&self) -> String {
         format!("http POST {}", self.url)
     }
+
+    fn kind(&self) -> &'static str {
+        "http"
+    }
 }

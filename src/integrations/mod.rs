@@ -59,6 +59,14 @@ pub enum IntegrationError {
     Failed(String),
 }
 
+/// A function's instances by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct InstanceCounts {
+    pub starting: usize,
+    pub idle: usize,
+    pub busy: usize,
+}
+
 /// What a handler may use while it runs.
 #[derive(Clone)]
 pub struct Context {
@@ -85,6 +93,15 @@ pub trait Integration: Send + Sync + 'static {
 
     /// A short description for logs and start-up output, e.g. `http POST http://...`.
     fn describe(&self) -> String;
+
+    /// The kind of handler, as the console names it: `http`, `function`
+    /// or `rust`.
+    fn kind(&self) -> &'static str;
+
+    /// The handler's instances by state, for handlers that run instances.
+    fn instances(&self) -> Option<InstanceCounts> {
+        None
+    }
 
     /// Start-up check, run once the API's outputs are known and before any
     /// connection is accepted (e.g. that a function's handler loads).

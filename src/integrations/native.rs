@@ -47,4 +47,8 @@ where
     fn describe(&self) -> String {
         "in-process Rust function".into()
     }
+
+    fn kind(&self) -> &'static str {
+        "rust"
+    }
 }

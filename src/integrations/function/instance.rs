@@ -89,10 +89,10 @@ impl Instance {
         api.admit_only(Arc::clone(&tree));
         let label: Arc<str> = Arc::from(launch.label.as_str());
         if let Some(stdout) = child.stdout.take() {
-            tokio::spawn(log_lines(stdout, Arc::clone(&label), id));
+            tokio::spawn(log_lines(stdout, Arc::clone(&label), id, "stdout"));
         }
         if let Some(stderr) = child.stderr.take() {
-            tokio::spawn(log_lines(stderr, Arc::clone(&label), id));
+            tokio::spawn(log_lines(stderr, Arc::clone(&label), id, "stderr"));
         }
         let (exited_tx, exited) = watch::channel(None);
         let kill = CancellationToken::new();
@@ -208,7 +208,12 @@ pub fn command(
 
 /// Forwards a process's output to the log, a line at a time, prefixed with
 /// the route; any bytes are accepted (shown lossily), long lines are cut.
-async fn log_lines(mut output: impl AsyncRead + Unpin, label: Arc<str>, instance: u64) {
+async fn log_lines(
+    mut output: impl AsyncRead + Unpin,
+    label: Arc<str>,
+    instance: u64,
+    stream: &'static str,
+) {
     let mut pending: Vec<u8> = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
@@ -219,20 +224,24 @@ async fn log_lines(mut output: impl AsyncRead + Unpin, label: Arc<str>, instance
         pending.extend_from_slice(&chunk[..n]);
         while let Some(end) = pending.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = pending.drain(..=end).collect();
-            emit(&label, instance, &line[..line.len() - 1]);
+            emit(&label, instance, stream, &line[..line.len() - 1]);
         }
         if pending.len() > MAX_LOG_LINE {
-            emit(&label, instance, &pending);
+            emit(&label, instance, stream, &pending);
             pending.clear();
         }
     }
     if !pending.is_empty() {
-        emit(&label, instance, &pending);
+        emit(&label, instance, stream, &pending);
     }
 }
 
-fn emit(label: &str, instance: u64, line: &[u8]) {
+fn emit(label: &str, instance: u64, stream: &'static str, line: &[u8]) {
     let cut = &line[..line.len().min(MAX_LOG_LINE)];
     let text = String::from_utf8_lossy(cut);
-    tracing::info!(target: "wsgate::function", route = %label, instance, "{}", text.trim_end_matches('\r'));
+    let text = text.trim_end_matches('\r');
+    tracing::info!(target: "wsgate::function", route = %label, instance, "{}", text);
+    if let Some(console) = crate::admin::console::get() {
+        console.log_line(label, instance, stream, text);
+    }
 }

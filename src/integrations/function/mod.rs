@@ -337,6 +337,14 @@ impl Integration for FunctionIntegration {
         self.description.clone()
     }
 
+    fn kind(&self) -> &'static str {
+        "function"
+    }
+
+    fn instances(&self) -> Option<crate::integrations::InstanceCounts> {
+        Some(self.pool.instance_counts())
+    }
+
     fn concurrency(&self) -> Option<usize> {
         Some(self.pool.concurrency())
     }

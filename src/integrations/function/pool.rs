@@ -6,6 +6,7 @@ use super::instance::{Instance, Launch, MEMORY_EXCEEDED};
 use super::runtime_api::{Answer, Invocation, Outcome};
 use crate::admin::metrics;
 use crate::auth::keyring::SessionLease;
+use crate::integrations::InstanceCounts;
 use bytes::Bytes;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -136,13 +137,22 @@ impl Pool {
         self.concurrency
     }
 
+    /// Instances by state now.
+    pub fn instance_counts(&self) -> InstanceCounts {
+        InstanceCounts {
+            starting: self.starting.load(Ordering::Relaxed),
+            idle: self.idle.lock().expect("lock poisoned").len(),
+            busy: self.busy.load(Ordering::Relaxed),
+        }
+    }
+
     /// Instances by state, read at each scrape.
     pub fn refresh_metrics(&self, m: &metrics::Metrics) {
-        let idle = self.idle.lock().expect("lock poisoned").len();
+        let counts = self.instance_counts();
         for (state, count) in [
-            ("starting", self.starting.load(Ordering::Relaxed)),
-            ("idle", idle),
-            ("busy", self.busy.load(Ordering::Relaxed)),
+            ("starting", counts.starting),
+            ("idle", counts.idle),
+            ("busy", counts.busy),
         ] {
             m.function_instances
                 .get_or_create(&metrics::InstanceLabels {
