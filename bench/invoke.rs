@@ -202,6 +202,51 @@ async fn serve_with_native(api: WebSocketApi) -> wsgate::Server {
     .unwrap()
 }
 
+/// How the in-process route is measured again once something is on.
+struct Rates<'a> {
+    runs: usize,
+    seconds: f64,
+    raw: &'a str,
+    url: &'a str,
+}
+
+impl Rates<'_> {
+    /// A table of the in-process route's rate now against the same with
+    /// everything off earlier in this run, each against raw measured
+    /// beside it (`native_off`: connections, rate, raw's rate).
+    async fn switched_on(
+        &self,
+        kind: &str,
+        native_off: &[(usize, f64, f64)],
+        rows: &mut Vec<String>,
+    ) {
+        println!();
+        println!(
+            "{kind} (serve --admin): in-process Rust, ratio to the same with it off earlier in this run (each against raw measured beside it)"
+        );
+        println!(
+            "{:<22} {:>6} {:>10} {:>9} {:>9} {:>7}",
+            "kind", "conns", "rt/s", "p50 us", "p99 us", "on/off"
+        );
+        for &(connections, off_rate, off_raw) in native_off {
+            let raw_now = median_of(self.runs, self.raw, "raw", connections, self.seconds).await;
+            let on = median_of(self.runs, self.url, "native", connections, self.seconds).await;
+            let ratio = (on.rate / raw_now.rate) / (off_rate / off_raw);
+            println!(
+                "{kind:<22} {connections:>6} {:>10.0} {:>9} {:>9} {ratio:>7.2}",
+                on.rate, on.p50_us, on.p99_us
+            );
+            rows.push(format!(
+                "{kind},{connections},{:.0},{},{},{:.3}",
+                on.rate,
+                on.p50_us,
+                on.p99_us,
+                on.rate / raw_now.rate
+            ));
+        }
+    }
+}
+
 /// The median run (by throughput) of `runs` measurements.
 async fn median_of(
     runs: usize,
@@ -358,33 +403,24 @@ rust = {{ command = ["{rust}"], return_response = true, concurrency = {concurren
             ));
         }
     }
-    // Metrics on (as `serve --admin` runs): counting costs on every event.
-    // Once on they stay on, so this table comes last.
+    // `serve --admin` turns on metrics, and the console's recording of
+    // every event: each costs on every message. Once on they stay on, so
+    // these tables come last, metrics first.
     wsgate::admin::metrics::enable();
-    println!();
-    println!(
-        "metrics on (--admin): in-process Rust, ratio to the same with metrics off earlier in this run (each against raw measured beside it)"
-    );
-    println!(
-        "{:<22} {:>6} {:>10} {:>9} {:>9} {:>7}",
-        "kind", "conns", "rt/s", "p50 us", "p99 us", "on/off"
-    );
-    for (connections, off_rate, off_raw) in native_off {
-        let raw_now = median_of(runs, &raw, "raw", connections, seconds).await;
-        let on = median_of(runs, &server.url(), "native", connections, seconds).await;
-        let ratio = (on.rate / raw_now.rate) / (off_rate / off_raw);
-        println!(
-            "{:<22} {connections:>6} {:>10.0} {:>9} {:>9} {ratio:>7.2}",
-            "in-process + metrics", on.rate, on.p50_us, on.p99_us
-        );
-        rows.push(format!(
-            "in-process + metrics,{connections},{:.0},{},{},{:.3}",
-            on.rate,
-            on.p50_us,
-            on.p99_us,
-            on.rate / raw_now.rate
-        ));
-    }
+    let url = server.url();
+    let rates = Rates {
+        runs,
+        seconds,
+        raw: &raw,
+        url: &url,
+    };
+    rates
+        .switched_on("in-process + metrics", &native_off, &mut rows)
+        .await;
+    wsgate::admin::console::enable();
+    rates
+        .switched_on("+ console recording", &native_off, &mut rows)
+        .await;
     // Where a function invocation's time goes, at one connection: the
     // gateway times its own steps (metrics are on from here).
     if wanted("rust") {
