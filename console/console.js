@@ -41,7 +41,7 @@ function el(tag, attributes = {}, ...children) {
     else node.setAttribute(key, value === true ? "" : value);
   }
   for (const child of children.flat()) {
-    if (child === undefined || child === null) continue;
+    if (child === undefined || child === null || child === "") continue;
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
   return node;
@@ -160,16 +160,17 @@ async function loadConnections() {
 }
 
 function connectionRow(c) {
+  // data-label names each cell where a phone shows rows as cards.
   return el("tr", { dataset: { connectionId: c.connectionId } },
-    el("td", {}, el("code", {}, c.connectionId)),
-    el("td", {}, c.sourceIp),
-    el("td", { class: "wrap" }, c.userAgent ?? "—"),
-    el("td", { title: new Date(c.connectedAt).toISOString() }, time(c.connectedAt)),
-    el("td", { title: new Date(c.lastActiveAt).toISOString() }, ago(c.lastActiveAt)),
-    el("td", { class: "wrap" }, c.principal ?? "—"),
-    el("td", { class: "messages-in" }, c.messagesIn),
-    el("td", { class: "messages-out" }, c.messagesOut),
-    el("td", {},
+    el("td", { "data-label": "Connection id" }, el("code", {}, c.connectionId)),
+    el("td", { "data-label": "Source ip" }, c.sourceIp),
+    el("td", { class: "wrap", "data-label": "User agent" }, c.userAgent ?? "—"),
+    el("td", { title: new Date(c.connectedAt).toISOString(), "data-label": "Connected" }, time(c.connectedAt)),
+    el("td", { title: new Date(c.lastActiveAt).toISOString(), "data-label": "Last active" }, ago(c.lastActiveAt)),
+    el("td", { class: "wrap", "data-label": "Principal" }, c.principal ?? "—"),
+    el("td", { class: "messages-in", "data-label": "Messages in" }, c.messagesIn),
+    el("td", { class: "messages-out", "data-label": "Messages out" }, c.messagesOut),
+    el("td", { "data-label": "Actions" },
       el("div", { class: "actions" },
         el("button", { type: "button", class: "send", onclick: () => openSend(c) }, "Send"),
         el("button", { type: "button", class: "disconnect danger", onclick: () => disconnect(c) }, "Disconnect"),
@@ -245,13 +246,13 @@ function eventRow(e) {
     onclick: () => openEvent(e.seq, row),
     onkeydown: (k) => { if (k.key === "Enter" || k.key === " ") { k.preventDefault(); openEvent(e.seq, row); } },
   },
-    el("td", {}, time(e.at)),
-    el("td", {}, e.eventType),
-    el("td", {}, el("code", {}, e.routeKey)),
-    el("td", { class: `status-${Math.floor(e.status / 100)}` }, e.status),
-    el("td", {}, e.latencyMs === null ? "—" : `${e.latencyMs.toFixed(e.latencyMs < 10 ? 2 : 0)} ms`),
-    el("td", {}, el("code", {}, e.connectionId)),
-    el("td", { class: "wrap" }, e.error ?? ""),
+    el("td", { "data-label": "Time" }, time(e.at)),
+    el("td", { "data-label": "Type" }, e.eventType),
+    el("td", { "data-label": "Route" }, el("code", {}, e.routeKey)),
+    el("td", { class: `status-${Math.floor(e.status / 100)}`, "data-label": "Status" }, e.status),
+    el("td", { "data-label": "Latency" }, e.latencyMs === null ? "—" : `${e.latencyMs.toFixed(e.latencyMs < 10 ? 2 : 0)} ms`),
+    el("td", { "data-label": "Connection" }, el("code", {}, e.connectionId)),
+    el("td", { class: "wrap", "data-label": "Error" }, e.error ?? ""),
   );
   return row;
 }
