@@ -104,7 +104,7 @@ async function loadOverview() {
   $("#apis").replaceChildren(...overview.apis.map(apiCard));
   const k = overview.kept;
   $("#kept").textContent =
-    `The console keeps the newest ${k.events} events (each event's and reply's JSON up to ${k.jsonBytes / 1024} KiB), ` +
+    `The console keeps the newest ${k.events} events (bodies of events and replies up to ${k.bodyBytes / 1024} KiB each), ` +
     `${k.logLines} handler log lines and ${k.seconds / 60} minutes of chart data, in memory.`;
   fillRouteSelects(overview);
   if (!$("#client-url").value && overview.apis[0]) $("#client-url").value = overview.apis[0].url;

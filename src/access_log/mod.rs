@@ -57,15 +57,27 @@ pub struct Integration {
     pub trace: Option<Box<Trace>>,
 }
 
-/// One invocation as the console shows it.
+/// One invocation as the console shows it, kept as it was (serialized
+/// only when someone looks at it).
 #[derive(Debug, Clone)]
 pub struct Trace {
-    /// The event's JSON, as an HTTP or function handler receives it.
-    pub event: String,
-    /// The handler's reply as JSON (`statusCode`, `headers`, `body`), or
-    /// why there was none.
-    pub reply: String,
+    /// The event the handler was sent (its JSON is what an HTTP or
+    /// function handler receives).
+    pub event: Event,
+    pub reply: TracedReply,
     pub latency_us: u64,
+}
+
+/// What the handler answered, or why there was no answer.
+#[derive(Debug, Clone)]
+pub enum TracedReply {
+    Answered {
+        status_code: u16,
+        headers: Vec<(String, String)>,
+        body: Option<String>,
+        is_base64_encoded: bool,
+    },
+    Failed(String),
 }
 
 impl<'a> Record<'a> {

@@ -235,8 +235,8 @@ impl Gateway {
             reply_status: result.as_ref().ok().map(|r| r.status_code),
             trace: console::get().map(|_| {
                 Box::new(access_log::Trace {
-                    event: String::from_utf8_lossy(&event.to_json()).into_owned(),
-                    reply: reply_json(&result),
+                    event: event.clone(),
+                    reply: traced_reply(&result),
                     latency_us: latency.as_micros() as u64,
                 })
             }),
@@ -253,13 +253,14 @@ impl Gateway {
         if self.access_log.is_none() && metrics.is_none() && console.is_none() {
             return;
         }
-        let record = record();
+        let mut record = record();
         if let Some(m) = metrics {
             self.count(m, &record);
         }
         let line = self.access_log.as_ref().map(|log| log.render(&record));
         if let Some(console) = console {
-            console.event(&self.name, &record, line.clone());
+            let trace = record.integration.as_mut().and_then(|i| i.trace.take());
+            console.event(&self.metric_api, &record, trace, line.clone());
         }
         if let (Some(log), Some(line)) = (&self.access_log, line) {
             log.send(line);
@@ -300,23 +301,17 @@ impl Gateway {
     }
 }
 
-/// A handler's reply as the console shows it: the proxy response's
-/// fields, or why there was none.
-fn reply_json(result: &Result<Response, InvokeError>) -> String {
-    let value = match result {
-        Ok(response) => serde_json::json!({
-            "statusCode": response.status_code,
-            "headers": response
-                .headers
-                .iter()
-                .map(|(name, value)| (name.clone(), serde_json::Value::from(value.as_str())))
-                .collect::<serde_json::Map<_, _>>(),
-            "body": response.body,
-            "isBase64Encoded": response.is_base64_encoded,
-        }),
-        Err(error) => serde_json::json!({ "error": error.to_string() }),
-    };
-    serde_json::to_string(&value).expect("a JSON value serializes")
+/// A handler's reply as the console keeps it.
+fn traced_reply(result: &Result<Response, InvokeError>) -> access_log::TracedReply {
+    match result {
+        Ok(response) => access_log::TracedReply::Answered {
+            status_code: response.status_code,
+            headers: response.headers.clone(),
+            body: response.body.clone(),
+            is_base64_encoded: response.is_base64_encoded,
+        },
+        Err(error) => access_log::TracedReply::Failed(error.to_string()),
+    }
 }
 
 /// The message API Gateway sends a client when its message could not be

@@ -158,7 +158,7 @@ struct Kept {
     events: usize,
     log_lines: usize,
     seconds: usize,
-    json_bytes: usize,
+    body_bytes: usize,
 }
 
 #[derive(Serialize)]
@@ -231,7 +231,7 @@ fn overview(apis: &[ServedApi]) -> Overview {
             events: recorder::EVENTS_KEPT,
             log_lines: recorder::LOG_LINES_KEPT,
             seconds: recorder::SECONDS_KEPT,
-            json_bytes: recorder::JSON_KEPT,
+            body_bytes: recorder::BODY_KEPT,
         },
     }
 }

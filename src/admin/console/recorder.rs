@@ -6,19 +6,19 @@
 //! Off until `enable` (serving with `--admin`); the data plane's hooks
 //! are then one load of a `OnceLock`.
 
-use crate::access_log::{Record, Trace};
+use crate::access_log::{Record, Trace, TracedReply};
 use bytes::Bytes;
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::broadcast;
 
 /// Events kept for the events view, newest last.
 pub const EVENTS_KEPT: usize = 1_000;
-/// Bytes of an event's or a reply's JSON kept; longer ones are cut, and
+/// Bytes of an event's or a reply's body kept; longer ones are cut, and
 /// say so.
-pub const JSON_KEPT: usize = 32 * 1024;
+pub const BODY_KEPT: usize = 32 * 1024;
 /// Handler output lines kept.
 pub const LOG_LINES_KEPT: usize = 2_000;
 /// Seconds of chart data kept (five minutes).
@@ -47,7 +47,7 @@ pub struct EventSummary {
     pub seq: u64,
     /// Epoch milliseconds.
     pub at: i64,
-    pub api: String,
+    pub api: Arc<String>,
     pub event_type: &'static str,
     pub route_key: String,
     pub connection_id: String,
@@ -70,6 +70,25 @@ pub struct EventDetail {
     pub event: Option<String>,
     pub reply: Option<String>,
     pub access_log_line: Option<String>,
+}
+
+/// An event as kept: its trace is serialized only when it is looked at.
+struct Kept {
+    summary: EventSummary,
+    trace: Option<Box<Trace>>,
+    access_log_line: Option<String>,
+}
+
+impl Kept {
+    fn detail(&self) -> EventDetail {
+        let trace = self.trace.as_deref();
+        EventDetail {
+            summary: self.summary.clone(),
+            event: trace.map(|t| String::from_utf8_lossy(&t.event.to_json()).into_owned()),
+            reply: trace.map(|t| reply_json(&t.reply)),
+            access_log_line: self.access_log_line.clone(),
+        }
+    }
 }
 
 /// One line a handler wrote.
@@ -105,7 +124,7 @@ struct Counting {
 
 pub struct Recorder {
     next_seq: AtomicU64,
-    events: Mutex<VecDeque<EventDetail>>,
+    events: Mutex<VecDeque<Kept>>,
     logs: Mutex<VecDeque<LogLine>>,
     seconds: Mutex<VecDeque<Second>>,
     counting: Mutex<Counting>,
@@ -126,11 +145,15 @@ impl Recorder {
     }
 
     /// Records one CONNECT, MESSAGE or DISCONNECT of `api` as its access
-    /// log describes it.
-    pub fn event(&self, api: &str, record: &Record<'_>, access_log_line: Option<String>) {
-        let integration = record.integration.as_ref();
-        let trace: Option<&Trace> = integration.and_then(|i| i.trace.as_deref());
-        let latency_ms = match (integration, trace) {
+    /// log describes it, with what its handler got and answered.
+    pub fn event(
+        &self,
+        api: &Arc<String>,
+        record: &Record<'_>,
+        trace: Option<Box<Trace>>,
+        access_log_line: Option<String>,
+    ) {
+        let latency_ms = match (&record.integration, &trace) {
             (_, Some(trace)) => Some(trace.latency_us as f64 / 1000.0),
             (Some(integration), None) => Some(integration.latency_ms as f64),
             (None, None) => None,
@@ -138,7 +161,7 @@ impl Recorder {
         let summary = EventSummary {
             seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
             at: record.request_time_epoch,
-            api: api.to_string(),
+            api: Arc::clone(api),
             event_type: record.event_type,
             route_key: record.route_key.to_string(),
             connection_id: record.connection_id.to_string(),
@@ -152,7 +175,7 @@ impl Recorder {
             if record.event_type == "MESSAGE" {
                 counting.messages += 1;
             }
-            if let Some(trace) = trace {
+            if let Some(trace) = &trace {
                 // The key is copied once a second per route, not per event.
                 if !counting.samples.contains_key(record.route_key) {
                     counting
@@ -166,13 +189,12 @@ impl Recorder {
             }
         }
         self.broadcast("event", &summary);
-        let detail = EventDetail {
+        let kept = Kept {
             summary,
-            event: trace.map(|t| kept(&t.event)),
-            reply: trace.map(|t| kept(&t.reply)),
+            trace: trace.map(cut_bodies),
             access_log_line,
         };
-        push_bounded(&self.events, detail, EVENTS_KEPT);
+        push_bounded(&self.events, kept, EVENTS_KEPT);
     }
 
     /// Records a line a function instance wrote.
@@ -227,7 +249,10 @@ impl Recorder {
     /// One event, whole, if it is still kept.
     pub fn event_detail(&self, seq: u64) -> Option<EventDetail> {
         let events = self.events.lock().expect("lock poisoned");
-        events.iter().find(|e| e.summary.seq == seq).cloned()
+        events
+            .iter()
+            .find(|e| e.summary.seq == seq)
+            .map(Kept::detail)
     }
 
     /// Handler output, oldest first, of one route or all.
@@ -276,7 +301,7 @@ pub struct EventFilter {
 
 impl EventFilter {
     fn keeps(&self, event: &EventSummary) -> bool {
-        self.api.as_deref().is_none_or(|a| event.api == a)
+        self.api.as_deref().is_none_or(|a| *event.api == a)
             && self.route.as_deref().is_none_or(|r| event.route_key == r)
             && self
                 .connection
@@ -303,21 +328,57 @@ fn percentile(sorted: &[u64], q: f64) -> u64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-/// `json`, or its first `JSON_KEPT` bytes (on a character boundary) and a
-/// note that the rest was cut.
-fn kept(json: &str) -> String {
-    if json.len() <= JSON_KEPT {
-        return json.to_string();
+/// The trace with the event's and the reply's bodies cut to `BODY_KEPT`
+/// bytes, so what the console keeps stays bounded.
+fn cut_bodies(mut trace: Box<Trace>) -> Box<Trace> {
+    if let Some(body) = &mut trace.event.body {
+        cut(body);
     }
-    let mut end = JSON_KEPT;
-    while !json.is_char_boundary(end) {
+    if let TracedReply::Answered {
+        body: Some(body), ..
+    } = &mut trace.reply
+    {
+        cut(body);
+    }
+    trace
+}
+
+/// Cuts `text` to its first `BODY_KEPT` bytes (on a character boundary),
+/// with a note of how much was left out.
+fn cut(text: &mut String) {
+    if text.len() <= BODY_KEPT {
+        return;
+    }
+    let mut end = BODY_KEPT;
+    while !text.is_char_boundary(end) {
         end -= 1;
     }
-    format!(
-        "{}… ({} more bytes not kept)",
-        &json[..end],
-        json.len() - end
-    )
+    let left_out = text.len() - end;
+    text.truncate(end);
+    text.push_str(&format!("… ({left_out} more bytes not kept)"));
+}
+
+/// A handler's reply as JSON: the proxy response's fields, or why there
+/// was none.
+fn reply_json(reply: &TracedReply) -> String {
+    let value = match reply {
+        TracedReply::Answered {
+            status_code,
+            headers,
+            body,
+            is_base64_encoded,
+        } => serde_json::json!({
+            "statusCode": status_code,
+            "headers": headers
+                .iter()
+                .map(|(name, value)| (name.clone(), serde_json::Value::from(value.as_str())))
+                .collect::<serde_json::Map<_, _>>(),
+            "body": body,
+            "isBase64Encoded": is_base64_encoded,
+        }),
+        TracedReply::Failed(error) => serde_json::json!({ "error": error }),
+    };
+    serde_json::to_string(&value).expect("a JSON value serializes")
 }
 
 #[cfg(test)]
@@ -334,12 +395,15 @@ mod tests {
     }
 
     #[test]
-    fn long_json_is_cut_on_a_character_boundary() {
-        let long = "é".repeat(JSON_KEPT);
-        let cut = kept(&long);
-        assert!(cut.len() < long.len());
-        assert!(cut.ends_with(&format!("({} more bytes not kept)", long.len() - JSON_KEPT)));
-        assert_eq!(kept("{}"), "{}");
+    fn long_bodies_are_cut_on_a_character_boundary() {
+        let long = "é".repeat(BODY_KEPT);
+        let mut text = long.clone();
+        cut(&mut text);
+        assert!(text.len() < long.len());
+        assert!(text.ends_with(&format!("({} more bytes not kept)", long.len() - BODY_KEPT)));
+        let mut short = "{}".to_string();
+        cut(&mut short);
+        assert_eq!(short, "{}");
     }
 
     #[test]
