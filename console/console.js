@@ -120,7 +120,11 @@ function apiCard(a) {
       el("dt", {}, "url"), el("dd", {}, a.url),
       el("dt", {}, "managementEndpoint"), el("dd", {}, a.managementEndpoint),
       el("dt", {}, "Open connections"), el("dd", { "data-connections": a.name }, a.connections),
-      a.node ? [el("dt", {}, "Node"), el("dd", {}, `${a.node.name} (one of ${a.node.liveNodes} live nodes)`)] : [],
+      a.node ? [
+        el("dt", {}, "This node"), el("dd", {}, `${a.node.name} (slot ${a.node.slot})`),
+        el("dt", {}, "Live nodes"),
+        el("dd", { class: "nodes" }, a.node.nodes.map((n) => `${n.name} (slot ${n.slot})`).join(", ") || "NATS cannot say now"),
+      ] : [],
     ),
     el("div", { class: "scroll" },
       el("table", { class: "routes" },

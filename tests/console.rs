@@ -341,3 +341,80 @@ async fn no_console_leaves_metrics_and_health_alone() {
         assert_eq!(status, expected, "{path}");
     }
 }
+
+/// In a cluster each node's console lists the live nodes and its own
+/// connections, and sends to or disconnects a connection on any node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_nodes_console_lists_the_nodes_and_reaches_any_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = common::nats::Nats::start(&dir.path().join("nats"));
+    let app = dir.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    let (mut backend, config) = console_app(&app).await;
+    let node = |name: &str| {
+        Serve::start(
+            &config,
+            &[
+                "--cluster",
+                &nats.url(),
+                "--node",
+                name,
+                "--admin",
+                "127.0.0.1:0",
+            ],
+        )
+    };
+    let (a, b) = (node("a"), node("b"));
+    let console_a = console_url(&a);
+    let get = |url: String| async move {
+        let (status, body) = request(reqwest::Method::GET, &url, &[], "").await;
+        assert_eq!(status, 200, "{url}: {body}");
+        serde_json::from_str::<Value>(&body).unwrap()
+    };
+
+    // Both nodes, by slot, once both leases are listed.
+    let mut names = Vec::new();
+    for _ in 0..50 {
+        let overview = get(format!("{console_a}/api/overview")).await;
+        assert_eq!(overview["apis"][0]["node"]["name"], "a");
+        names = overview["apis"][0]["node"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["name"].as_str().unwrap().to_string())
+            .collect();
+        if names.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    names.sort();
+    assert_eq!(names, ["a", "b"]);
+
+    // A connection on b: listed by b's console, not a's; reached from a's.
+    let mut client = connect(&b.url).await;
+    let id = backend.event_for("$connect").await["requestContext"]["connectionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let listed = |list: &Value| {
+        list["connections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["connectionId"] == id.as_str())
+    };
+    assert!(listed(
+        &get(format!("{}/api/connections", console_url(&b))).await
+    ));
+    assert!(!listed(&get(format!("{console_a}/api/connections")).await));
+    let encoded = percent_encoding::utf8_percent_encode(&id, percent_encoding::NON_ALPHANUMERIC);
+    let url = format!("{console_a}/api/connections/{encoded}");
+    let change = [("x-wsgate-console", "1")];
+    let (status, body) = request(reqwest::Method::POST, &url, &change, "from node a").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(next_text(&mut client).await, "from node a");
+    let (status, body) = request(reqwest::Method::DELETE, &url, &change, "").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(next_close(&mut client).await.0, 1000);
+}

@@ -336,6 +336,40 @@ async fn renew_once(store: &Store, holder: &Holder, slot: u16, revision: u64) ->
     }
 }
 
+/// The nodes holding a slot of `prefix`: (slot, node name), by slot.
+pub async fn holders(store: &Store, prefix: &str) -> Option<Vec<(u16, String)>> {
+    use futures_util::StreamExt;
+    let listing = async {
+        let wanted = format!("{prefix}.");
+        let keys: Vec<String> = store
+            .keys()
+            .await
+            .ok()?
+            .filter_map(|k| async move { k.ok() })
+            .filter(|k| std::future::ready(k.starts_with(&wanted)))
+            .collect()
+            .await;
+        let mut holders = Vec::new();
+        for key in keys {
+            let Ok(slot) = key[wanted.len()..].parse::<u16>() else {
+                continue;
+            };
+            // A token is "<node> <nonce>"; a node name has no spaces.
+            if let Ok(Some(token)) = store.get(&key).await {
+                let token = String::from_utf8_lossy(&token).into_owned();
+                let node = token.split(' ').next().unwrap_or_default().to_string();
+                holders.push((slot, node));
+            }
+        }
+        holders.sort();
+        Some(holders)
+    };
+    tokio::time::timeout(KV_TIMEOUT, listing)
+        .await
+        .ok()
+        .flatten()
+}
+
 /// How many slots of `prefix` are held.
 async fn live_nodes(store: &Store, prefix: &str) -> Option<u32> {
     use futures_util::StreamExt;

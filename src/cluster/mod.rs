@@ -501,8 +501,18 @@ impl Registry for ClusterRegistry {
         self.lease.live_nodes()
     }
 
-    fn node_name(&self) -> Option<&str> {
-        Some(&self.node)
+    fn node(&self) -> Option<(&str, u16)> {
+        Some((&self.node, self.lease.slot()))
+    }
+
+    async fn nodes(&self) -> Vec<(u16, String)> {
+        let jetstream = async_nats::jetstream::new(self.client.clone());
+        let Ok(store) = jetstream.get_key_value(lease::BUCKET).await else {
+            return Vec::new();
+        };
+        lease::holders(&store, &self.api_stage)
+            .await
+            .unwrap_or_default()
     }
 }
 

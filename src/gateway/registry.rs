@@ -201,9 +201,14 @@ pub trait Registry: Send + Sync + 'static {
     fn live_nodes(&self) -> u32 {
         1
     }
-    /// This node's name, in a cluster.
-    fn node_name(&self) -> Option<&str> {
+    /// This node's name and slot, in a cluster.
+    fn node(&self) -> Option<(&str, u16)> {
         None
+    }
+    /// The live nodes of the cluster, by slot (empty outside one, or when
+    /// NATS cannot say).
+    async fn nodes(&self) -> Vec<(u16, String)> {
+        Vec::new()
     }
 }
 

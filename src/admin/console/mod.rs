@@ -79,7 +79,7 @@ pub async fn handle(apis: &[ServedApi], request: Request<Incoming>) -> Response<
         .collect();
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     match (&method, segments.as_slice()) {
-        (&Method::GET, ["overview"]) => json(StatusCode::OK, &overview(apis)),
+        (&Method::GET, ["overview"]) => json(StatusCode::OK, &overview(apis).await),
         (&Method::GET, ["connections"]) => json(
             StatusCode::OK,
             &connections(apis, query.get("q").map(String::as_str)),
@@ -178,8 +178,18 @@ struct ApiOverview {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct NodeOverview {
+    /// This node.
     name: String,
-    live_nodes: u32,
+    slot: u16,
+    /// Every live node, by slot (this one included).
+    nodes: Vec<ClusterNode>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ClusterNode {
+    slot: u16,
+    name: String,
 }
 
 #[derive(Serialize)]
@@ -192,41 +202,50 @@ struct RouteOverview {
     instances: Option<crate::integrations::InstanceCounts>,
 }
 
-fn overview(apis: &[ServedApi]) -> Overview {
-    let apis = apis
-        .iter()
-        .map(|served| {
-            let gateway = &served.gateway;
-            let mut routes: Vec<RouteOverview> = gateway
-                .routing()
-                .routes
-                .values()
-                .map(|route| RouteOverview {
-                    key: route.key.clone(),
-                    kind: route.integration.kind(),
-                    target: route.integration.describe(),
-                    return_response: route.return_response,
-                    instances: route.integration.instances(),
-                })
-                .collect();
-            routes.sort_by(|a, b| a.key.cmp(&b.key));
-            ApiOverview {
-                name: gateway.name.clone(),
-                api_id: gateway.api.api_id.clone(),
-                stage: gateway.api.stage.clone(),
-                url: served.url.clone(),
-                management_endpoint: served.management_endpoint.clone(),
-                connections: gateway.registry.count(),
-                node: gateway.registry.node_name().map(|name| NodeOverview {
-                    name: name.to_string(),
-                    live_nodes: gateway.registry.live_nodes(),
-                }),
-                routes,
-            }
-        })
-        .collect();
+async fn overview(apis: &[ServedApi]) -> Overview {
+    let mut overviews = Vec::new();
+    for served in apis {
+        let gateway = &served.gateway;
+        let mut routes: Vec<RouteOverview> = gateway
+            .routing()
+            .routes
+            .values()
+            .map(|route| RouteOverview {
+                key: route.key.clone(),
+                kind: route.integration.kind(),
+                target: route.integration.describe(),
+                return_response: route.return_response,
+                instances: route.integration.instances(),
+            })
+            .collect();
+        routes.sort_by(|a, b| a.key.cmp(&b.key));
+        let node = match gateway.registry.node() {
+            Some((name, slot)) => Some(NodeOverview {
+                name: name.to_string(),
+                slot,
+                nodes: gateway
+                    .registry
+                    .nodes()
+                    .await
+                    .into_iter()
+                    .map(|(slot, name)| ClusterNode { slot, name })
+                    .collect(),
+            }),
+            None => None,
+        };
+        overviews.push(ApiOverview {
+            name: gateway.name.clone(),
+            api_id: gateway.api.api_id.clone(),
+            stage: gateway.api.stage.clone(),
+            url: served.url.clone(),
+            management_endpoint: served.management_endpoint.clone(),
+            connections: gateway.registry.count(),
+            node,
+            routes,
+        });
+    }
     Overview {
-        apis,
+        apis: overviews,
         kept: Kept {
             events: recorder::EVENTS_KEPT,
             log_lines: recorder::LOG_LINES_KEPT,
