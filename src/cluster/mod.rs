@@ -33,6 +33,11 @@ use tokio_util::sync::CancellationToken;
 /// How often one node records that a slot's connections were declared
 /// gone.
 const DECLARE_EVERY: Duration = Duration::from_secs(2);
+/// How long a slot found gone is answered 410 at once when nobody answers
+/// for it, without the retries: its node, if it comes back, learns it was
+/// declared gone and closes those connections, so the answer stays true;
+/// a node that takes the slot again answers for its own ids.
+const GONE_REMEMBERED: Duration = lease::TTL;
 
 const NO_RESPONDERS_RETRIES: [Duration; 4] = [
     Duration::from_millis(50),
@@ -262,7 +267,7 @@ impl ClusterRegistry {
             {
                 return;
             }
-            declared.retain(|_, at| now.duration_since(*at) < DECLARE_EVERY);
+            declared.retain(|_, at| now.duration_since(*at) < GONE_REMEMBERED);
             declared.insert(slot, now);
         }
         let jetstream = async_nats::jetstream::new(self.client.clone());
@@ -272,6 +277,14 @@ impl ClusterRegistry {
                 lease::declare_gone(&store, &prefix, slot).await;
             }
         });
+    }
+
+    /// Whether this node found `slot`'s connections gone lately.
+    fn found_gone(&self, slot: u16) -> bool {
+        let declared = self.declared.lock().expect("declared lock poisoned");
+        declared
+            .get(&slot)
+            .is_some_and(|at| at.elapsed() < GONE_REMEMBERED)
     }
 
     async fn remote(
@@ -301,6 +314,10 @@ impl ClusterRegistry {
             {
                 Ok(answer) => return Ok(answer),
                 Err(wire::CallError::Failed(error)) => return Err(error),
+                // Found gone lately: still gone.
+                Err(wire::CallError::NoResponders) if self.found_gone(slot) => {
+                    return Err(PushError::Gone);
+                }
                 // The owner is gone, or reconnecting to NATS: look again.
                 Err(wire::CallError::NoResponders) => {}
             }
