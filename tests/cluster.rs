@@ -359,25 +359,27 @@ async fn a_killed_nodes_connections_answer_410_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_going_away_and_coming_back() {
     let dir = tempfile::tempdir().unwrap();
-    let mut nats = Nats::start(dir.path());
-    let a = node(settings(&nats.url(), "a")).await;
-    let b = node(settings(&nats.url(), "b")).await;
-    let key = a.generated_credentials().unwrap().clone();
-    let (mut on_a, id_a) = connect_with_id(&a.url()).await;
-    let (mut on_b, id_b) = connect_with_id(&b.url()).await;
+    let mut nats = Nats::start(&dir.path().join("nats"));
+    let backend = whoami_backend().await;
+    let config = process_config(&dir.path().join("app"), &backend);
+    let start = |name: &str| Serve::start(&config, &["--cluster", &nats.url(), "--node", name]);
+    let (a, b) = (start("a"), start("b"));
+    let key = a.key.clone().expect("the cluster's generated key");
+    let (mut on_a, id_a) = connect_with_id(&a.url).await;
+    let (mut on_b, id_b) = connect_with_id(&b.url).await;
 
     nats.kill();
     // Local traffic and local management calls keep working.
     send_text(&mut on_a, r#"{"action":"whoami"}"#).await;
     assert_eq!(next_text(&mut on_a).await, id_a);
-    let (status, body) = call(&key, "POST", &a.management_endpoint(), &id_a, "local").await;
+    let (status, body) = call(&key, "POST", &a.management_endpoint, &id_a, "local").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(next_text(&mut on_a).await, "local");
     // New connections too, while the lease lasts.
-    let (_newcomer, _) = connect_with_id(&a.url()).await;
+    let (_newcomer, _) = connect_with_id(&a.url).await;
     // A cross-node call fails with a 5xx the SDK surfaces, and never hangs.
     let started = Instant::now();
-    let error = sdk(&a.management_endpoint(), &key)
+    let error = sdk(&a.management_endpoint, &key)
         .post_to_connection()
         .connection_id(&id_b)
         .data(Blob::new("across"))
@@ -396,7 +398,7 @@ async fn nats_going_away_and_coming_back() {
     // Cross-node calls work again, no node restarted.
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let (status, _) = call(&key, "POST", &a.management_endpoint(), &id_b, "back").await;
+        let (status, _) = call(&key, "POST", &a.management_endpoint, &id_b, "back").await;
         if status == 200 {
             break;
         }
@@ -408,11 +410,9 @@ async fn nats_going_away_and_coming_back() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(next_text(&mut on_b).await, "back");
-    let (status, body) = call(&key, "POST", &b.management_endpoint(), &id_a, "and back").await;
+    let (status, body) = call(&key, "POST", &b.management_endpoint, &id_a, "and back").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(next_text(&mut on_a).await, "and back");
-    a.shutdown().await;
-    b.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -420,16 +420,22 @@ async fn one_server_of_a_nats_cluster_dying_fails_no_call() {
     let dir = tempfile::tempdir().unwrap();
     let mut servers = Nats::cluster(dir.path());
     let urls = nats::urls(&servers);
-    // Each node starts on a different server; all know every server.
-    let with_replicas = |node: &str| ClusterSettings {
-        replicas: 3,
-        ..settings(&urls, node)
-    };
-    let a = node(with_replicas("a")).await;
-    let b = node(with_replicas("b")).await;
-    let key = a.generated_credentials().unwrap().clone();
-    let (mut on_a, id_a) = connect_with_id(&a.url()).await;
-    let (mut on_b, id_b) = connect_with_id(&b.url()).await;
+    // Every node knows every server; the slots are kept on all three.
+    let backend = whoami_backend().await;
+    let config = process_config(&dir.path().join("app"), &backend);
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replace(
+        "[routes]",
+        &format!("[cluster]\nnats = \"{urls}\"\nreplicas = 3\n\n[routes]"),
+    );
+    std::fs::write(&config, text).unwrap();
+    let (a, b) = (
+        Serve::start(&config, &["--node", "a"]),
+        Serve::start(&config, &["--node", "b"]),
+    );
+    let key = a.key.clone().expect("the cluster's generated key");
+    let (mut on_a, id_a) = connect_with_id(&a.url).await;
+    let (mut on_b, id_b) = connect_with_id(&b.url).await;
 
     let calls = async {
         let mut sent = 0;
@@ -442,10 +448,10 @@ async fn one_server_of_a_nats_cluster_dying_fails_no_call() {
                 servers[0].restart();
             }
             for (endpoint, id) in [
-                (a.management_endpoint(), &id_b),
-                (b.management_endpoint(), &id_a),
+                (&a.management_endpoint, &id_b),
+                (&b.management_endpoint, &id_a),
             ] {
-                let (status, body) = call(&key, "POST", &endpoint, id, &format!("m{round}")).await;
+                let (status, body) = call(&key, "POST", endpoint, id, &format!("m{round}")).await;
                 assert_eq!(status, 200, "round {round}: {body}");
                 sent += 1;
             }
@@ -460,8 +466,6 @@ async fn one_server_of_a_nats_cluster_dying_fails_no_call() {
             assert_eq!(next_text(client).await, format!("m{round}"));
         }
     }
-    a.shutdown().await;
-    b.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
