@@ -263,9 +263,79 @@ async fn median_of(
     results.swap_remove(results.len() / 2)
 }
 
+/// `invoke --serve-echo`: the raw echo and the in-process route (built
+/// from a config, so with its access log, as `wsgate serve` runs) in this
+/// process, for a parent measuring more connections than one process may
+/// hold both ends of. Prints both URLs, serves until stdin closes.
+async fn serve_echo() {
+    wsgate::resources::raise_open_files_limit();
+    let dir = std::env::temp_dir().join(format!("wsgate-bench-echo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("wsgate.toml"), "name = \"BenchFar\"\n").unwrap();
+    let config = wsgate::config::load(&dir.join("wsgate.toml")).unwrap();
+    let server = serve_with_native(WebSocketApi::from_config(&config).unwrap()).await;
+    println!("{}", raw_echo().await);
+    println!("{}", server.url());
+    let mut stdin = tokio::io::stdin();
+    let _ = tokio::io::AsyncReadExt::read(&mut stdin, &mut [0u8; 1]).await;
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Raw echo and the in-process route at each of `levels` connections,
+/// the servers in a child process (`--serve-echo`), each ratio against
+/// raw in the same run.
+async fn far_levels(levels: &[usize], runs: usize, seconds: f64, rows: &mut Vec<String>) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .arg("--serve-echo")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the echo servers' process starts");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let raw = lines.next_line().await.unwrap().expect("raw echo url");
+    let native = lines.next_line().await.unwrap().expect("in-process url");
+    println!();
+    println!(
+        "servers in a child process (one process cannot hold both ends of this many connections)"
+    );
+    println!(
+        "{:<22} {:>6} {:>10} {:>9} {:>9} {:>7}",
+        "kind", "conns", "rt/s", "p50 us", "p99 us", "ratio"
+    );
+    for &connections in levels {
+        let base = median_of(runs, &raw, "raw", connections, seconds).await;
+        let on = median_of(runs, &native, "native", connections, seconds).await;
+        for (kind, stats) in [("raw tokio-tungstenite", &base), ("in-process Rust", &on)] {
+            println!(
+                "{kind:<22} {connections:>6} {:>10.0} {:>9} {:>9} {:>7.2}",
+                stats.rate,
+                stats.p50_us,
+                stats.p99_us,
+                stats.rate / base.rate
+            );
+            rows.push(format!(
+                "{kind},{connections},{:.0},{},{},{:.3}",
+                stats.rate,
+                stats.p50_us,
+                stats.p99_us,
+                stats.rate / base.rate
+            ));
+        }
+    }
+    drop(child.stdin.take());
+    let _ = child.wait().await;
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--serve-echo") {
+        return serve_echo().await;
+    }
+    wsgate::resources::raise_open_files_limit();
     let seconds = arg(&args, "--seconds", 3.0);
     let runs = arg(&args, "--runs", 1.0) as usize;
     let levels: Vec<usize> = args
@@ -276,6 +346,18 @@ async fn main() {
         .split(',')
         .map(|n| n.parse().expect("--levels takes numbers like 1,100,1000"))
         .collect();
+    // `--far-levels 10000`: more connections than fit one process, with
+    // the servers in a child.
+    let far: Vec<usize> = args
+        .iter()
+        .position(|a| a == "--far-levels")
+        .and_then(|i| args.get(i + 1))
+        .map(|list| {
+            list.split(',')
+                .map(|n| n.parse().expect("--far-levels takes numbers like 10000"))
+                .collect()
+        })
+        .unwrap_or_default();
     let csv = args
         .iter()
         .position(|a| a == "--csv")
@@ -402,6 +484,9 @@ rust = {{ command = ["{rust}"], return_response = true, concurrency = {concurren
                 http_rate / direct.rate
             ));
         }
+    }
+    if !far.is_empty() {
+        far_levels(&far, runs, seconds, &mut rows).await;
     }
     // `serve --admin` turns on metrics, and the console's recording of
     // every event: each costs on every message. Once on they stay on, so
