@@ -10,36 +10,25 @@ const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 
+/// A path and the file in `console/` served at it.
+macro_rules! asset {
+    ($path:literal, $file:literal, $content_type:expr) => {
+        (
+            $path,
+            Asset {
+                body: include_bytes!(concat!("../../../console/", $file)),
+                content_type: $content_type,
+            },
+        )
+    };
+}
+
 /// Path → file. Plain JavaScript modules and CSS: there is no build step.
 const ASSETS: &[(&str, Asset)] = &[
-    (
-        "/",
-        Asset {
-            body: include_bytes!("../../../console/index.html"),
-            content_type: HTML,
-        },
-    ),
-    (
-        "/console.css",
-        Asset {
-            body: include_bytes!("../../../console/console.css"),
-            content_type: CSS,
-        },
-    ),
-    (
-        "/console.js",
-        Asset {
-            body: include_bytes!("../../../console/console.js"),
-            content_type: JS,
-        },
-    ),
-    (
-        "/charts.js",
-        Asset {
-            body: include_bytes!("../../../console/charts.js"),
-            content_type: JS,
-        },
-    ),
+    asset!("/", "index.html", HTML),
+    asset!("/console.css", "console.css", CSS),
+    asset!("/console.js", "console.js", JS),
+    asset!("/charts.js", "charts.js", JS),
 ];
 
 pub fn find(path: &str) -> Option<&'static Asset> {

@@ -407,72 +407,70 @@ fn event_stream(receiver: tokio::sync::broadcast::Receiver<Bytes>) -> Response<B
         };
         Some((Ok(Frame::data(frame)), receiver))
     });
-    let mut reply = Response::new(BodyExt::boxed(StreamBody::new(
-        futures_util::StreamExt::chain(hello, updates),
+    let body = BodyExt::boxed(StreamBody::new(futures_util::StreamExt::chain(
+        hello, updates,
     )));
-    let headers = reply.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("text/event-stream"),
-    );
-    headers.insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-store"),
-    );
-    reply
+    reply(
+        StatusCode::OK,
+        body,
+        &[
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+    )
 }
 
 fn asset_response(asset: &assets::Asset) -> Response<Body> {
-    let mut reply = Response::new(full(asset.body));
-    let headers = reply.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static(asset.content_type),
-    );
-    headers.insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-cache"),
-    );
-    // Only its own files, and WebSockets for the test client.
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        header::HeaderValue::from_static(
-            "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; frame-ancestors 'none'",
-        ),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        header::HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        header::HeaderValue::from_static("no-referrer"),
-    );
-    reply
+    reply(
+        StatusCode::OK,
+        full(asset.body),
+        &[
+            (header::CONTENT_TYPE, asset.content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+            // Only its own files, and WebSockets for the test client.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; frame-ancestors 'none'",
+            ),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+    )
 }
 
 fn json(status: StatusCode, value: &impl Serialize) -> Response<Body> {
     let body = serde_json::to_vec(value).expect("console replies serialize");
-    let mut reply = Response::new(full(body));
-    *reply.status_mut() = status;
-    reply.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
-    );
-    reply.headers_mut().insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-store"),
-    );
-    reply
+    reply(
+        status,
+        full(body),
+        &[
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+    )
 }
 
 pub fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
-    let mut reply = Response::new(full(body));
+    reply(
+        status,
+        full(body),
+        &[(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+    )
+}
+
+/// A response with `status`, `body` and these headers.
+fn reply(
+    status: StatusCode,
+    body: Body,
+    headers: &[(header::HeaderName, &'static str)],
+) -> Response<Body> {
+    let mut reply = Response::new(body);
     *reply.status_mut() = status;
-    reply.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    for (name, value) in headers {
+        reply
+            .headers_mut()
+            .insert(name, header::HeaderValue::from_static(value));
+    }
     reply
 }
 
