@@ -16,12 +16,9 @@ fn root() -> PathBuf {
 
 /// `http://ADDR` of the console, as `serve` printed it.
 fn console_url(serve: &Serve) -> String {
-    let line = serve
-        .printed
-        .iter()
-        .find_map(|l| l.trim().strip_prefix("console:"))
-        .expect("serve prints the console's address");
-    line.trim().trim_end_matches('/').to_string()
+    serve
+        .printed_http("console")
+        .expect("serve prints the console's address")
 }
 
 /// An HTTP backend for every route (`echo` answers with the message) and
@@ -325,11 +322,7 @@ async fn no_console_leaves_metrics_and_health_alone() {
         serve.printed
     );
     let admin = serve
-        .printed
-        .iter()
-        .find_map(|l| l.trim().strip_prefix("admin:"))
-        .and_then(|l| l.trim().split('/').nth(2))
-        .map(|addr| format!("http://{addr}"))
+        .printed_http("admin")
         .expect("serve prints its admin address");
     for (path, expected) in [
         ("/", 404),

@@ -51,13 +51,9 @@ fn promtool_check(text: &str) {
 }
 
 fn admin_url(serve: &Serve) -> String {
-    let line = serve
-        .printed
-        .iter()
-        .find_map(|l| l.trim().strip_prefix("admin:"))
-        .expect("serve prints its admin address");
-    let addr = line.trim().split('/').nth(2).unwrap();
-    format!("http://{addr}")
+    serve
+        .printed_http("admin")
+        .expect("serve prints its admin address")
 }
 
 #[tokio::test]

@@ -118,6 +118,17 @@ impl Serve {
         }
     }
 
+    /// `http://ADDR` of a listener `serve` printed as `label: http://ADDR/...`
+    /// (`admin`, `console`), if it printed one.
+    pub fn printed_http(&self, label: &str) -> Option<String> {
+        let prefix = format!("{label}:");
+        self.printed.iter().find_map(|line| {
+            let url = line.trim().strip_prefix(&prefix)?.trim();
+            let addr = url.split('/').nth(2)?;
+            Some(format!("http://{addr}"))
+        })
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
