@@ -227,6 +227,15 @@ async fn logs_command_filters_and_follows() {
     let _ = follower.wait();
     drop(second);
     server.shutdown().await;
+
+    // Reading logs needs no secrets: a key whose secret's variable is not
+    // set does not stop it.
+    let before = logs(dir.path(), &["--json"]);
+    let config = dir.path().join("wsgate.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[[credentials]]\naccess_key_id = \"AKIALOGSNOSECRET0001\"\nsecret_access_key_env = \"WSGATE_TEST_SECRET_NEVER_SET\"\nallow = [{ action = \"execute-api:ManageConnections\", resource = \"*\" }]\n");
+    std::fs::write(&config, text).unwrap();
+    assert_eq!(logs(dir.path(), &["--json"]), before);
 }
 
 /// A custom `[transform.access_log] format` (plain text, not JSON): the
