@@ -12,8 +12,6 @@ use common::serve::{Serve, write_config};
 use common::*;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use wsgate::WebSocketApi;
-use wsgate::config::ClusterSettings;
 
 /// A network namespace joined to this one by a veth pair:
 /// `<host>` here, `<inside>` there. Removed when dropped.
@@ -137,19 +135,6 @@ async fn a_node_cut_off_from_nats_and_healed_resumes_cross_node_service() {
         }))
     })
     .await;
-    // Node B here, in this process.
-    let b = with_whoami(WebSocketApi::new("Parted").stage("test"))
-        .cluster(ClusterSettings {
-            nats: nats.url(),
-            replicas: 1,
-            node: Some("b".into()),
-            ..Default::default()
-        })
-        .bind(any_port())
-        .await
-        .unwrap();
-    let key = b.generated_credentials().unwrap().clone();
-    // Node A in the namespace.
     let app = dir.path().join("app");
     std::fs::create_dir_all(&app).unwrap();
     let config = write_config(
@@ -159,6 +144,9 @@ async fn a_node_cut_off_from_nats_and_healed_resumes_cross_node_service() {
             backend.url("/whoami")
         ),
     );
+    // Node B on this side, node A in the namespace: both processes.
+    let b = Serve::start(&config, &["--cluster", &nats.url(), "--node", "b"]);
+    let key = b.key.clone().expect("the cluster's generated key");
     let listen = format!("{}:{}", netns.inside, free_port());
     let a = Serve::start_in_netns(
         &netns.name,
@@ -172,14 +160,14 @@ async fn a_node_cut_off_from_nats_and_healed_resumes_cross_node_service() {
         (client, id)
     };
     let (mut on_b, id_b) = {
-        let (mut client, _) = try_connect(&b.url(), &[]).await.unwrap();
+        let (mut client, _) = try_connect(&b.url, &[]).await.unwrap();
         send_text(&mut client, r#"{"action":"whoami"}"#).await;
         let id = next_text(&mut client).await;
         (client, id)
     };
     let push = |id: String, text: &'static str| {
         let key = key.clone();
-        let url = format!("{}/@connections/{id}", b.management_endpoint());
+        let url = format!("{}/@connections/{id}", b.management_endpoint);
         async move {
             management_as(Some((&key, "us-east-1")), "POST", &url, text)
                 .await
@@ -243,12 +231,27 @@ async fn a_node_cut_off_from_nats_and_healed_resumes_cross_node_service() {
         .get_key_value("wsgate_slots")
         .await
         .unwrap();
+    let slot_key = {
+        use futures_util::StreamExt;
+        let keys: Vec<String> = store
+            .keys()
+            .await
+            .unwrap()
+            .filter_map(|k| async move { k.ok() })
+            .collect()
+            .await;
+        // `<api id>_test.<slot>` (a declaration is `<api id>_test_gone.<slot>`).
+        let wanted = format!("_test.{slot}");
+        keys.into_iter()
+            .find(|k| k.ends_with(&wanted))
+            .expect("node A's slot is held")
+    };
     let holder = store
-        .get(format!("{}_test.{slot}", b.api_id()))
+        .get(slot_key)
         .await
         .unwrap()
         .expect("node A's slot is held");
     assert!(String::from_utf8_lossy(&holder).starts_with("a "));
     drop(a);
-    b.shutdown().await;
+    drop(b);
 }
