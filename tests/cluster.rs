@@ -536,10 +536,15 @@ async fn nodes_from_config(path: &std::path::Path, names: &[&str]) -> Vec<wsgate
 
 /// `wsgate serve` with `args`, expected to fail at start: its stderr.
 fn serve_fails(config: &std::path::Path, args: &[&str]) -> String {
+    serve_fails_with(config, args, &[])
+}
+
+fn serve_fails_with(config: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> String {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_wsgate"))
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(config)
         .args(args)
+        .envs(env.iter().copied())
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
@@ -667,4 +672,37 @@ async fn logs_follow_every_nodes_access_log_through_nats() {
     for node in nodes {
         node.shutdown().await;
     }
+}
+
+/// A NATS that wants a token: nodes given it through `[cluster]
+/// token_env` join and reach each other's connections; without it, or
+/// with a wrong one, a node fails at start with a clear error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_token_comes_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start_with(&dir.path().join("nats"), &["--auth", "s3cret-token"]);
+    let backend = whoami_backend().await;
+    let config = process_config(&dir.path().join("app"), &backend);
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[routes]",
+        &format!(
+            "[cluster]\nnats = \"{}\"\ntoken_env = \"WSGATE_TEST_NATS_TOKEN\"\n\n[routes]",
+            nats.url()
+        ),
+    );
+    std::fs::write(&config, text).unwrap();
+
+    let error = serve_fails(&config, &[]);
+    assert!(error.contains("WSGATE_TEST_NATS_TOKEN"), "{error}");
+    let error = serve_fails_with(&config, &[], &[("WSGATE_TEST_NATS_TOKEN", "wrong")]);
+    assert!(error.contains("cannot connect to NATS at"), "{error}");
+
+    let token = [("WSGATE_TEST_NATS_TOKEN", "s3cret-token")];
+    let a = Serve::start_with(&config, &["--node", "a"], &token);
+    let b = Serve::start_with(&config, &["--node", "b"], &token);
+    let key = a.key.clone().expect("the cluster's generated key");
+    let (mut on_b, id_b) = connect_with_id(&b.url).await;
+    let (status, body) = call(&key, "POST", &a.management_endpoint, &id_b, "with a token").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(next_text(&mut on_b).await, "with a token");
 }

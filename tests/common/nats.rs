@@ -40,6 +40,15 @@ impl Nats {
     }
 
     /// Three servers routed to one another, JetStream clustered.
+    /// As `start`, with more `nats-server` arguments (e.g. `--auth TOKEN`).
+    pub fn start_with(dir: &Path, extra: &[&str]) -> Nats {
+        let extra: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
+        let mut nats = Nats::configure(dir, "solo", &extra);
+        nats.launch();
+        nats.wait_ready();
+        nats
+    }
+
     pub fn cluster(dir: &Path) -> Vec<Nats> {
         let route_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let routes: Vec<String> = route_ports
