@@ -251,6 +251,23 @@ async fn the_console_guards_against_other_sites_and_bad_requests() {
     assert_eq!(status, 403, "{why}");
     assert_silent(&mut client, std::time::Duration::from_millis(300)).await;
 
+    // Never through the API's port.
+    let api_origin = serve.url.replace("ws://", "http://");
+    let api_origin = api_origin.split('/').take(3).collect::<Vec<_>>().join("/");
+    for path in ["/", "/api/overview", "/console.js"] {
+        let (status, body) = request(
+            reqwest::Method::GET,
+            &format!("{api_origin}{path}"),
+            &[],
+            "",
+        )
+        .await;
+        assert!(
+            status != 200 && !body.contains("wsgate console") && !body.contains("\"apis\""),
+            "{path} on the API's port: {status} {body}"
+        );
+    }
+
     let change = [("x-wsgate-console", "1")];
     let (status, _) = request(reqwest::Method::POST, &send_url, &change, "from the API").await;
     assert_eq!(status, 200);
