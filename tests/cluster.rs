@@ -706,3 +706,38 @@ async fn a_nats_token_comes_from_the_environment() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(next_text(&mut on_b).await, "with a token");
 }
+
+/// Stage throttling covers the whole cluster: each of two nodes takes an
+/// equal share of the stage's burst, so together they admit what one
+/// node would (tokens: an upgrade takes one, each message one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stage_throttling_is_shared_by_the_live_nodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start(&dir.path().join("nats"));
+    let backend = whoami_backend().await;
+    let config = process_config(&dir.path().join("app"), &backend);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    // A burst of 8 and next to no refill: 4 per node with two live.
+    text.push_str(
+        "\n[transform.stage]\nthrottling_burst_limit = 8\nthrottling_rate_limit = 0.01\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    let start = |name: &str| Serve::start(&config, &["--cluster", &nats.url(), "--node", name]);
+    let (a, b) = (start("a"), start("b"));
+    // A node counts the live nodes at start and every third renewal of
+    // its slot (9 s): node A, up first, sees B at its second count.
+    tokio::time::sleep(Duration::from_millis(9600)).await;
+    let mut admitted = 0;
+    for node in [&a, &b] {
+        let mut client = connect(&node.url).await;
+        for _ in 0..6 {
+            send_text(&mut client, r#"{"action":"whoami"}"#).await;
+        }
+        for _ in 0..6 {
+            if !next_text(&mut client).await.contains("Too many requests") {
+                admitted += 1;
+            }
+        }
+    }
+    assert_eq!(admitted, 6, "each node admits 3 messages after its upgrade");
+}
