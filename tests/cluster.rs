@@ -741,3 +741,56 @@ async fn stage_throttling_is_shared_by_the_live_nodes() {
     }
     assert_eq!(admitted, 6, "each node admits 3 messages after its upgrade");
 }
+
+/// A NATS that speaks TLS only: nodes that trust its CA (`[cluster]
+/// tls_ca`) join and reach each other's connections; a node that does not
+/// fails at start with a clear error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_over_tls_with_the_clusters_ca() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let dir = tempfile::tempdir().unwrap();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let pem = |name: &str, text: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let (ca_pem, cert_pem, key_pem) = (
+        pem("ca.pem", ca.pem()),
+        pem("cert.pem", cert.pem()),
+        pem("key.pem", key.serialize_pem()),
+    );
+    let nats = Nats::start_with(
+        &dir.path().join("nats"),
+        &["--tls", "--tlscert", &cert_pem, "--tlskey", &key_pem],
+    );
+    let backend = whoami_backend().await;
+    let config = process_config(&dir.path().join("app"), &backend);
+    let plain = std::fs::read_to_string(&config).unwrap();
+    let with_cluster = |extra: &str| {
+        let cluster = format!("[cluster]\nnats = \"{}\"\n{extra}\n[routes]", nats.url());
+        std::fs::write(&config, plain.replace("[routes]", &cluster)).unwrap();
+    };
+
+    with_cluster("");
+    let error = serve_fails(&config, &[]);
+    assert!(error.contains("cannot connect to NATS at"), "{error}");
+
+    with_cluster(&format!("tls_ca = \"{ca_pem}\"\n"));
+    let a = Serve::start(&config, &["--node", "a"]);
+    let b = Serve::start(&config, &["--node", "b"]);
+    let key = a.key.clone().expect("the cluster's generated key");
+    let (mut on_b, id_b) = connect_with_id(&b.url).await;
+    let (status, body) = call(&key, "POST", &a.management_endpoint, &id_b, "over TLS").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(next_text(&mut on_b).await, "over TLS");
+}
