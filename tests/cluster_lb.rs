@@ -173,6 +173,8 @@ async fn rolling_restart_behind_haproxy_loses_and_misanswers_nothing() {
     let seats: Vec<_> = (0..24)
         .map(|s| tokio::spawn(seat(s, url.clone(), Arc::clone(&ledger), Arc::clone(&stop))))
         .collect();
+    let began = Instant::now();
+    let mut restarts = Vec::new();
     let stop_pushing = Arc::new(AtomicBool::new(false));
     let pusher = {
         let ledger = Arc::clone(&ledger);
@@ -189,10 +191,12 @@ async fn rolling_restart_behind_haproxy_loses_and_misanswers_nothing() {
                     let (status, _, body) =
                         management_as(Some((&key, "us-east-1")), "POST", &url, message.clone())
                             .await;
+                    // A push answered otherwise says when, against the
+                    // restarts' times printed with the failure.
                     let message = if [200, 410].contains(&status) {
                         message
                     } else {
-                        format!("{message} ({body})")
+                        format!("{message} at {} ms ({body})", began.elapsed().as_millis())
                     };
                     ledger.lock().unwrap().pushes.push((id, message, status));
                 }
@@ -205,12 +209,18 @@ async fn rolling_restart_behind_haproxy_loses_and_misanswers_nothing() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     for (n, node) in nodes.iter_mut().enumerate() {
         let mut old = node.take().unwrap();
+        let signalled = began.elapsed().as_millis();
         old.signal("TERM");
         let code = tokio::task::spawn_blocking(move || old.wait())
             .await
             .unwrap();
         assert_eq!(code, Some(0), "node{n} stops cleanly");
+        let stopped = began.elapsed().as_millis();
         *node = Some(start_node(n).await.unwrap());
+        restarts.push(format!(
+            "node{n}: TERM at {signalled} ms, exited at {stopped} ms, up again at {} ms",
+            began.elapsed().as_millis()
+        ));
         // Up again in HAProxy's eyes (two checks), then the next one.
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
@@ -239,10 +249,11 @@ async fn rolling_restart_behind_haproxy_loses_and_misanswers_nothing() {
     }
     assert!(
         problems.is_empty(),
-        "{} wrong of {}:\n{}",
+        "{} wrong of {}:\n{}\n{}",
         problems.len(),
         ledger.pushes.len(),
-        problems.join("\n")
+        problems.join("\n"),
+        restarts.join("\n")
     );
     // The run did what it claims: every node went, clients moved, pushes flowed.
     assert!(
