@@ -283,6 +283,16 @@ async fn whoami_backend() -> Backend {
 
 /// A wsgate.toml for process nodes, its routes on `backend`.
 fn process_config(dir: &std::path::Path, backend: &Backend) -> std::path::PathBuf {
+    process_config_with(dir, backend, "")
+}
+
+/// As `process_config`, with `extra` (e.g. a `[cluster]` table) before
+/// the routes.
+fn process_config_with(
+    dir: &std::path::Path,
+    backend: &Backend,
+    extra: &str,
+) -> std::path::PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     write_config(
         dir,
@@ -291,7 +301,7 @@ fn process_config(dir: &std::path::Path, backend: &Backend) -> std::path::PathBu
 name = "Clustered"
 stage = "test"
 tls = "off"
-
+{extra}
 [routes]
 whoami = {{ url = "{}", return_response = true }}
 "#,
@@ -422,13 +432,11 @@ async fn one_server_of_a_nats_cluster_dying_fails_no_call() {
     let urls = nats::urls(&servers);
     // Every node knows every server; the slots are kept on all three.
     let backend = whoami_backend().await;
-    let config = process_config(&dir.path().join("app"), &backend);
-    let text = std::fs::read_to_string(&config).unwrap();
-    let text = text.replace(
-        "[routes]",
-        &format!("[cluster]\nnats = \"{urls}\"\nreplicas = 3\n\n[routes]"),
+    let config = process_config_with(
+        &dir.path().join("app"),
+        &backend,
+        &format!("[cluster]\nnats = \"{urls}\"\nreplicas = 3\n"),
     );
-    std::fs::write(&config, text).unwrap();
     let (a, b) = (
         Serve::start(&config, &["--node", "a"]),
         Serve::start(&config, &["--node", "b"]),
@@ -682,15 +690,14 @@ async fn a_nats_token_comes_from_the_environment() {
     let dir = tempfile::tempdir().unwrap();
     let nats = Nats::start_with(&dir.path().join("nats"), &["--auth", "s3cret-token"]);
     let backend = whoami_backend().await;
-    let config = process_config(&dir.path().join("app"), &backend);
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "[routes]",
+    let config = process_config_with(
+        &dir.path().join("app"),
+        &backend,
         &format!(
-            "[cluster]\nnats = \"{}\"\ntoken_env = \"WSGATE_TEST_NATS_TOKEN\"\n\n[routes]",
+            "[cluster]\nnats = \"{}\"\ntoken_env = \"WSGATE_TEST_NATS_TOKEN\"\n",
             nats.url()
         ),
     );
-    std::fs::write(&config, text).unwrap();
 
     let error = serve_fails(&config, &[]);
     assert!(error.contains("WSGATE_TEST_NATS_TOKEN"), "{error}");
@@ -715,13 +722,12 @@ async fn stage_throttling_is_shared_by_the_live_nodes() {
     let dir = tempfile::tempdir().unwrap();
     let nats = Nats::start(&dir.path().join("nats"));
     let backend = whoami_backend().await;
-    let config = process_config(&dir.path().join("app"), &backend);
-    let mut text = std::fs::read_to_string(&config).unwrap();
     // A burst of 8 and next to no refill: 4 per node with two live.
-    text.push_str(
-        "\n[transform.stage]\nthrottling_burst_limit = 8\nthrottling_rate_limit = 0.01\n",
+    let config = process_config_with(
+        &dir.path().join("app"),
+        &backend,
+        "[transform.stage]\nthrottling_burst_limit = 8\nthrottling_rate_limit = 0.01\n",
     );
-    std::fs::write(&config, text).unwrap();
     let start = |name: &str| Serve::start(&config, &["--cluster", &nats.url(), "--node", name]);
     let (a, b) = (start("a"), start("b"));
     // A node counts the live nodes at start and every third renewal of
@@ -774,18 +780,18 @@ async fn nats_over_tls_with_the_clusters_ca() {
         &["--tls", "--tlscert", &cert_pem, "--tlskey", &key_pem],
     );
     let backend = whoami_backend().await;
-    let config = process_config(&dir.path().join("app"), &backend);
-    let plain = std::fs::read_to_string(&config).unwrap();
-    let with_cluster = |extra: &str| {
-        let cluster = format!("[cluster]\nnats = \"{}\"\n{extra}\n[routes]", nats.url());
-        std::fs::write(&config, plain.replace("[routes]", &cluster)).unwrap();
-    };
+    let app = dir.path().join("app");
+    let cluster = |extra: &str| format!("[cluster]\nnats = \"{}\"\n{extra}", nats.url());
 
-    with_cluster("");
+    let config = process_config_with(&app, &backend, &cluster(""));
     let error = serve_fails(&config, &[]);
     assert!(error.contains("cannot connect to NATS at"), "{error}");
 
-    with_cluster(&format!("tls_ca = \"{ca_pem}\"\n"));
+    let config = process_config_with(
+        &app,
+        &backend,
+        &cluster(&format!("tls_ca = \"{ca_pem}\"\n")),
+    );
     let a = Serve::start(&config, &["--node", "a"]);
     let b = Serve::start(&config, &["--node", "b"]);
     let key = a.key.clone().expect("the cluster's generated key");

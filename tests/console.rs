@@ -123,27 +123,25 @@ async fn the_console_in_chromium_shows_connections_events_logs_and_runs_a_test_c
     assert_eq!(disconnect["requestContext"]["disconnectStatusCode"], 1000);
 }
 
-/// A request to the console's API, with optional extra headers.
+/// A request to the console's API, with optional extra headers: its
+/// status and (the start of) its body.
 async fn request(
     method: reqwest::Method,
     url: &str,
     headers: &[(&str, &str)],
     body: &str,
 ) -> (u16, String) {
-    let mut request = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-        .request(method, url)
-        .body(body.to_string());
+    let (status, _, mut text) = send(built(method, url, headers), body.to_string().into()).await;
+    text.truncate(2000);
+    (status, text)
+}
+
+fn built(method: reqwest::Method, url: &str, headers: &[(&str, &str)]) -> http::Request<()> {
+    let mut request = http::Request::builder().method(method).uri(url);
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    let reply = request.send().await.unwrap();
-    let status = reply.status().as_u16();
-    let mut text = reply.text().await.unwrap();
-    text.truncate(2000);
-    (status, text)
+    request.body(()).unwrap()
 }
 
 #[tokio::test]
@@ -178,17 +176,17 @@ async fn beyond_loopback_the_console_refuses_requests_without_its_token() {
     assert_eq!(status, 401);
 
     // The token in the address once: a cookie carries it from then on.
-    let reply = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-        .get(format!("{console}/?token=console-secret"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(reply.status().as_u16(), 303);
-    let cookie = reply
-        .headers()
+    let (status, headers, _) = send(
+        built(
+            get.clone(),
+            &format!("{console}/?token=console-secret"),
+            &[],
+        ),
+        Default::default(),
+    )
+    .await;
+    assert_eq!(status, 303);
+    let cookie = headers
         .get("set-cookie")
         .unwrap()
         .to_str()

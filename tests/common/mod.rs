@@ -383,9 +383,13 @@ fn sign_with(
     instructions.apply_to_request_http1x(request);
 }
 
-/// Sends a built request with `body`.
+/// Sends a built request with `body`; a redirect is answered, not
+/// followed, so a test sees it.
 pub async fn send(request: http::Request<()>, body: Bytes) -> (u16, http::HeaderMap, String) {
-    let client = reqwest::Client::new();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
     let mut builder = client.request(request.method().clone(), request.uri().to_string());
     for (name, value) in request.headers() {
         builder = builder.header(name, value);
