@@ -73,13 +73,13 @@ pub struct EventDetail {
 }
 
 /// An event as kept: its trace is serialized only when it is looked at.
-struct Kept {
+struct KeptEvent {
     summary: EventSummary,
     trace: Option<Box<Trace>>,
     access_log_line: Option<String>,
 }
 
-impl Kept {
+impl KeptEvent {
     fn detail(&self) -> EventDetail {
         let trace = self.trace.as_deref();
         EventDetail {
@@ -124,7 +124,7 @@ struct Counting {
 
 pub struct Recorder {
     next_seq: AtomicU64,
-    events: Mutex<VecDeque<Kept>>,
+    events: Mutex<VecDeque<KeptEvent>>,
     logs: Mutex<VecDeque<LogLine>>,
     seconds: Mutex<VecDeque<Second>>,
     counting: Mutex<Counting>,
@@ -189,7 +189,7 @@ impl Recorder {
             }
         }
         self.broadcast("event", &summary);
-        let kept = Kept {
+        let kept = KeptEvent {
             summary,
             trace: trace.map(cut_bodies),
             access_log_line,
@@ -252,7 +252,7 @@ impl Recorder {
         events
             .iter()
             .find(|e| e.summary.seq == seq)
-            .map(Kept::detail)
+            .map(KeptEvent::detail)
     }
 
     /// Handler output, oldest first, of one route or all.
