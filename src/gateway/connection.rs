@@ -145,7 +145,15 @@ where
         }
         let handling = in_flight.as_ref().map_or(0, FuturesUnordered::len);
         let reading = handling < max_in_flight;
+        // Biased, in this order: a handled message's reply is taken before
+        // the socket is read again. Polled at random, every second message
+        // tried a read that found nothing (tungstenite zeroes its 4 KiB
+        // read buffer for each try). The socket comes before pushes, and a
+        // reply drains the pushes queued before it; when the client floods,
+        // tokio's budget makes the read pending now and then, and pushes
+        // go out then.
         tokio::select! {
+            biased;
             _ = gateway.shutdown.cancelled(), if !closing => {
                 // Pushes answered 200 before the shutdown still go out,
                 // then 1001; pushes from now on are Gone.
@@ -170,10 +178,6 @@ where
             _ = &mut write_deadline, if writing.is_some() => {
                 tracing::debug!(connection_id = %entry.meta.connection_id, "client stopped reading; disconnecting");
                 break Exit::Gone(Ending::new(1006, ""));
-            }
-            // Written at the top of the loop, as replies are.
-            Some(push) = outbound.next(), if writing.is_none() && queued.is_empty() => {
-                queued.push_back(push);
             }
             // A reply comes back here rather than through `outbound`: a
             // task that wakes itself is rescheduled and wakes an idle
@@ -233,6 +237,11 @@ where
                     Some(Err(error)) => break Exit::for_error(error),
                     None => break Exit::Gone(Ending::new(1006, "")),
                 }
+            }
+            // Written at the top of the loop, as replies are. After the
+            // socket: a flood of pushes cannot keep the client's frames unread.
+            Some(push) = outbound.next(), if writing.is_none() && queued.is_empty() => {
+                queued.push_back(push);
             }
         }
     };
