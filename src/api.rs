@@ -73,8 +73,6 @@ pub enum BuildError {
         addr: SocketAddr,
         error: std::io::Error,
     },
-    #[error("cannot build the HTTP integration client: {0}")]
-    HttpClient(String),
     #[error("domain: {0}")]
     Domain(String),
     #[error("cannot keep the access log in {path}: {1}", path = .0.display())]
@@ -99,10 +97,9 @@ fn bind_hint(error: &std::io::Error) -> &'static str {
 }
 
 /// The HTTP client integrations share, sized to the open-file limit.
-fn integration_client() -> Result<HttpPool, BuildError> {
+fn integration_client() -> HttpPool {
     let open_files = crate::resources::open_files_limit();
     HttpPool::new(crate::resources::integration_connections(open_files))
-        .map_err(BuildError::HttpClient)
 }
 
 /// What every function handler gets from the host; with the local CA,
@@ -247,7 +244,7 @@ impl WebSocketApi {
         config: &Config,
         hosting: &function::Hosting,
     ) -> Result<WebSocketApi, BuildError> {
-        let client = integration_client()?;
+        let client = integration_client();
         let function_env = function_env(config, hosting)?;
         let local_tls = config.local_tls.then(|| LocalTls {
             ca_dir: crate::local_ca::dir(config.dir()),
@@ -307,7 +304,7 @@ impl WebSocketApi {
         hosting: &function::Hosting,
         keyring: Arc<Keyring>,
     ) -> Result<WebSocketApi, BuildError> {
-        let client = integration_client()?;
+        let client = integration_client();
         let function_env = function_env(config, hosting)?;
         let mut api = WebSocketApi::new(&config.name)
             .stage(&config.stage)

@@ -1,0 +1,92 @@
+//! HTTP integration: the event JSON is POSTed to a URL and the reply is read
+//! as a Lambda proxy response.
+
+use super::{Context, Integration, IntegrationError, Response, parse_proxy_response};
+use crate::events::Event;
+use async_trait::async_trait;
+use bytes::Bytes;
+use pool::CallError;
+
+/// Replies larger than this are refused (API Gateway's integration
+/// response limit is 10 MB).
+const MAX_REPLY_BYTES: usize = 10 * 1024 * 1024;
+
+pub mod pool;
+
+pub use pool::{HttpPool, POOL_IDLE_TIMEOUT};
+
+pub struct HttpIntegration {
+    url: reqwest::Url,
+    /// `host:port`, as connected to and sent in `Host`.
+    origin: String,
+    /// The request target: the URL's path and query.
+    target: String,
+    pool: HttpPool,
+}
+
+impl HttpIntegration {
+    /// Every HTTP route of an API shares its `pool`. Only `http` URLs
+    /// (checked when the config is).
+    pub fn new(url: reqwest::Url, pool: &HttpPool) -> HttpIntegration {
+        let host = url.host_str().unwrap_or_default();
+        let port = url.port_or_known_default().unwrap_or(80);
+        let origin = format!("{host}:{port}");
+        let target = match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_string(),
+        };
+        HttpIntegration {
+            url,
+            origin,
+            target,
+            pool: pool.clone(),
+        }
+    }
+}
+
+#[async_trait]
+impl Integration for HttpIntegration {
+    async fn invoke(
+        &self,
+        event: &Event,
+        _context: &Context,
+    ) -> Result<Response, IntegrationError> {
+        let body = self
+            .invoke_json(Bytes::from(event.to_json()), event.request_id())
+            .await?;
+        parse_proxy_response(&body)
+            .map_err(|e| IntegrationError::Failed(format!("{} {e}", self.url)))
+    }
+
+    async fn invoke_json(
+        &self,
+        payload: Bytes,
+        _request_id: &str,
+    ) -> Result<Bytes, IntegrationError> {
+        let failed = |what: String| IntegrationError::Failed(format!("{} {what}", self.url));
+        let reply = self
+            .pool
+            .post(&self.origin, &self.target, payload, MAX_REPLY_BYTES)
+            .await
+            .map_err(|error| {
+                failed(match error {
+                    CallError::Unreachable(e) => format!("unreachable: {e}"),
+                    CallError::Broken(e) => format!("reply broken off: {e}"),
+                    CallError::TooLarge => "reply larger than 10 MB".into(),
+                    CallError::ShutDown => "is shut down".into(),
+                })
+            })?;
+        if !reply.status.is_success() {
+            return Err(failed(format!("answered HTTP {}", reply.status)));
+        }
+        Ok(reply.body)
+    }
+
+    fn describe(&self) -> String {
+        format!("http POST {}", self.url)
+    }
+
+    fn kind(&self) -> &'static str {
+        "http"
+    }
+}

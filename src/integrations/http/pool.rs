@@ -1,0 +1,428 @@
+//! Keep-alive HTTP/1.1 connections to integration backends, driven by
+//! the task that makes the call.
+//!
+//! A client such as reqwest runs each connection on a task of its own, so
+//! a call crosses tasks (and, with two workers, threads) on the way out
+//! and again on the way back: two wake-ups per call, more than the rest of
+//! the gateway's work on an HTTP route. Here the calling task polls the
+//! connection itself (hyper's `client::conn`), and a connection waits in
+//! the pool between calls without a task of its own.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Body as _;
+use hyper::body::Incoming;
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use std::collections::HashMap;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+
+/// How long an unused pooled connection stays open; the pool sweeps every
+/// this long, so one is closed within twice this.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The connections one API's HTTP integrations share: kept alive for
+/// reuse, and at most `max_connections` calls at once (each on its own
+/// connection).
+#[derive(Clone)]
+pub struct HttpPool {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    /// Idle connections per origin (`host:port`), the most recent last.
+    idle: Mutex<HashMap<String, Vec<Idle>>>,
+    calls: Semaphore,
+    max_idle_per_origin: usize,
+    sweeping: std::sync::Once,
+}
+
+struct Idle {
+    connection: Connection,
+    since: Instant,
+}
+
+/// One HTTP/1.1 connection: the handle requests go through, and the
+/// state machine that does its I/O when polled.
+struct Connection {
+    sender: http1::SendRequest<Full<Bytes>>,
+    driver: http1::Connection<TokioIo<TcpStream>, Full<Bytes>>,
+    /// The driver finished: the connection is closed.
+    closed: bool,
+}
+
+/// What a backend answered.
+pub struct Reply {
+    pub status: http::StatusCode,
+    pub body: Bytes,
+}
+
+/// Why a call failed, worded for the integration's error.
+#[derive(Debug)]
+pub enum CallError {
+    /// No connection could be made, or the request was not sent.
+    Unreachable(String),
+    /// The connection failed after the request went out.
+    Broken(String),
+    /// The reply's body is larger than the caller allows.
+    TooLarge,
+    ShutDown,
+}
+
+impl HttpPool {
+    pub fn new(max_connections: usize) -> HttpPool {
+        HttpPool {
+            shared: Arc::new(Shared {
+                idle: Mutex::new(HashMap::new()),
+                calls: Semaphore::new(max_connections),
+                max_idle_per_origin: max_connections,
+                sweeping: std::sync::Once::new(),
+            }),
+        }
+    }
+
+    /// POSTs `body` to `path` (origin form, with its query) on `origin`
+    /// (`host:port`) and reads the whole reply, up to `max_reply` bytes.
+    /// A call waits for a free slot (the gateway's timeout still applies)
+    /// rather than opening one more connection.
+    pub async fn post(
+        &self,
+        origin: &str,
+        path: &str,
+        body: Bytes,
+        max_reply: usize,
+    ) -> Result<Reply, CallError> {
+        let _call = self
+            .shared
+            .calls
+            .acquire()
+            .await
+            .map_err(|_| CallError::ShutDown)?;
+        self.start_sweeping();
+        let request = |body: Bytes| {
+            http::Request::post(path)
+                .header(http::header::HOST, origin)
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(Full::new(body))
+        };
+        loop {
+            let (mut connection, reused) = match self.checkout(origin) {
+                Some(connection) => (connection, true),
+                None => (Connection::open(origin).await?, false),
+            };
+            let request = request(body.clone()).map_err(|e| CallError::Unreachable(e.to_string()))?;
+            match connection.round_trip(request, max_reply).await {
+                Ok(reply) => {
+                    if connection.ready_again() {
+                        self.checkin(origin, connection);
+                    }
+                    return Ok(reply);
+                }
+                // The backend closed a kept-alive connection before the
+                // request went out on it (its idle timeout raced ours):
+                // nothing was sent, so try a fresh connection.
+                Err(NotSent(_)) if reused => continue,
+                Err(NotSent(message)) => return Err(CallError::Unreachable(message)),
+                Err(Failed(error)) => return Err(error),
+            }
+        }
+    }
+
+    /// The most recently used idle connection to `origin` that is still
+    /// open.
+    fn checkout(&self, origin: &str) -> Option<Connection> {
+        let mut idle = self.shared.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let list = idle.get_mut(origin)?;
+        while let Some(Idle { mut connection, .. }) = list.pop() {
+            if connection.still_open() {
+                return Some(connection);
+            }
+        }
+        None
+    }
+
+    fn checkin(&self, origin: &str, connection: Connection) {
+        let mut idle = self.shared.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let list = idle.entry(origin.to_string()).or_default();
+        if list.len() < self.shared.max_idle_per_origin {
+            list.push(Idle {
+                connection,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    /// Closes connections idle for longer than `POOL_IDLE_TIMEOUT`, every
+    /// that long, until the pool is dropped. Started by the first call
+    /// (a pool may be built outside a runtime).
+    fn start_sweeping(&self) {
+        self.shared.sweeping.call_once(|| {
+            let shared = Arc::downgrade(&self.shared);
+            tokio::spawn(sweep(shared));
+        });
+    }
+}
+
+async fn sweep(shared: Weak<Shared>) {
+    let mut every = tokio::time::interval(POOL_IDLE_TIMEOUT);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let mut idle = shared.idle.lock().unwrap_or_else(|e| e.into_inner());
+        for list in idle.values_mut() {
+            list.retain(|entry| entry.since.elapsed() < POOL_IDLE_TIMEOUT);
+        }
+        idle.retain(|_, list| !list.is_empty());
+    }
+}
+
+/// How a round trip failed: before the request was sent (safe to send
+/// again) or after.
+enum RoundTripError {
+    NotSent(String),
+    Failed(CallError),
+}
+use RoundTripError::{Failed, NotSent};
+
+impl Connection {
+    async fn open(origin: &str) -> Result<Connection, CallError> {
+        let stream = TcpStream::connect(origin)
+            .await
+            .map_err(|e| CallError::Unreachable(format!("cannot connect: {e}")))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|e| CallError::Unreachable(e.to_string()))?;
+        let (sender, driver) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| CallError::Unreachable(e.to_string()))?;
+        Ok(Connection {
+            sender,
+            driver,
+            closed: false,
+        })
+    }
+
+    /// Sends the request and reads the reply, polling the connection's
+    /// I/O in this task.
+    async fn round_trip(
+        &mut self,
+        request: http::Request<Full<Bytes>>,
+        max_reply: usize,
+    ) -> Result<Reply, RoundTripError> {
+        let mut response = std::pin::pin!(self.sender.try_send_request(request));
+        let response = poll_fn(|cx| {
+            if let Poll::Ready(result) = response.as_mut().poll(cx) {
+                return Poll::Ready(result);
+            }
+            self.drive(cx);
+            // A closed driver has answered the request with its error.
+            match self.closed {
+                true => response.as_mut().poll(cx),
+                false => Poll::Pending,
+            }
+        })
+        .await;
+        let response = match response {
+            Ok(response) => response,
+            Err(error) if error.message().is_some() => {
+                return Err(NotSent(error.into_error().to_string()));
+            }
+            Err(error) => return Err(Failed(CallError::Broken(error.into_error().to_string()))),
+        };
+        let status = response.status();
+        let mut incoming: Incoming = response.into_body();
+        let mut body = Vec::new();
+        loop {
+            let frame = poll_fn(|cx| {
+                if let Poll::Ready(frame) = Pin::new(&mut incoming).poll_frame(cx) {
+                    return Poll::Ready(frame);
+                }
+                self.drive(cx);
+                match self.closed {
+                    true => Pin::new(&mut incoming).poll_frame(cx),
+                    false => Poll::Pending,
+                }
+            })
+            .await;
+            match frame {
+                None => break,
+                Some(Err(error)) => return Err(Failed(CallError::Broken(error.to_string()))),
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        if body.len() + data.len() > max_reply {
+                            return Err(Failed(CallError::TooLarge));
+                        }
+                        body.extend_from_slice(&data);
+                    }
+                }
+            }
+        }
+        Ok(Reply {
+            status,
+            body: Bytes::from(body),
+        })
+    }
+
+    /// Polls the connection's I/O; notes when it has ended.
+    fn drive(&mut self, cx: &mut Context<'_>) {
+        if !self.closed && Pin::new(&mut self.driver).poll(cx).is_ready() {
+            self.closed = true;
+        }
+    }
+
+    /// After a reply: whether the connection takes another request (the
+    /// backend may have asked to close it). One poll finishes the
+    /// exchange; a connection not ready after it is not kept.
+    fn ready_again(&mut self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        self.drive(&mut cx);
+        !self.closed && matches!(self.sender.poll_ready(&mut cx), Poll::Ready(Ok(())))
+    }
+
+    /// Whether an idle connection is still open: the backend may have
+    /// closed it since (polled without waiting).
+    fn still_open(&mut self) -> bool {
+        self.drive(&mut Context::from_waker(Waker::noop()));
+        !self.closed && self.sender.is_ready()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// A loopback backend that answers every request on a connection with
+    /// `reply`, and closes the connection after `per_connection` replies.
+    /// Counts the connections it accepted.
+    async fn backend(reply: &'static str, per_connection: usize) -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let origin = listener.local_addr().unwrap().to_string();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buffer = Vec::new();
+                    for _ in 0..per_connection {
+                        // Read one request: headers, then the body its
+                        // Content-Length gives.
+                        let request_end = loop {
+                            if let Some(end) = find_request(&buffer) {
+                                break end;
+                            }
+                            let mut chunk = [0u8; 4096];
+                            match socket.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                            }
+                        };
+                        buffer.drain(..request_end);
+                        if socket.write_all(reply.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (origin, accepted)
+    }
+
+    /// Where the first complete request in `buffer` ends.
+    fn find_request(buffer: &[u8]) -> Option<usize> {
+        let head = buffer.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+        let text = String::from_utf8_lossy(&buffer[..head]).to_ascii_lowercase();
+        let length: usize = text
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .map_or(0, |v| v.trim().parse().unwrap());
+        (buffer.len() >= head + length).then_some(head + length)
+    }
+
+    const OK: &str = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
+
+    #[tokio::test]
+    async fn calls_reuse_one_kept_alive_connection() {
+        let (origin, accepted) = backend(OK, usize::MAX).await;
+        let pool = HttpPool::new(4);
+        for _ in 0..50 {
+            let reply = pool.post(&origin, "/", Bytes::from_static(b"{}"), 1024).await.unwrap();
+            assert_eq!(reply.status, 200);
+            assert_eq!(&reply.body[..], b"{}");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_backend_closed_is_not_reused() {
+        // Closes after each reply without saying so, as a backend whose
+        // keep-alive timeout has passed does.
+        let (origin, accepted) = backend(OK, 1).await;
+        let pool = HttpPool::new(4);
+        for _ in 0..5 {
+            let reply = pool.post(&origin, "/", Bytes::from_static(b"{}"), 1024).await.unwrap();
+            assert_eq!(reply.status, 200);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 5);
+    }
+
+    #[tokio::test]
+    async fn connection_close_is_honoured() {
+        let close = "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\n{}";
+        let (origin, accepted) = backend(close, usize::MAX).await;
+        let pool = HttpPool::new(4);
+        for _ in 0..3 {
+            let reply = pool.post(&origin, "/", Bytes::from_static(b"{}"), 1024).await.unwrap();
+            assert_eq!(&reply.body[..], b"{}");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_reply_over_the_limit_is_refused() {
+        let big = "HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n0123456789";
+        let (origin, _) = backend(big, usize::MAX).await;
+        let pool = HttpPool::new(4);
+        let error = pool.post(&origin, "/", Bytes::new(), 9).await.err().unwrap();
+        assert!(matches!(error, CallError::TooLarge), "{error:?}");
+        assert!(pool.post(&origin, "/", Bytes::new(), 10).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn nothing_listening_is_unreachable() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let origin = listener.local_addr().unwrap().to_string();
+        drop(listener);
+        let error = HttpPool::new(4)
+            .post(&origin, "/", Bytes::new(), 1024)
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(error, CallError::Unreachable(_)), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn a_reply_cut_short_is_broken() {
+        let cut = "HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{\"partial";
+        let (origin, _) = backend(cut, 1).await;
+        let error = HttpPool::new(4)
+            .post(&origin, "/", Bytes::new(), 1024)
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(error, CallError::Broken(_)), "{error:?}");
+    }
+}
