@@ -116,7 +116,8 @@ impl HttpPool {
                 Some(connection) => (connection, true),
                 None => (Connection::open(origin).await?, false),
             };
-            let request = request(body.clone()).map_err(|e| CallError::Unreachable(e.to_string()))?;
+            let request =
+                request(body.clone()).map_err(|e| CallError::Unreachable(e.to_string()))?;
             match connection.round_trip(request, max_reply).await {
                 Ok(reply) => {
                     if connection.ready_again() {
@@ -358,11 +359,31 @@ mod tests {
         let (origin, accepted) = backend(OK, usize::MAX).await;
         let pool = HttpPool::new(4);
         for _ in 0..50 {
-            let reply = pool.post(&origin, "/", Bytes::from_static(b"{}"), 1024).await.unwrap();
+            let reply = pool
+                .post(&origin, "/", Bytes::from_static(b"{}"), 1024)
+                .await
+                .unwrap();
             assert_eq!(reply.status, 200);
             assert_eq!(&reply.body[..], b"{}");
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_calls_open_no_more_connections_than_calls_at_once() {
+        let (origin, accepted) = backend(OK, usize::MAX).await;
+        let pool = HttpPool::new(16);
+        for _ in 0..20 {
+            let calls = (0..16).map(|_| {
+                let (pool, origin) = (pool.clone(), origin.clone());
+                tokio::spawn(async move { pool.post(&origin, "/", Bytes::new(), 1024).await })
+            });
+            for call in calls.collect::<Vec<_>>() {
+                assert!(call.await.unwrap().is_ok());
+            }
+        }
+        let opened = accepted.load(Ordering::SeqCst);
+        assert!(opened <= 16, "{opened} connections for 16 calls at a time");
     }
 
     #[tokio::test]
@@ -372,7 +393,10 @@ mod tests {
         let (origin, accepted) = backend(OK, 1).await;
         let pool = HttpPool::new(4);
         for _ in 0..5 {
-            let reply = pool.post(&origin, "/", Bytes::from_static(b"{}"), 1024).await.unwrap();
+            let reply = pool
+                .post(&origin, "/", Bytes::from_static(b"{}"), 1024)
+                .await
+                .unwrap();
             assert_eq!(reply.status, 200);
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -385,7 +409,10 @@ mod tests {
         let (origin, accepted) = backend(close, usize::MAX).await;
         let pool = HttpPool::new(4);
         for _ in 0..3 {
-            let reply = pool.post(&origin, "/", Bytes::from_static(b"{}"), 1024).await.unwrap();
+            let reply = pool
+                .post(&origin, "/", Bytes::from_static(b"{}"), 1024)
+                .await
+                .unwrap();
             assert_eq!(&reply.body[..], b"{}");
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 3);
@@ -396,7 +423,11 @@ mod tests {
         let big = "HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n0123456789";
         let (origin, _) = backend(big, usize::MAX).await;
         let pool = HttpPool::new(4);
-        let error = pool.post(&origin, "/", Bytes::new(), 9).await.err().unwrap();
+        let error = pool
+            .post(&origin, "/", Bytes::new(), 9)
+            .await
+            .err()
+            .unwrap();
         assert!(matches!(error, CallError::TooLarge), "{error:?}");
         assert!(pool.post(&origin, "/", Bytes::new(), 10).await.is_ok());
     }
