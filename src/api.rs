@@ -126,7 +126,7 @@ fn route_error(config: &Config, route: &RouteConfig, why: impl std::fmt::Display
     };
     BuildError::Route {
         at,
-        key: route.key.clone(),
+        key: route.key.to_string(),
         why: why.to_string(),
     }
 }
@@ -535,7 +535,7 @@ impl WebSocketApi {
         self.routes.insert(
             key.clone(),
             Route {
-                key,
+                key: key.into(),
                 integration,
                 timeout: options.timeout,
                 return_response: options.return_response,
@@ -548,7 +548,7 @@ impl WebSocketApi {
     pub fn describe_routes(&self) -> Vec<(String, String)> {
         self.routes
             .values()
-            .map(|r| (r.key.clone(), r.integration.describe()))
+            .map(|r| (r.key.to_string(), r.integration.describe()))
             .collect()
     }
 
@@ -574,7 +574,7 @@ impl WebSocketApi {
                     .await
                     .map_err(|why| BuildError::Route {
                         at: String::new(),
-                        key: route.key.clone(),
+                        key: route.key.to_string(),
                         why,
                     })
             })
@@ -656,7 +656,7 @@ impl WebSocketApi {
         if let Some(empty) = self.routes.values().find(|r| r.key.is_empty()) {
             return Err(BuildError::Route {
                 at: String::new(),
-                key: empty.key.clone(),
+                key: empty.key.to_string(),
                 why: "a route key must not be empty".into(),
             });
         }
@@ -726,8 +726,8 @@ impl WebSocketApi {
         );
         let gateway = Arc::new(Gateway {
             api: ApiInfo {
-                api_id,
-                stage: self.stage,
+                api_id: api_id.into(),
+                stage: self.stage.into(),
             },
             name: self.name,
             routing: arc_swap::ArcSwap::from_pointee(routing),
@@ -865,7 +865,7 @@ impl Server {
             .routing()
             .routes
             .values()
-            .map(|r| (r.key.clone(), r.integration.describe()))
+            .map(|r| (r.key.to_string(), r.integration.describe()))
             .collect();
         routes.sort();
         routes

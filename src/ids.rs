@@ -16,6 +16,20 @@ pub fn new_id() -> String {
     URL_SAFE.encode(bytes)
 }
 
+/// A fresh id as events share it (a request id is written into an event
+/// twice and read by its access log line).
+pub fn new_shared_id() -> std::sync::Arc<str> {
+    let mut bytes = [0u8; 11];
+    rand::rng().fill_bytes(&mut bytes);
+    let mut text = [0u8; 16];
+    let written = URL_SAFE
+        .encode_slice(bytes, &mut text)
+        .expect("11 bytes are 16 characters of base64");
+    std::str::from_utf8(&text[..written])
+        .expect("base64 is ASCII")
+        .into()
+}
+
 /// The first byte's top four bits in a clustered node's ids: ids of a
 /// single node (fully random) carry it only by chance, and an id without
 /// it is never sent to another node.

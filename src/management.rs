@@ -70,7 +70,7 @@ pub async fn handle(gateway: &Gateway, request: Request<Incoming>) -> Reply {
 
 /// Whether `/<name>` is the API's: its stage, or its custom domain's path.
 fn names_a_stage(gateway: &Gateway, name: &str) -> bool {
-    gateway.api.stage == name
+    *gateway.api.stage == *name
         || gateway
             .domain
             .as_ref()

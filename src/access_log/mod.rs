@@ -118,7 +118,7 @@ impl<'a> Record<'a> {
     ) -> Record<'a> {
         let now = chrono::Utc::now();
         Record {
-            request_time: Cow::Owned(crate::events::clf_time(now)),
+            request_time: Cow::Owned(crate::events::clf_time(now).to_string()),
             request_time_epoch: now.timestamp_millis(),
             request_id: Cow::Owned(crate::ids::new_id()),
             event_type: "CONNECT",

@@ -75,12 +75,12 @@ impl Authorizer {
         let event = RequestEvent {
             kind: "REQUEST",
             method_arn,
-            headers: connect.headers.as_ref(),
-            multi_value_headers: connect.multi_value_headers.as_ref(),
-            query_string_parameters: connect.query_string_parameters.as_ref(),
+            headers: connect.headers.as_deref(),
+            multi_value_headers: connect.multi_value_headers.as_deref(),
+            query_string_parameters: connect.query_string_parameters.as_deref(),
             multi_value_query_string_parameters: connect
                 .multi_value_query_string_parameters
-                .as_ref(),
+                .as_deref(),
             stage_variables: serde_json::Map::new(),
             request_context: &connect.request_context,
         };

@@ -16,21 +16,22 @@ use std::sync::Arc;
 /// What every event of one API carries.
 #[derive(Debug, Clone)]
 pub struct ApiInfo {
-    pub api_id: String,
-    pub stage: String,
+    pub api_id: Arc<str>,
+    pub stage: Arc<str>,
 }
 
 /// What every event of one connection carries; fixed at connect time.
+/// Its strings are shared with each event (a count, not a copy).
 #[derive(Debug, Clone)]
 pub struct ConnectionMeta {
-    pub connection_id: String,
+    pub connection_id: Arc<str>,
     /// Epoch milliseconds.
     pub connected_at: i64,
-    pub source_ip: String,
-    pub user_agent: Option<String>,
+    pub source_ip: Arc<str>,
+    pub user_agent: Option<Arc<str>>,
     /// The Host the client connected to (with its port: handlers build
     /// management endpoints from it).
-    pub domain_name: String,
+    pub domain_name: Arc<str>,
     /// The signer of an IAM-authorized `$connect`.
     pub caller: Option<Arc<crate::auth::keyring::Caller>>,
     /// What a Lambda authorizer returned (`context` keys, `principalId`);
@@ -53,14 +54,16 @@ pub enum EventType {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
+    // Boxed: only CONNECT and DISCONNECT events have them, and a message's
+    // event (held in its handling future) stays small.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub headers: Option<IndexMap<String, String>>,
+    pub headers: Option<Box<IndexMap<String, String>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub multi_value_headers: Option<IndexMap<String, Vec<String>>>,
+    pub multi_value_headers: Option<Box<IndexMap<String, Vec<String>>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub query_string_parameters: Option<IndexMap<String, String>>,
+    pub query_string_parameters: Option<Box<IndexMap<String, String>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub multi_value_query_string_parameters: Option<IndexMap<String, Vec<String>>>,
+    pub multi_value_query_string_parameters: Option<Box<IndexMap<String, Vec<String>>>>,
     pub request_context: RequestContext,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
@@ -70,35 +73,35 @@ pub struct Event {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RequestContext {
-    pub route_key: String,
+    pub route_key: Arc<str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub authorizer: Option<AuthorizerContext>,
+    pub authorizer: Option<Arc<AuthorizerContext>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disconnect_status_code: Option<u16>,
     pub event_type: EventType,
-    pub extended_request_id: String,
-    pub request_time: String,
+    pub extended_request_id: Arc<str>,
+    pub request_time: Arc<str>,
     pub message_direction: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disconnect_reason: Option<String>,
-    pub stage: String,
+    pub stage: Arc<str>,
     pub connected_at: i64,
     pub request_time_epoch: i64,
     pub identity: Identity,
-    pub request_id: String,
-    pub domain_name: String,
-    pub connection_id: String,
-    pub api_id: String,
+    pub request_id: Arc<str>,
+    pub domain_name: Arc<str>,
+    pub connection_id: Arc<str>,
+    pub api_id: Arc<str>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Identity {
-    pub source_ip: String,
+    pub source_ip: Arc<str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub user_agent: Option<String>,
+    pub user_agent: Option<Arc<str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub account_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -124,9 +127,9 @@ impl Event {
     fn new(
         api: &ApiInfo,
         conn: &ConnectionMeta,
-        route_key: &str,
+        route_key: Arc<str>,
         event_type: EventType,
-        request_id: String,
+        request_id: Arc<str>,
     ) -> Event {
         let now = Utc::now();
         Event {
@@ -135,8 +138,8 @@ impl Event {
             query_string_parameters: None,
             multi_value_query_string_parameters: None,
             request_context: RequestContext {
-                route_key: route_key.to_string(),
-                authorizer: conn.authorizer.as_deref().cloned(),
+                route_key,
+                authorizer: conn.authorizer.clone(),
                 message_id: None,
                 disconnect_status_code: None,
                 event_type,
@@ -172,10 +175,10 @@ impl Event {
     pub fn connect(
         api: &ApiInfo,
         conn: &ConnectionMeta,
-        request_id: String,
+        request_id: Arc<str>,
         request: &HandshakeRequest,
     ) -> Event {
-        let mut event = Event::new(api, conn, "$connect", EventType::Connect, request_id);
+        let mut event = Event::new(api, conn, "$connect".into(), EventType::Connect, request_id);
         let mut headers = IndexMap::new();
         let mut multi: IndexMap<String, Vec<String>> = IndexMap::new();
         for (name, value) in &request.headers {
@@ -185,8 +188,8 @@ impl Event {
             headers.insert(name.clone(), value.clone());
             multi.entry(name.clone()).or_default().push(value.clone());
         }
-        event.headers = Some(headers);
-        event.multi_value_headers = Some(multi);
+        event.headers = Some(Box::new(headers));
+        event.multi_value_headers = Some(Box::new(multi));
         if let Some(query) = &request.query {
             let mut single = IndexMap::new();
             let mut multi: IndexMap<String, Vec<String>> = IndexMap::new();
@@ -197,8 +200,8 @@ impl Event {
                     .or_default()
                     .push(value.to_string());
             }
-            event.query_string_parameters = Some(single);
-            event.multi_value_query_string_parameters = Some(multi);
+            event.query_string_parameters = Some(Box::new(single));
+            event.multi_value_query_string_parameters = Some(Box::new(multi));
         }
         event
     }
@@ -207,8 +210,8 @@ impl Event {
     pub fn message(
         api: &ApiInfo,
         conn: &ConnectionMeta,
-        route_key: &str,
-        request_id: String,
+        route_key: Arc<str>,
+        request_id: Arc<str>,
         message_id: String,
         body: String,
         is_base64_encoded: bool,
@@ -225,13 +228,19 @@ impl Event {
     pub fn disconnect(
         api: &ApiInfo,
         conn: &ConnectionMeta,
-        request_id: String,
+        request_id: Arc<str>,
         status_code: u16,
         reason: &str,
     ) -> Event {
-        let mut event = Event::new(api, conn, "$disconnect", EventType::Disconnect, request_id);
+        let mut event = Event::new(
+            api,
+            conn,
+            "$disconnect".into(),
+            EventType::Disconnect,
+            request_id,
+        );
         let headers: IndexMap<String, String> = [
-            ("Host", conn.domain_name.as_str()),
+            ("Host", &*conn.domain_name),
             ("x-api-key", ""),
             ("X-Forwarded-For", ""),
             ("x-restapi", ""),
@@ -239,13 +248,13 @@ impl Event {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        event.multi_value_headers = Some(
+        event.multi_value_headers = Some(Box::new(
             headers
                 .iter()
                 .map(|(k, v)| (k.clone(), vec![v.clone()]))
                 .collect(),
-        );
-        event.headers = Some(headers);
+        ));
+        event.headers = Some(Box::new(headers));
         event.request_context.disconnect_status_code = Some(status_code);
         event.request_context.disconnect_reason = Some(reason.to_string());
         event
@@ -269,7 +278,7 @@ impl Event {
     pub fn to_lambda_request(&self) -> ApiGatewayWebsocketProxyRequest {
         let ctx = &self.request_context;
         let mut context = ApiGatewayWebsocketProxyRequestContext::default();
-        context.route_key = Some(ctx.route_key.clone());
+        context.route_key = Some(ctx.route_key.to_string());
         context.message_id = ctx.message_id.clone();
         context.disconnect_status_code = ctx.disconnect_status_code.map(i64::from);
         context.event_type = Some(
@@ -280,15 +289,15 @@ impl Event {
             }
             .to_string(),
         );
-        context.extended_request_id = Some(ctx.extended_request_id.clone());
-        context.request_time = Some(ctx.request_time.clone());
+        context.extended_request_id = Some(ctx.extended_request_id.to_string());
+        context.request_time = Some(ctx.request_time.to_string());
         context.message_direction = Some(ctx.message_direction.to_string());
         context.disconnect_reason = ctx.disconnect_reason.clone();
-        context.stage = Some(ctx.stage.clone());
+        context.stage = Some(ctx.stage.to_string());
         context.connected_at = ctx.connected_at;
         context.request_time_epoch = ctx.request_time_epoch;
-        context.identity.source_ip = Some(ctx.identity.source_ip.clone());
-        context.identity.user_agent = ctx.identity.user_agent.clone();
+        context.identity.source_ip = Some(ctx.identity.source_ip.to_string());
+        context.identity.user_agent = ctx.identity.user_agent.as_deref().map(str::to_string);
         context.identity.account_id = ctx.identity.account_id.clone();
         context.identity.access_key = ctx.identity.access_key.clone();
         context.identity.caller = ctx.identity.caller.clone();
@@ -300,10 +309,10 @@ impl Event {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
         }
-        context.request_id = Some(ctx.request_id.clone());
-        context.domain_name = Some(ctx.domain_name.clone());
-        context.connection_id = Some(ctx.connection_id.clone());
-        context.apiid = Some(ctx.api_id.clone());
+        context.request_id = Some(ctx.request_id.to_string());
+        context.domain_name = Some(ctx.domain_name.to_string());
+        context.connection_id = Some(ctx.connection_id.to_string());
+        context.apiid = Some(ctx.api_id.to_string());
 
         let mut request = ApiGatewayWebsocketProxyRequest::default();
         request.request_context = context;
@@ -353,19 +362,19 @@ fn header_map<'a>(pairs: impl Iterator<Item = (&'a String, &'a String)>) -> Head
 }
 
 /// API Gateway's `requestTime`: Common Log Format, always UTC.
-pub fn clf_time(time: DateTime<Utc>) -> String {
+pub fn clf_time(time: DateTime<Utc>) -> Arc<str> {
     // Every event and access log line asks for it: format once a second
-    // per thread rather than each time.
+    // per thread, and share that text, rather than each time.
     thread_local! {
-        static LAST: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((i64::MIN, String::new())) };
+        static LAST: std::cell::RefCell<(i64, Option<Arc<str>>)> = const { std::cell::RefCell::new((i64::MIN, None)) };
     }
     let second = time.timestamp();
     LAST.with_borrow_mut(|(at, text)| {
-        if *at != second {
+        if *at != second || text.is_none() {
             *at = second;
-            *text = time.format("%d/%b/%Y:%H:%M:%S +0000").to_string();
+            *text = Some(time.format("%d/%b/%Y:%H:%M:%S +0000").to_string().into());
         }
-        text.clone()
+        text.clone().unwrap_or_else(|| "".into())
     })
 }
 

@@ -101,7 +101,7 @@ fn message_event_matches_aws_fixture() {
     let event = Event::message(
         &api(),
         &conn(),
-        "sendmessage",
+        "sendmessage".into(),
         "ABCDE1234=".into(),
         "AAAAAAAAAAAAAAA=".into(),
         r#"{"action": "sendmessage", "message": "hello"}"#.into(),
@@ -180,7 +180,7 @@ fn events_deserialize_into_aws_lambda_events_types() {
     let message = Event::message(
         &api(),
         &conn(),
-        "echo",
+        "echo".into(),
         "r".into(),
         "m".into(),
         "hi".into(),
@@ -203,11 +203,11 @@ fn request_time_is_common_log_format() {
     let time = DateTime::parse_from_rfc3339("2024-02-09T18:11:43.420Z")
         .unwrap()
         .with_timezone(&Utc);
-    assert_eq!(clf_time(time), "09/Feb/2024:18:11:43 +0000");
+    assert_eq!(&*clf_time(time), "09/Feb/2024:18:11:43 +0000");
     // Formatted once a second: the next second, and back, are still right.
     let next = time + chrono::Duration::milliseconds(600);
-    assert_eq!(clf_time(next), "09/Feb/2024:18:11:44 +0000");
-    assert_eq!(clf_time(time), "09/Feb/2024:18:11:43 +0000");
+    assert_eq!(&*clf_time(next), "09/Feb/2024:18:11:44 +0000");
+    assert_eq!(&*clf_time(time), "09/Feb/2024:18:11:43 +0000");
 }
 
 #[test]
@@ -233,7 +233,7 @@ fn direct_conversion_equals_deserializing_the_json() {
         Event::message(
             &api(),
             &conn,
-            "echo",
+            "echo".into(),
             "r2".into(),
             "m".into(),
             "body".into(),
@@ -242,7 +242,7 @@ fn direct_conversion_equals_deserializing_the_json() {
         Event::message(
             &api(),
             &conn,
-            "$default",
+            "$default".into(),
             "r3".into(),
             "m".into(),
             "AAEC".into(),
@@ -276,7 +276,7 @@ fn authorizer_and_caller_appear_where_aws_puts_them() {
         &Event::message(
             &api(),
             &conn,
-            "echo",
+            "echo".into(),
             "r".into(),
             "m".into(),
             "b".into(),
@@ -297,7 +297,7 @@ fn authorizer_and_caller_appear_where_aws_puts_them() {
         &Event::message(
             &api(),
             &super::tests::conn(),
-            "echo",
+            "echo".into(),
             "r".into(),
             "m".into(),
             "b".into(),

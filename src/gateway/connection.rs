@@ -7,7 +7,7 @@ use super::{Gateway, InvokeError, error_message};
 use crate::access_log::Record;
 use crate::config::BinaryMode;
 use crate::events::{ConnectionMeta, Event, disconnect_reason};
-use crate::ids::new_id;
+use crate::ids::{new_id, new_shared_id};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use futures_util::future::BoxFuture;
@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::time::{Instant, sleep, sleep_until};
+use tokio::time::{Instant, sleep_until};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -71,7 +71,13 @@ pub async fn run<S>(
 pub async fn finish(gateway: &Gateway, meta: &ConnectionMeta, code: u16, reason: &str) {
     let ending = Ending::new(code, reason);
     tracing::debug!(connection_id = %meta.connection_id, code, reason = %ending.reason, "disconnected");
-    let event = Event::disconnect(&gateway.api, meta, new_id(), ending.code, &ending.reason);
+    let event = Event::disconnect(
+        &gateway.api,
+        meta,
+        new_shared_id(),
+        ending.code,
+        &ending.reason,
+    );
     let mut integration = None;
     let routing = gateway.routing();
     if let Some(route) = routing.route("$disconnect") {
@@ -99,22 +105,20 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let limits = &gateway.limits;
-    // One timer for the idle and the duration limit (both end the
-    // connection with 1001): at the earlier of the two. A timer is ~130
-    // bytes that every idle connection keeps.
     let ends_at = Instant::now() + limits.max_duration;
     let expiry_after = |activity: Instant| (activity + limits.idle_timeout).min(ends_at);
-    let expiry = sleep_until(expiry_after(Instant::now()));
-    // Armed while a frame is being written: a client that stops reading
-    // cannot hold the connection (or shutdown) hostage.
-    let write_deadline = sleep(limits.write_timeout);
-    // Armed by DeleteConnection: what was queued before it, and the close
-    // frame, have this long to reach the client.
-    let close_deadline = sleep(CLOSE_WAIT);
+    let mut deadlines = Deadlines {
+        expiry: expiry_after(Instant::now()),
+        write: None,
+        close: None,
+    };
+    // One timer, at the earliest deadline: a timer is 112 bytes that
+    // every idle connection keeps.
+    let timer = sleep_until(deadlines.expiry);
     let mut closing = false;
     // The close code `$disconnect` sees if the client never takes the close.
     let mut closing_code = 1000;
-    tokio::pin!(expiry, write_deadline, close_deadline);
+    tokio::pin!(timer);
     // The messages being handled, polled by this task: API Gateway handles
     // a connection's messages concurrently, and doing it here rather than
     // on a task per message saves a spawn and a wake-up per message. At
@@ -136,9 +140,8 @@ where
             match begin_write(&mut socket, item) {
                 Ok(charge) => {
                     writing = Some(charge);
-                    write_deadline
-                        .as_mut()
-                        .reset(Instant::now() + limits.write_timeout);
+                    deadlines.write = Some(Instant::now() + limits.write_timeout);
+                    timer.as_mut().reset(deadlines.earliest());
                 }
                 Err(exit) => break exit,
             }
@@ -164,20 +167,28 @@ where
                 });
                 closing = true;
                 closing_code = 1001;
-                close_deadline.as_mut().reset(Instant::now() + CLOSE_WAIT);
+                deadlines.close = Some(Instant::now() + CLOSE_WAIT);
+                timer.as_mut().reset(deadlines.earliest());
             }
-            _ = &mut expiry => break Exit::going_away(),
+            _ = &mut timer => {
+                let now = Instant::now();
+                if now >= deadlines.expiry {
+                    break Exit::going_away();
+                }
+                if deadlines.close.is_some_and(|at| now >= at) {
+                    tracing::debug!(connection_id = %entry.meta.connection_id, "client did not take its close frame in time");
+                    break Exit::Gone(Ending::new(closing_code, ""));
+                }
+                if deadlines.write.is_some_and(|at| now >= at) {
+                    tracing::debug!(connection_id = %entry.meta.connection_id, "client stopped reading; disconnecting");
+                    break Exit::Gone(Ending::new(1006, ""));
+                }
+                timer.as_mut().reset(deadlines.earliest());
+            }
             _ = entry.close_requested(), if !closing => {
                 closing = true;
-                close_deadline.as_mut().reset(Instant::now() + CLOSE_WAIT);
-            }
-            _ = &mut close_deadline, if closing => {
-                tracing::debug!(connection_id = %entry.meta.connection_id, "client did not take its close frame in time");
-                break Exit::Gone(Ending::new(closing_code, ""));
-            }
-            _ = &mut write_deadline, if writing.is_some() => {
-                tracing::debug!(connection_id = %entry.meta.connection_id, "client stopped reading; disconnecting");
-                break Exit::Gone(Ending::new(1006, ""));
+                deadlines.close = Some(Instant::now() + CLOSE_WAIT);
+                timer.as_mut().reset(deadlines.earliest());
             }
             // A reply comes back here rather than through `outbound`: a
             // task that wakes itself is rescheduled and wakes an idle
@@ -200,7 +211,9 @@ where
                         // A message that reached the client is activity,
                         // as on API Gateway: services built on it keep
                         // connections open by pushing every 9.5 minutes.
-                        expiry.as_mut().reset(expiry_after(Instant::now()));
+                        deadlines.write = None;
+                        deadlines.expiry = expiry_after(Instant::now());
+                        timer.as_mut().reset(deadlines.earliest());
                         continue;
                     }
                     Io::Flushed(Err(_)) => break Exit::Gone(Ending::new(1006, "")),
@@ -209,7 +222,8 @@ where
                 let now = Instant::now();
                 match frame {
                     Some(Ok(Message::Text(text))) => {
-                        expiry.as_mut().reset(expiry_after(now));
+                        deadlines.expiry = expiry_after(now);
+                        timer.as_mut().reset(deadlines.earliest());
                         entry.received(chrono::Utc::now().timestamp_millis());
                         let handled = handle_message(gateway, entry, text.to_string(), false);
                         in_flight.get_or_insert_with(FuturesUnordered::new).push(Box::pin(handled));
@@ -219,7 +233,8 @@ where
                             break Exit::Close(CloseCode::Unsupported, "Binary frames are not supported".into());
                         }
                         BinaryMode::Base64 => {
-                            expiry.as_mut().reset(expiry_after(now));
+                            deadlines.expiry = expiry_after(now);
+                        timer.as_mut().reset(deadlines.earliest());
                             entry.received(chrono::Utc::now().timestamp_millis());
                             let handled = handle_message(gateway, entry, BASE64.encode(&data), true);
                             in_flight.get_or_insert_with(FuturesUnordered::new).push(Box::pin(handled));
@@ -265,6 +280,28 @@ where
             ending
         }
         Exit::Gone(ending) => ending,
+    }
+}
+
+/// When the connection ends unless something happens first.
+struct Deadlines {
+    /// The idle and the duration limit, whichever comes first (both end
+    /// the connection with 1001).
+    expiry: Instant,
+    /// Set while a frame is being written: a client that stops reading
+    /// cannot hold the connection (or shutdown) hostage.
+    write: Option<Instant>,
+    /// Set by DeleteConnection or shutdown: what was queued before it,
+    /// and the close frame, have until then to reach the client.
+    close: Option<Instant>,
+}
+
+impl Deadlines {
+    fn earliest(&self) -> Instant {
+        [self.write, self.close]
+            .into_iter()
+            .flatten()
+            .fold(self.expiry, Instant::min)
     }
 }
 
@@ -382,16 +419,16 @@ async fn route_message(
     is_base64_encoded: bool,
 ) -> Option<Message> {
     let meta = &entry.meta;
-    let request_id = new_id();
+    let request_id = new_shared_id();
     let selection_input = (!is_base64_encoded).then_some(body.as_str());
     let routing = gateway.routing();
     let route = routing.select_route(selection_input);
-    let route_key = route.map_or("$default", |r| r.key.as_str());
+    let route_key = route.map_or_else(|| "$default".into(), |r| Arc::clone(&r.key));
     let event = Event::message(
         &gateway.api,
         meta,
         route_key,
-        request_id.clone(),
+        Arc::clone(&request_id),
         new_id(),
         body,
         is_base64_encoded,

@@ -12,7 +12,7 @@ use crate::auth::keyring::Caller;
 use crate::auth::policy::INVOKE;
 use crate::auth::{AuthError, sigv4};
 use crate::events::{ConnectionMeta, Event, HandshakeRequest};
-use crate::ids::new_id;
+use crate::ids::new_shared_id;
 use base64::Engine;
 use bytes::BytesMut;
 use std::net::SocketAddr;
@@ -342,11 +342,11 @@ where
         return None;
     }
     let mut meta = ConnectionMeta {
-        connection_id: gateway.registry.new_connection_id(),
+        connection_id: gateway.registry.new_connection_id().into(),
         connected_at: chrono::Utc::now().timestamp_millis(),
-        source_ip: peer.ip().to_string(),
-        user_agent: head.header("user-agent").map(str::to_string),
-        domain_name: head.header("host").unwrap_or_default().trim().to_string(),
+        source_ip: peer.ip().to_string().into(),
+        user_agent: head.header("user-agent").map(Arc::from),
+        domain_name: head.header("host").unwrap_or_default().trim().into(),
         caller: None,
         authorizer: None,
     };
@@ -354,7 +354,7 @@ where
         headers: with_forwarding_headers(&head.headers, peer, local),
         query: head.query().map(str::to_string),
     };
-    let request_id = new_id();
+    let request_id = new_shared_id();
     if !gateway.admit() {
         gateway.log(|| Record::refused_upgrade(&meta, &gateway.api, 429, "Too Many Requests"));
         write_response(stream, 429, &[], &message_body("Too Many Requests")).await;
@@ -424,7 +424,7 @@ where
     if route.is_some() || gateway.access_log.is_some() || console::get().is_some() {
         let mut event = Event::connect(&gateway.api, &meta, request_id, &request);
         if connect_authorizer.is_some() {
-            event.request_context.authorizer = connect_authorizer;
+            event.request_context.authorizer = connect_authorizer.map(Arc::new);
         }
         let (status, body, integration) = match route {
             None => (101, None, None),

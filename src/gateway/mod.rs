@@ -38,7 +38,8 @@ pub const SHUTDOWN_DISCONNECTS_AT_ONCE: usize = 128;
 /// One route: its integration and how the gateway treats its replies.
 #[derive(Clone)]
 pub struct Route {
-    pub key: String,
+    /// Shared with every event routed here.
+    pub key: Arc<str>,
     pub integration: Arc<dyn Integration>,
     /// `None`: the API's integration timeout (29 s, as API Gateway).
     pub timeout: Option<Duration>,

@@ -215,7 +215,8 @@ pub trait Registry: Send + Sync + 'static {
 /// The registry of a single gateway process.
 #[derive(Default)]
 pub struct InMemoryRegistry {
-    connections: DashMap<String, Arc<ConnectionEntry>>,
+    /// Keyed by the id the entry's metadata holds (shared, not copied).
+    connections: DashMap<Arc<str>, Arc<ConnectionEntry>>,
 }
 
 impl InMemoryRegistry {
@@ -228,7 +229,7 @@ impl InMemoryRegistry {
     /// ids answer Gone from now on and each `$disconnect` runs.
     pub fn close_all(&self, code: CloseCode, reason: &str) {
         for id in self.ids() {
-            if let Some((_, entry)) = self.connections.remove(&id) {
+            if let Some((_, entry)) = self.connections.remove(id.as_str()) {
                 entry.close(CloseFrame {
                     code,
                     reason: reason.to_string().into(),
@@ -249,7 +250,7 @@ impl InMemoryRegistry {
 impl Registry for InMemoryRegistry {
     fn register(&self, entry: Arc<ConnectionEntry>) {
         self.connections
-            .insert(entry.meta.connection_id.clone(), entry);
+            .insert(Arc::clone(&entry.meta.connection_id), entry);
     }
 
     fn unregister(&self, connection_id: &str) {
@@ -281,8 +282,8 @@ impl Registry for InMemoryRegistry {
         Ok(ConnectionInfo {
             connected_at: entry.meta.connected_at,
             last_active_at: entry.last_active_at(),
-            source_ip: entry.meta.source_ip.clone(),
-            user_agent: entry.meta.user_agent.clone(),
+            source_ip: entry.meta.source_ip.to_string(),
+            user_agent: entry.meta.user_agent.as_deref().map(str::to_string),
         })
     }
 
@@ -291,7 +292,10 @@ impl Registry for InMemoryRegistry {
     }
 
     fn ids(&self) -> Vec<String> {
-        self.connections.iter().map(|e| e.key().clone()).collect()
+        self.connections
+            .iter()
+            .map(|e| e.key().to_string())
+            .collect()
     }
 
     fn local_connections(&self) -> Vec<Arc<ConnectionEntry>> {

@@ -211,7 +211,7 @@ async fn overview(apis: &[ServedApi]) -> Overview {
             .routes
             .values()
             .map(|route| RouteOverview {
-                key: route.key.clone(),
+                key: route.key.to_string(),
                 kind: route.integration.kind(),
                 target: route.integration.describe(),
                 return_response: route.return_response,
@@ -235,8 +235,8 @@ async fn overview(apis: &[ServedApi]) -> Overview {
         };
         overviews.push(ApiOverview {
             name: gateway.name.clone(),
-            api_id: gateway.api.api_id.clone(),
-            stage: gateway.api.stage.clone(),
+            api_id: gateway.api.api_id.to_string(),
+            stage: gateway.api.stage.to_string(),
             url: served.url.clone(),
             management_endpoint: served.management_endpoint.clone(),
             connections: gateway.registry.count(),
@@ -303,9 +303,9 @@ fn connections(apis: &[ServedApi], search: Option<&str>) -> ConnectionList {
                     let (messages_in, messages_out) = entry.message_counts();
                     ConnectionRow {
                         api: api.clone(),
-                        connection_id: meta.connection_id.clone(),
-                        source_ip: meta.source_ip.clone(),
-                        user_agent: meta.user_agent.clone(),
+                        connection_id: meta.connection_id.to_string(),
+                        source_ip: meta.source_ip.to_string(),
+                        user_agent: meta.user_agent.as_deref().map(str::to_string),
                         connected_at: meta.connected_at,
                         last_active_at: entry.last_active_at(),
                         principal,
