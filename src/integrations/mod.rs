@@ -124,19 +124,18 @@ pub fn parse_proxy_response(reply: &[u8]) -> Result<Response, IntegrationError> 
     if reply.iter().all(u8::is_ascii_whitespace) {
         return Ok(Response::ok());
     }
-    let value: Value = serde_json::from_slice(reply)
+    let reply: ProxyReply = serde_json::from_slice(reply)
         .map_err(|e| IntegrationError::Failed(format!("handler reply is not JSON: {e}")))?;
-    let object = match value {
-        Value::Null => return Ok(Response::ok()),
-        Value::Object(object) => object,
-        other => {
+    let fields = match reply {
+        ProxyReply::Null => return Ok(Response::ok()),
+        ProxyReply::Object(fields) => fields,
+        ProxyReply::Other(kind) => {
             return Err(IntegrationError::Failed(format!(
-                "handler reply must be an object such as {{\"statusCode\": 200}}, got {}",
-                json_type(&other)
+                "handler reply must be an object such as {{\"statusCode\": 200}}, got {kind}"
             )));
         }
     };
-    let status_code = match object.get("statusCode") {
+    let status_code = match fields.status_code {
         None | Some(Value::Null) => 200,
         Some(Value::Number(n)) => n
             .as_u64()
@@ -151,28 +150,28 @@ pub fn parse_proxy_response(reply: &[u8]) -> Result<Response, IntegrationError> 
         Some(_) => return Err(malformed("statusCode must be a number")),
     };
     let mut headers = Vec::new();
-    match object.get("headers") {
+    match fields.headers {
         None | Some(Value::Null) => {}
         Some(Value::Object(map)) => {
             for (name, value) in map {
                 let value = match value {
-                    Value::String(s) => s.clone(),
+                    Value::String(s) => s,
                     Value::Number(n) => n.to_string(),
                     Value::Bool(b) => b.to_string(),
                     _ => return Err(malformed("header values must be strings")),
                 };
-                headers.push((name.clone(), value));
+                headers.push((name, value));
             }
         }
         Some(_) => return Err(malformed("headers must be an object")),
     }
-    let body = match object.get("body") {
+    let body = match fields.body {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::String(s)) => Some(s),
         // Lambda proxy bodies are strings; API Gateway stringifies others.
         Some(other) => Some(other.to_string()),
     };
-    let is_base64_encoded = matches!(object.get("isBase64Encoded"), Some(Value::Bool(true)));
+    let is_base64_encoded = matches!(fields.is_base64_encoded, Some(Value::Bool(true)));
     Ok(Response {
         status_code,
         headers,
@@ -181,19 +180,104 @@ pub fn parse_proxy_response(reply: &[u8]) -> Result<Response, IntegrationError> 
     })
 }
 
-fn malformed(what: &str) -> IntegrationError {
-    IntegrationError::Failed(format!("malformed handler reply: {what}"))
+/// A handler's reply as far as API Gateway reads it: the four fields
+/// are taken as values straight from the JSON and every other key is
+/// skipped unbuilt (a whole `Value` cost an ordered map and a copy of the
+/// body). A repeated key's last value wins, as in a parsed object.
+/// (On the stack for one parse: boxing the large variant would allocate
+/// per reply.)
+#[allow(clippy::large_enum_variant)]
+enum ProxyReply {
+    Null,
+    Object(ProxyFields),
+    /// Not an object: what it is, for the error.
+    Other(&'static str),
 }
 
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+#[derive(Default)]
+struct ProxyFields {
+    status_code: Option<Value>,
+    headers: Option<Value>,
+    body: Option<Value>,
+    is_base64_encoded: Option<Value>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(field_identifier, rename_all = "camelCase")]
+enum ProxyField {
+    StatusCode,
+    Headers,
+    Body,
+    IsBase64Encoded,
+    #[serde(other)]
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for ProxyReply {
+    fn deserialize<D: serde::Deserializer<'de>>(json: D) -> Result<Self, D::Error> {
+        json.deserialize_any(ProxyReplyVisitor)
     }
+}
+
+struct ProxyReplyVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ProxyReplyVisitor {
+    type Value = ProxyReply;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a Lambda proxy response")
+    }
+
+    fn visit_unit<E>(self) -> Result<ProxyReply, E> {
+        Ok(ProxyReply::Null)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<ProxyReply, E> {
+        Ok(ProxyReply::Other("a boolean"))
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<ProxyReply, E> {
+        Ok(ProxyReply::Other("a number"))
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<ProxyReply, E> {
+        Ok(ProxyReply::Other("a number"))
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<ProxyReply, E> {
+        Ok(ProxyReply::Other("a number"))
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<ProxyReply, E> {
+        Ok(ProxyReply::Other("a string"))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<ProxyReply, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(ProxyReply::Other("an array"))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<ProxyReply, A::Error> {
+        let mut fields = ProxyFields::default();
+        while let Some(field) = map.next_key::<ProxyField>()? {
+            let slot = match field {
+                ProxyField::StatusCode => &mut fields.status_code,
+                ProxyField::Headers => &mut fields.headers,
+                ProxyField::Body => &mut fields.body,
+                ProxyField::IsBase64Encoded => &mut fields.is_base64_encoded,
+                ProxyField::Other => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    continue;
+                }
+            };
+            *slot = Some(map.next_value()?);
+        }
+        Ok(ProxyReply::Object(fields))
+    }
+}
+
+fn malformed(what: &str) -> IntegrationError {
+    IntegrationError::Failed(format!("malformed handler reply: {what}"))
 }
 
 #[cfg(test)]
@@ -230,6 +314,76 @@ mod tests {
         );
     }
 
+    /// What the reply gives when read as one whole `Value`, as it was:
+    /// the direct reading must agree with it on every input.
+    fn read_as_value(reply: &[u8]) -> Option<(u16, Option<Value>, Option<Value>, bool)> {
+        let object = match serde_json::from_slice::<Value>(reply).ok()? {
+            Value::Object(object) => object,
+            _ => return None,
+        };
+        let status = match object.get("statusCode") {
+            None | Some(Value::Null) => 200,
+            Some(other) => other
+                .as_u64()
+                .or_else(|| other.as_str()?.parse().ok())
+                .filter(|n| (200..=599).contains(n))? as u16,
+        };
+        Some((
+            status,
+            object.get("headers").cloned(),
+            object.get("body").cloned(),
+            object.get("isBase64Encoded") == Some(&Value::Bool(true)),
+        ))
+    }
+
+    #[test]
+    fn the_direct_reading_agrees_with_a_whole_value() {
+        for reply in [
+            &br#"{"statusCode":200,"body":"a","body":"b"}"#[..],
+            br#"{"x":{"deep":[1,2,{"statusCode":500}]},"statusCode":201}"#,
+            br#"{"statusCode":"404","headers":{"a":"1","b":2,"c":true},"isBase64Encoded":true,"body":"aGk="}"#,
+            br#"{"body":[1,"two",null],"isBase64Encoded":"true"}"#,
+            br#"{"\u0062ody":"escaped key","headers":null}"#,
+            br#"{"statusCode":null,"body":null}"#,
+            br#"{"statusCode":250.0}"#,
+        ] {
+            let expected = read_as_value(reply);
+            let got = parse_proxy_response(reply).ok().map(|r| {
+                (
+                    r.status_code,
+                    r.body,
+                    r.headers,
+                    r.is_base64_encoded,
+                )
+            });
+            match (expected, got) {
+                (Some((status, headers, body, base64)), Some((s, b, h, b64))) => {
+                    assert_eq!(status, s, "{}", String::from_utf8_lossy(reply));
+                    let body = body.filter(|b| !b.is_null()).map(|b| match b {
+                        Value::String(s) => s,
+                        other => other.to_string(),
+                    });
+                    assert_eq!(body, b, "{}", String::from_utf8_lossy(reply));
+                    let headers: Vec<(String, String)> = match headers {
+                        Some(Value::Object(map)) => map
+                            .into_iter()
+                            .map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+                            .collect(),
+                        _ => Vec::new(),
+                    };
+                    assert_eq!(headers, h, "{}", String::from_utf8_lossy(reply));
+                    assert_eq!(base64, b64);
+                }
+                // Both refuse it.
+                (None, None) => {}
+                (expected, got) => panic!(
+                    "{}: as a Value {expected:?}, read directly {got:?}",
+                    String::from_utf8_lossy(reply)
+                ),
+            }
+        }
+    }
+
     #[test]
     fn malformed_replies_fail() {
         for reply in [
@@ -242,6 +396,9 @@ mod tests {
             br#"{"statusCode":true}"#,
             br#"{"headers":[1]}"#,
             br#"{"headers":{"a":{"b":1}}}"#,
+            br#"{"statusCode":200"#,
+            br#"[1,{"statusCode":200}"#,
+            br#"{"statusCode":200} trailing"#,
         ] {
             assert!(
                 parse_proxy_response(reply).is_err(),
