@@ -6,6 +6,7 @@
 use crate::process::peer;
 use crate::process::tree::ProcessTree;
 use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Body;
@@ -287,26 +288,28 @@ async fn next(state: &State) -> Response<Full<Bytes>> {
         invocation.request_id.clone(),
         (invocation.reply, Instant::now()),
     );
-    Response::builder()
-        .status(StatusCode::OK)
-        .header("content-type", "application/json")
-        .header("Lambda-Runtime-Aws-Request-Id", &invocation.request_id)
-        .header(
-            "Lambda-Runtime-Deadline-Ms",
-            invocation.deadline_ms.to_string(),
-        )
-        .header("Lambda-Runtime-Invoked-Function-Arn", &state.function_arn)
-        .header(
-            "Lambda-Runtime-Trace-Id",
-            format!(
-                "Root=1-{:08x}-{}",
-                chrono::Utc::now().timestamp(),
-                &invocation.request_id
-            ),
-        )
-        .body(Full::new(invocation.payload))
-        .expect("valid response parts")
+    // Names as constants (no parsing per invocation); values checked by
+    // `HeaderValue`, which a request id or ARN always passes.
+    let value = |text: &str| HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static(""));
+    let trace = format!(
+        "Root=1-{:08x}-{}",
+        chrono::Utc::now().timestamp(),
+        &invocation.request_id
+    );
+    let mut response = Response::new(Full::new(invocation.payload));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(REQUEST_ID, value(&invocation.request_id));
+    headers.insert(DEADLINE_MS, HeaderValue::from(invocation.deadline_ms));
+    headers.insert(FUNCTION_ARN, value(&state.function_arn));
+    headers.insert(TRACE_ID, value(&trace));
+    response
 }
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("lambda-runtime-aws-request-id");
+const DEADLINE_MS: HeaderName = HeaderName::from_static("lambda-runtime-deadline-ms");
+const FUNCTION_ARN: HeaderName = HeaderName::from_static("lambda-runtime-invoked-function-arn");
+const TRACE_ID: HeaderName = HeaderName::from_static("lambda-runtime-trace-id");
 
 async fn read<B>(request: Request<B>) -> Result<Bytes, String>
 where
@@ -331,8 +334,14 @@ fn parse_error(body: &[u8]) -> (String, String) {
     )
 }
 
+/// What every response and error post gets back: a constant body.
 fn accepted() -> Response<Full<Bytes>> {
-    reply(StatusCode::ACCEPTED, json!({ "status": "OK" }))
+    let mut response = Response::new(Full::new(Bytes::from_static(br#"{"status":"OK"}"#)));
+    *response.status_mut() = StatusCode::ACCEPTED;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
 fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
