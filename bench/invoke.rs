@@ -145,8 +145,11 @@ async fn stage_breakdown(url: &str, raw: &str, seconds: f64) {
         let (sum0, count0) = before.get(stage).copied().unwrap_or_default();
         (sum - sum0) / (count - count0).max(1.0) * 1e6
     };
-    let (dispatch, instance, back) = (mean_us("dispatch"), mean_us("instance"), mean_us("return"));
-    let share = function.mean_us - instance - raw.mean_us;
+    let (waiting, dispatch) = (mean_us("awaiting_runtime"), mean_us("dispatch"));
+    let (instance, back) = (mean_us("instance"), mean_us("return"));
+    // Waiting for the runtime to ask for the next event is the runtime's
+    // time (between its answer and its next /next), not the gateway's.
+    let share = function.mean_us - instance - waiting - raw.mean_us;
     println!(
         "function invocation, Rust lambda_runtime echo, 1 connection: means in µs (stages timed by the gateway)"
     );
@@ -158,7 +161,10 @@ async fn stage_breakdown(url: &str, raw: &str, seconds: f64) {
         "  raw WebSocket echo, same run         {:>8.1}   the socket's own share",
         raw.mean_us
     );
-    println!("  dispatch: queued -> handed out       {dispatch:>8.1}   Runtime API /next answers");
+    println!(
+        "  awaiting the runtime's /next         {waiting:>8.1}   queued before the runtime asked again"
+    );
+    println!("  dispatch: ready -> handed out        {dispatch:>8.1}   Runtime API /next answers");
     println!(
         "  instance: handed out -> response in  {instance:>8.1}   runtime client, handler, loopback HTTP"
     );
@@ -168,7 +174,7 @@ async fn stage_breakdown(url: &str, raw: &str, seconds: f64) {
         share - dispatch - back
     );
     println!(
-        "  gateway's share                      {share:>8.1}   round trip - instance - raw echo (target < 30)"
+        "  gateway's share                      {share:>8.1}   round trip - instance - awaiting - raw echo (target < 30)"
     );
 }
 

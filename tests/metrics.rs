@@ -251,7 +251,13 @@ async fn metrics_pass_promtool_and_count_the_traffic_sent() {
             .into(),
         1.0,
     );
-    // The one py invocation, timed at each of the gateway's steps.
+    // The one py invocation, timed at each of the gateway's steps. Its
+    // warm instance had asked for an event before it was queued: no time
+    // awaiting the runtime.
+    let waited = r#"{function="MetricsApi-py",stage="awaiting_runtime"}"#;
+    expect(format!("wsgate_function_stage_seconds_count{waited}"), 1.0);
+    let sum = sample(&text, &format!("wsgate_function_stage_seconds_sum{waited}"));
+    assert_eq!(sum, Some(0.0), "awaiting_runtime");
     for stage in ["dispatch", "instance", "return"] {
         let series = format!(r#"{{function="MetricsApi-py",stage="{stage}"}}"#);
         expect(format!("wsgate_function_stage_seconds_count{series}"), 1.0);

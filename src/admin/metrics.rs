@@ -77,9 +77,11 @@ pub struct InstanceLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StageLabels {
     pub function: Name,
-    /// `dispatch` (queued until the Runtime API handed the event out),
-    /// `instance` (handed out until the response was read) or `return`
-    /// (read until the invocation's caller had it).
+    /// `awaiting_runtime` (queued until the runtime asked for an event:
+    /// zero when it was already waiting), `dispatch` (from then until the
+    /// Runtime API handed the event out), `instance` (handed out until the
+    /// response was read) or `return` (read until the invocation's caller
+    /// had it).
     pub stage: &'static str,
 }
 

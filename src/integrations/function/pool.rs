@@ -230,8 +230,13 @@ impl Pool {
             return;
         };
         let now = Instant::now();
+        // An event queued before the runtime asked for the next one waits
+        // for the runtime (its own time between answering and asking
+        // again), not for the gateway.
+        let ready = queued_at.max(answer.asked);
         for (stage, from, to) in [
-            ("dispatch", queued_at, answer.handed_out),
+            ("awaiting_runtime", queued_at, ready),
+            ("dispatch", ready, answer.handed_out),
             ("instance", answer.handed_out, answer.answered),
             ("return", answer.answered, now),
         ] {

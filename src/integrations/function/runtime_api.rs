@@ -36,11 +36,31 @@ pub struct Invocation {
     pub reply: oneshot::Sender<Answer>,
 }
 
-/// What the runtime reported, and when the event was handed out and the
-/// report read (the function stage metrics).
+/// When an event was handed out, and when the runtime's `/next` that
+/// took it arrived (before the event was queued, if it was waiting).
+#[derive(Debug, Clone, Copy)]
+struct Handed {
+    asked: Instant,
+    at: Instant,
+}
+
+#[cfg(fuzzing)]
+impl Handed {
+    fn now() -> Handed {
+        let now = Instant::now();
+        Handed {
+            asked: now,
+            at: now,
+        }
+    }
+}
+
+/// What the runtime reported, and when the event was asked for, handed
+/// out and the report read (the function stage metrics).
 #[derive(Debug)]
 pub struct Answer {
     pub outcome: Outcome,
+    pub asked: Instant,
     pub handed_out: Instant,
     pub answered: Instant,
 }
@@ -61,7 +81,9 @@ struct State {
     polled: watch::Sender<bool>,
     queue: tokio::sync::Mutex<mpsc::Receiver<Invocation>>,
     /// Invocations handed out, and when.
-    in_flight: Mutex<HashMap<String, (oneshot::Sender<Answer>, Instant)>>,
+    /// Handed-out invocations by request id: who waits for the answer,
+    /// and when the event was asked for and handed out.
+    in_flight: Mutex<HashMap<String, (oneshot::Sender<Answer>, Handed)>>,
     init_error: Mutex<Option<String>>,
 }
 
@@ -224,7 +246,7 @@ where
                     json!({ "errorMessage": "unknown path", "errorType": "NotFound" }),
                 );
             };
-            let Some((waiter, handed_out)) = state
+            let Some((waiter, handed)) = state
                 .in_flight
                 .lock()
                 .expect("lock poisoned")
@@ -257,7 +279,8 @@ where
             };
             let _ = waiter.send(Answer {
                 outcome,
-                handed_out,
+                asked: handed.asked,
+                handed_out: handed.at,
                 answered: Instant::now(),
             });
             accepted()
@@ -271,6 +294,7 @@ where
 
 /// Long-polls for the next invocation.
 async fn next(state: &State) -> Response<Full<Bytes>> {
+    let asked = Instant::now();
     state.polled.send_replace(true);
     let invocation = {
         let mut queue = state.queue.lock().await;
@@ -286,7 +310,13 @@ async fn next(state: &State) -> Response<Full<Bytes>> {
     };
     state.in_flight.lock().expect("lock poisoned").insert(
         invocation.request_id.clone(),
-        (invocation.reply, Instant::now()),
+        (
+            invocation.reply,
+            Handed {
+                asked,
+                at: Instant::now(),
+            },
+        ),
     );
     // Names as constants (no parsing per invocation); values checked by
     // `HeaderValue`, which a request id or ARN always passes.
@@ -379,7 +409,7 @@ pub async fn fuzz_request(method: &str, path: &str, body: Bytes) -> u16 {
         .in_flight
         .lock()
         .expect("lock poisoned")
-        .insert("fuzz-request".into(), (reply, Instant::now()));
+        .insert("fuzz-request".into(), (reply, Handed::now()));
     let Ok(method) = Method::from_bytes(method.as_bytes()) else {
         return 400;
     };
