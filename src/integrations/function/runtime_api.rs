@@ -283,6 +283,9 @@ where
                 handed_out: handed.at,
                 answered: Instant::now(),
             });
+            // The caller, just woken on this thread, runs before this task
+            // writes the 202: the client's reply goes out first.
+            tokio::task::yield_now().await;
             accepted()
         }
         _ => reply(
