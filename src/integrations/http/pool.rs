@@ -138,14 +138,16 @@ impl HttpPool {
     /// The most recently used idle connection to `origin` that is still
     /// open.
     fn checkout(&self, origin: &str) -> Option<Connection> {
-        let mut idle = self.shared.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let list = idle.get_mut(origin)?;
-        while let Some(Idle { mut connection, .. }) = list.pop() {
+        loop {
+            // Taken out under the lock, looked at (a read) outside it.
+            let Idle { mut connection, .. } = {
+                let mut idle = self.shared.idle.lock().unwrap_or_else(|e| e.into_inner());
+                idle.get_mut(origin)?.pop()?
+            };
             if connection.still_open() {
                 return Some(connection);
             }
         }
-        None
     }
 
     fn checkin(&self, origin: &str, connection: Connection) {
