@@ -234,7 +234,7 @@ where
                         }
                         BinaryMode::Base64 => {
                             deadlines.expiry = expiry_after(now);
-                        timer.as_mut().reset(deadlines.earliest());
+                            timer.as_mut().reset(deadlines.earliest());
                             entry.received(chrono::Utc::now().timestamp_millis());
                             let handled = handle_message(gateway, entry, BASE64.encode(&data), true);
                             in_flight.get_or_insert_with(FuturesUnordered::new).push(Box::pin(handled));
