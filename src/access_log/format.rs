@@ -3,7 +3,6 @@
 //! JSON templates) and missing ones are `-`, as API Gateway writes them.
 
 use super::Record;
-use std::fmt::Write;
 
 /// SST's format for `ApiGatewayWebSocket` access logs.
 pub const SST_FORMAT: &str = concat!(
@@ -162,9 +161,9 @@ impl Format {
                 Part::Text(text) => line.push_str(text),
                 Part::Variable(_, field) => match value(record, *field) {
                     Some(Value::Text(text)) => escape_into(&mut line, text),
-                    Some(Value::Number(n)) => {
-                        let _ = write!(line, "{n}");
-                    }
+                    // itoa: `write!` through `fmt` cost ~200 instructions
+                    // a number, five numbers a line.
+                    Some(Value::Number(n)) => line.push_str(itoa::Buffer::new().format(n)),
                     None => line.push('-'),
                 },
             }
@@ -254,8 +253,8 @@ fn field_name(variable: &str) -> &str {
     }
 }
 
-/// A variable's value: borrowed text, or a number written out.
-/// A variable's value in one record.
+/// A variable's value in one record: borrowed text, or a number written
+/// out.
 enum Value<'a> {
     Text(&'a str),
     Number(i64),
