@@ -65,6 +65,9 @@ impl RouteSelector {
                 Part::Literal(text) => key.push_str(text),
                 Part::Body(path) => match lookup(body, path)? {
                     Value::Null | Value::Object(_) => return None,
+                    // A string starting the key is the key so far, as it
+                    // was parsed (the usual `$request.body.action`): no copy.
+                    Value::String(text) if key.is_empty() => key = text,
                     scalar_or_array => stringify(&scalar_or_array, &mut key),
                 },
             }
