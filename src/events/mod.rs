@@ -372,15 +372,15 @@ pub fn clf_time(time: DateTime<Utc>) -> Arc<str> {
     // Every event and access log line asks for it: format once a second
     // per thread, and share that text, rather than each time.
     thread_local! {
-        static LAST: std::cell::RefCell<(i64, Option<Arc<str>>)> = const { std::cell::RefCell::new((i64::MIN, None)) };
+        static LAST: std::cell::RefCell<(i64, Arc<str>)> = std::cell::RefCell::new((i64::MIN, Arc::from("")));
     }
     let second = time.timestamp();
     LAST.with_borrow_mut(|(at, text)| {
-        if *at != second || text.is_none() {
+        if *at != second {
             *at = second;
-            *text = Some(time.format("%d/%b/%Y:%H:%M:%S +0000").to_string().into());
+            *text = time.format("%d/%b/%Y:%H:%M:%S +0000").to_string().into();
         }
-        text.clone().unwrap_or_else(|| "".into())
+        Arc::clone(text)
     })
 }
 
