@@ -399,7 +399,9 @@ impl WebSocketApi {
         match &route.handler {
             HandlerSpec::Url(url) => {
                 let url = reqwest::Url::parse(url).map_err(|e| route_error(config, route, e))?;
-                Ok((Arc::new(HttpIntegration::new(url, client)), route.timeout))
+                let integration =
+                    HttpIntegration::new(url, client).map_err(|e| route_error(config, route, e))?;
+                Ok((Arc::new(integration), route.timeout))
             }
             HandlerSpec::Handler(_) | HandlerSpec::Command(_) => {
                 let api_id = self.effective_api_id();

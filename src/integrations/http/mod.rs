@@ -17,30 +17,19 @@ pub use pool::{HttpPool, POOL_IDLE_TIMEOUT};
 
 pub struct HttpIntegration {
     url: reqwest::Url,
-    /// `host:port`, as connected to and sent in `Host`.
-    origin: String,
-    /// The request target: the URL's path and query.
-    target: String,
+    endpoint: pool::Endpoint,
     pool: HttpPool,
 }
 
 impl HttpIntegration {
     /// Every HTTP route of an API shares its `pool`. Only `http` URLs
     /// (checked when the config is).
-    pub fn new(url: reqwest::Url, pool: &HttpPool) -> HttpIntegration {
-        let host = url.host_str().unwrap_or_default();
-        let port = url.port_or_known_default().unwrap_or(80);
-        let origin = format!("{host}:{port}");
-        let target = match url.query() {
-            Some(query) => format!("{}?{query}", url.path()),
-            None => url.path().to_string(),
-        };
-        HttpIntegration {
+    pub fn new(url: reqwest::Url, pool: &HttpPool) -> Result<HttpIntegration, String> {
+        Ok(HttpIntegration {
+            endpoint: pool::Endpoint::new(&url)?,
             url,
-            origin,
-            target,
             pool: pool.clone(),
-        }
+        })
     }
 }
 
@@ -66,7 +55,7 @@ impl Integration for HttpIntegration {
         let failed = |what: String| IntegrationError::Failed(format!("{} {what}", self.url));
         let reply = self
             .pool
-            .post(&self.origin, &self.target, payload, MAX_REPLY_BYTES)
+            .post(&self.endpoint, payload, MAX_REPLY_BYTES)
             .await
             .map_err(|error| {
                 failed(match error {

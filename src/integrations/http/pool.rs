@@ -57,6 +57,36 @@ struct Connection {
     closed: bool,
 }
 
+/// Where a route's calls go, parsed once when the route is built: the
+/// origin connected to (`host:port`, the pool's key), its `Host` header,
+/// and the request target (path and query).
+#[derive(Clone)]
+pub struct Endpoint {
+    origin: String,
+    host: http::HeaderValue,
+    target: http::Uri,
+}
+
+impl Endpoint {
+    /// From an `http` URL (the config check allows no other).
+    pub fn new(url: &url::Url) -> Result<Endpoint, String> {
+        let host = url.host_str().ok_or("the URL has no host")?;
+        let port = url.port_or_known_default().unwrap_or(80);
+        let origin = format!("{host}:{port}");
+        let target = match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_string(),
+        };
+        Ok(Endpoint {
+            host: http::HeaderValue::from_str(&origin).map_err(|e| e.to_string())?,
+            target: target
+                .parse()
+                .map_err(|e: http::uri::InvalidUri| e.to_string())?,
+            origin,
+        })
+    }
+}
+
 /// What a backend answered.
 pub struct Reply {
     pub status: http::StatusCode,
@@ -87,17 +117,16 @@ impl HttpPool {
         }
     }
 
-    /// POSTs `body` to `path` (origin form, with its query) on `origin`
-    /// (`host:port`) and reads the whole reply, up to `max_reply` bytes.
-    /// A call waits for a free slot (the gateway's timeout still applies)
-    /// rather than opening one more connection.
+    /// POSTs `body` to `endpoint` and reads the whole reply, up to
+    /// `max_reply` bytes. A call waits for a free slot (the gateway's
+    /// timeout still applies) rather than opening one more connection.
     pub async fn post(
         &self,
-        origin: &str,
-        path: &str,
+        endpoint: &Endpoint,
         body: Bytes,
         max_reply: usize,
     ) -> Result<Reply, CallError> {
+        let origin = endpoint.origin.as_str();
         let _call = self
             .shared
             .calls
@@ -106,19 +135,26 @@ impl HttpPool {
             .map_err(|_| CallError::ShutDown)?;
         self.start_sweeping();
         let request = |body: Bytes| {
-            http::Request::post(path)
-                .header(http::header::HOST, origin)
-                .header(http::header::CONTENT_TYPE, "application/json")
-                .body(Full::new(body))
+            let mut request = http::Request::new(Full::new(body));
+            *request.method_mut() = http::Method::POST;
+            *request.uri_mut() = endpoint.target.clone();
+            let headers = request.headers_mut();
+            headers.insert(http::header::HOST, endpoint.host.clone());
+            headers.insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
+            request
         };
         loop {
             let (mut connection, reused) = match self.checkout(origin) {
                 Some(connection) => (connection, true),
                 None => (Connection::open(origin).await?, false),
             };
-            let request =
-                request(body.clone()).map_err(|e| CallError::Unreachable(e.to_string()))?;
-            match connection.round_trip(request, max_reply).await {
+            match connection
+                .round_trip(request(body.clone()), max_reply)
+                .await
+            {
                 Ok(reply) => {
                     if connection.ready_again() {
                         self.checkin(origin, connection);
@@ -309,9 +345,9 @@ mod tests {
     /// A loopback backend that answers every request on a connection with
     /// `reply`, and closes the connection after `per_connection` replies.
     /// Counts the connections it accepted.
-    async fn backend(reply: &'static str, per_connection: usize) -> (String, Arc<AtomicUsize>) {
+    async fn backend(reply: &'static str, per_connection: usize) -> (Endpoint, Arc<AtomicUsize>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let origin = listener.local_addr().unwrap().to_string();
+        let origin = endpoint(listener.local_addr().unwrap());
         let accepted = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&accepted);
         tokio::spawn(async move {
@@ -343,6 +379,10 @@ mod tests {
         (origin, accepted)
     }
 
+    fn endpoint(address: std::net::SocketAddr) -> Endpoint {
+        Endpoint::new(&format!("http://{address}/").parse().unwrap()).unwrap()
+    }
+
     /// Where the first complete request in `buffer` ends.
     fn find_request(buffer: &[u8]) -> Option<usize> {
         let head = buffer.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
@@ -362,7 +402,7 @@ mod tests {
         let pool = HttpPool::new(4);
         for _ in 0..50 {
             let reply = pool
-                .post(&origin, "/", Bytes::from_static(b"{}"), 1024)
+                .post(&origin, Bytes::from_static(b"{}"), 1024)
                 .await
                 .unwrap();
             assert_eq!(reply.status, 200);
@@ -378,7 +418,7 @@ mod tests {
         for _ in 0..20 {
             let calls = (0..16).map(|_| {
                 let (pool, origin) = (pool.clone(), origin.clone());
-                tokio::spawn(async move { pool.post(&origin, "/", Bytes::new(), 1024).await })
+                tokio::spawn(async move { pool.post(&origin, Bytes::new(), 1024).await })
             });
             for call in calls.collect::<Vec<_>>() {
                 assert!(call.await.unwrap().is_ok());
@@ -396,7 +436,7 @@ mod tests {
         let pool = HttpPool::new(4);
         for _ in 0..5 {
             let reply = pool
-                .post(&origin, "/", Bytes::from_static(b"{}"), 1024)
+                .post(&origin, Bytes::from_static(b"{}"), 1024)
                 .await
                 .unwrap();
             assert_eq!(reply.status, 200);
@@ -412,7 +452,7 @@ mod tests {
         let pool = HttpPool::new(4);
         for _ in 0..3 {
             let reply = pool
-                .post(&origin, "/", Bytes::from_static(b"{}"), 1024)
+                .post(&origin, Bytes::from_static(b"{}"), 1024)
                 .await
                 .unwrap();
             assert_eq!(&reply.body[..], b"{}");
@@ -425,22 +465,18 @@ mod tests {
         let big = "HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n0123456789";
         let (origin, _) = backend(big, usize::MAX).await;
         let pool = HttpPool::new(4);
-        let error = pool
-            .post(&origin, "/", Bytes::new(), 9)
-            .await
-            .err()
-            .unwrap();
+        let error = pool.post(&origin, Bytes::new(), 9).await.err().unwrap();
         assert!(matches!(error, CallError::TooLarge), "{error:?}");
-        assert!(pool.post(&origin, "/", Bytes::new(), 10).await.is_ok());
+        assert!(pool.post(&origin, Bytes::new(), 10).await.is_ok());
     }
 
     #[tokio::test]
     async fn nothing_listening_is_unreachable() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let origin = listener.local_addr().unwrap().to_string();
+        let origin = endpoint(listener.local_addr().unwrap());
         drop(listener);
         let error = HttpPool::new(4)
-            .post(&origin, "/", Bytes::new(), 1024)
+            .post(&origin, Bytes::new(), 1024)
             .await
             .err()
             .unwrap();
@@ -452,7 +488,7 @@ mod tests {
         let cut = "HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{\"partial";
         let (origin, _) = backend(cut, 1).await;
         let error = HttpPool::new(4)
-            .post(&origin, "/", Bytes::new(), 1024)
+            .post(&origin, Bytes::new(), 1024)
             .await
             .err()
             .unwrap();
