@@ -71,7 +71,15 @@ pub async fn open_whoami(url: &str, addr: SocketAddr, n: usize) -> Vec<(Socket, 
                     .bind(format!("127.0.0.{}:0", 1 + i % 16).parse().unwrap())
                     .unwrap();
                 let stream = socket.connect(addr).await.unwrap();
-                let (mut ws, _) = tokio_tungstenite::client_async(url, stream).await.unwrap();
+                // A 4 KiB read buffer, as the echo bench's clients: with
+                // tungstenite's default (128 KiB) every read zeroes 128 KiB,
+                // client work that would count against the gateway here.
+                let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+                    .read_buffer_size(4 * 1024);
+                let (mut ws, _) =
+                    tokio_tungstenite::client_async_with_config(url, stream, Some(config))
+                        .await
+                        .unwrap();
                 ws.send(Message::text(r#"{"action":"whoami"}"#))
                     .await
                     .unwrap();
