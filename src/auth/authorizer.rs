@@ -3,7 +3,7 @@
 //! matching statement or a failed authorizer refuses it with 403; a missing
 //! identity source refuses it with 401 before the authorizer runs.
 
-use super::policy::{INVOKE, wildcard_match};
+use super::policy::{INVOKE, wildcard_match, wildcard_match_ignore_case};
 use crate::config::IdentitySource;
 use crate::events::{AuthorizerContext, Event, RequestContext};
 use crate::integrations::Integration;
@@ -162,7 +162,7 @@ pub fn evaluate(reply: &[u8], method_arn: &str) -> Verdict {
         };
         let applies = actions
             .iter()
-            .any(|a| wildcard_match(&a.to_ascii_lowercase(), &INVOKE.to_ascii_lowercase()))
+            .any(|a| wildcard_match_ignore_case(a, INVOKE))
             && resources.iter().any(|r| wildcard_match(r, method_arn));
         match (effect, applies) {
             ("Deny", true) => return Verdict::Forbidden("the authorizer denied it".into()),

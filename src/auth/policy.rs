@@ -40,8 +40,7 @@ impl Policy {
     /// case (as IAM's), resources with.
     pub fn allows(&self, action: &str, resource: &str) -> bool {
         self.allow.iter().any(|a| {
-            wildcard_match(&a.action.to_ascii_lowercase(), &action.to_ascii_lowercase())
-                && wildcard_match(&a.resource, resource)
+            wildcard_match_ignore_case(&a.action, action) && wildcard_match(&a.resource, resource)
         })
     }
 }
@@ -60,27 +59,47 @@ pub fn execute_api_arn(
 
 /// IAM's wildcard match: `*` any run of characters, `?` exactly one.
 pub fn wildcard_match(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    // Greedy match with backtracking to the last `*`: linear in practice,
-    // never exponential.
+    matches(pattern, text, |p, t| p == t)
+}
+
+/// The same, with ASCII letters compared without case (IAM's actions).
+pub fn wildcard_match_ignore_case(pattern: &str, text: &str) -> bool {
+    matches(pattern, text, |p, t| p.eq_ignore_ascii_case(&t))
+}
+
+/// Greedy match with backtracking to the last `*`: linear in practice,
+/// never exponential. Positions are byte offsets at character
+/// boundaries, so nothing is copied (it runs on every signed call).
+fn matches(pattern: &str, text: &str, same: impl Fn(char, char) -> bool) -> bool {
     let (mut pi, mut ti) = (0, 0);
+    // Where the last `*` was, and where in the text its run ends so far.
     let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if let Some((star_pi, star_ti)) = star {
-            pi = star_pi + 1;
-            ti = star_ti + 1;
-            star = Some((star_pi, star_ti + 1));
-        } else {
-            return false;
+    while let Some(t) = text[ti..].chars().next() {
+        match pattern[pi..].chars().next() {
+            // A last `*` takes whatever is left (`*` alone allows all).
+            Some('*') if pi + 1 == pattern.len() => return true,
+            Some('*') => {
+                star = Some((pi, ti));
+                pi += 1;
+                continue;
+            }
+            Some(p) if p == '?' || same(p, t) => {
+                pi += p.len_utf8();
+                ti += t.len_utf8();
+                continue;
+            }
+            _ => {}
         }
+        let Some((star_pi, star_ti)) = star else {
+            return false;
+        };
+        // The `*` takes one more character; the rest is tried again.
+        let taken = text[star_ti..].chars().next().map_or(1, char::len_utf8);
+        pi = star_pi + 1;
+        ti = star_ti + taken;
+        star = Some((star_pi, ti));
     }
-    p[pi..].iter().all(|&c| c == '*')
+    pattern[pi..].chars().all(|c| c == '*')
 }
 
 #[cfg(test)]
@@ -104,6 +123,62 @@ mod tests {
             "api/prod/GET/@connections/x="
         ));
         assert!(wildcard_match("**a", "bba"));
+        // A `*` in the text is text: the pattern's `*` still spans it.
+        assert!(wildcard_match("*a", "*ba"));
+        assert!(!wildcard_match("a", "*"));
+        // `?` is one character, however many bytes it takes.
+        assert!(wildcard_match("a?c", "aéc"));
+        assert!(wildcard_match("é*", "éà"));
+        assert!(!wildcard_match("a?c", "aéèc"));
+        assert!(wildcard_match("*?", "é"));
+        assert!(!wildcard_match("?", ""));
+        assert!(wildcard_match_ignore_case(
+            "Execute-API:*",
+            "execute-api:Invoke"
+        ));
+        assert!(!wildcard_match("Execute-API:*", "execute-api:Invoke"));
+    }
+
+    /// The obvious recursive matcher, exponential but plainly right.
+    fn reference(pattern: &[char], text: &[char]) -> bool {
+        match (pattern.first(), text.first()) {
+            (None, _) => text.is_empty(),
+            (Some('*'), _) => {
+                reference(&pattern[1..], text)
+                    || (!text.is_empty() && reference(pattern, &text[1..]))
+            }
+            (Some(p), Some(t)) if *p == '?' || p == t => reference(&pattern[1..], &text[1..]),
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn wildcards_agree_with_the_reference_on_every_short_string() {
+        let alphabet = ['a', 'b', '*', '?', 'é'];
+        let strings = |max: usize| {
+            let mut all = vec![String::new()];
+            let mut last = vec![String::new()];
+            for _ in 0..max {
+                last = last
+                    .iter()
+                    .flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}")))
+                    .collect();
+                all.extend(last.iter().cloned());
+            }
+            all
+        };
+        let (patterns, texts) = (strings(4), strings(4));
+        for pattern in &patterns {
+            let p: Vec<char> = pattern.chars().collect();
+            for text in &texts {
+                let t: Vec<char> = text.chars().collect();
+                assert_eq!(
+                    wildcard_match(pattern, text),
+                    reference(&p, &t),
+                    "{pattern:?} against {text:?}"
+                );
+            }
+        }
     }
 
     #[test]
