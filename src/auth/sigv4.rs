@@ -13,7 +13,9 @@ use aws_sigv4::http_request::{
     SignatureLocation, SigningSettings, UriPathNormalizationMode, sign,
 };
 use aws_sigv4::sign::v4;
+use chrono::format::{Item, Parsed, StrftimeItems};
 use chrono::{DateTime, NaiveDateTime, Utc};
+use std::sync::LazyLock;
 use std::time::{Duration, SystemTime};
 use subtle::ConstantTimeEq;
 
@@ -198,8 +200,23 @@ fn claim(
     expires: Option<u64>,
     session_token: Option<&str>,
 ) -> Result<Claim, AuthError> {
-    let parts: Vec<&str> = credential.split('/').collect();
-    let [access_key_id, scope_date, region, service, terminator] = parts[..] else {
+    let mut parts = credential.split('/');
+    let (
+        Some(access_key_id),
+        Some(scope_date),
+        Some(region),
+        Some(service),
+        Some(terminator),
+        None,
+    ) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    )
+    else {
         return Err(AuthError::Incomplete(format!(
             "Credential must have the form <access key>/<date>/<region>/<service>/aws4_request, not '{credential}'."
         )));
@@ -209,7 +226,7 @@ fn claim(
             "Credential names no access key.".into(),
         ));
     }
-    let time = NaiveDateTime::parse_from_str(amz_date, AMZ_DATE_FORMAT)
+    let time = parse_amz_date(amz_date)
         .map_err(|_| {
             AuthError::Incomplete(format!(
                 "X-Amz-Date must be in the ISO 8601 basic format YYYYMMDD'T'HHMMSS'Z', not '{amz_date}'."
@@ -302,6 +319,19 @@ pub fn check_scope_and_time(claim: &Claim, region: &str, now: SystemTime) -> Res
         }
         _ => Ok(()),
     }
+}
+
+/// `NaiveDateTime::parse_from_str(text, AMZ_DATE_FORMAT)`, with the
+/// format read once rather than on every signed request.
+fn parse_amz_date(text: &str) -> chrono::ParseResult<NaiveDateTime> {
+    static ITEMS: LazyLock<Vec<Item<'static>>> = LazyLock::new(|| {
+        StrftimeItems::new(AMZ_DATE_FORMAT)
+            .parse_to_owned()
+            .expect("a valid format")
+    });
+    let mut parsed = Parsed::new();
+    chrono::format::parse(&mut parsed, text, ITEMS.iter())?;
+    parsed.to_naive_datetime_with_offset(0)
 }
 
 fn amz(time: SystemTime) -> String {
@@ -430,16 +460,16 @@ fn signature_matches(
         Location::Headers => instructions
             .headers()
             .find(|(n, _)| n.eq_ignore_ascii_case("authorization"))
-            .and_then(|(_, v)| v.split("SignedHeaders=").nth(1))
-            .and_then(|rest| rest.split(',').next())
-            .map(str::to_string),
+            .and_then(|(_, v)| v.split_once("SignedHeaders=").map(|(_, rest)| rest))
+            .and_then(|rest| rest.split(',').next()),
         Location::Query => instructions
             .params()
             .iter()
             .find(|(k, _)| *k == "X-Amz-SignedHeaders")
-            .map(|(_, v)| v.to_string()),
+            .map(|(_, v)| v.as_ref()),
     };
-    let same_headers = computed_signed_headers.as_deref() == Some(&claim.signed_headers.join(";"));
+    let same_headers = computed_signed_headers
+        .is_some_and(|computed| computed.split(';').eq(claim.signed_headers.iter()));
     let same_signature: bool = signature
         .as_bytes()
         .ct_eq(claim.signature.as_bytes())

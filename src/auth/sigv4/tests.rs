@@ -307,6 +307,27 @@ fn parses_what_is_missing_or_malformed() {
     ))
     .unwrap_err();
     assert!(no_host.to_string().contains("'Host'"), "{no_host}");
+    let short: &'static [(&str, &str)] = &[
+        (
+            "Authorization",
+            "AWS4-HMAC-SHA256 Credential=A/20260101/us-east-1/execute-api, SignedHeaders=host, Signature=00",
+        ),
+        ("X-Amz-Date", "20260101T000000Z"),
+    ];
+    let long: &'static [(&str, &str)] = &[
+        (
+            "Authorization",
+            "AWS4-HMAC-SHA256 Credential=A/20260101/us-east-1/execute-api/aws4_request/more, SignedHeaders=host, Signature=00",
+        ),
+        ("X-Amz-Date", "20260101T000000Z"),
+    ];
+    for headers in [short, long] {
+        let odd = parse(&request(headers, None)).unwrap_err();
+        assert!(
+            odd.to_string().contains("Credential must have the form"),
+            "{odd}"
+        );
+    }
     let bad_date = parse(&request(
         &[
             ("Authorization", "AWS4-HMAC-SHA256 Credential=A/20260101/us-east-1/execute-api/aws4_request, SignedHeaders=host, Signature=00"),
@@ -379,4 +400,28 @@ fn odd_request_targets_are_mismatches_not_panics() {
         );
     }
     signed.verify(SECRET, None, SystemTime::now()).unwrap();
+}
+
+#[test]
+fn amz_dates_parse_as_chrono_parses_them() {
+    for text in [
+        "20260101T000000Z",
+        "20261231T235959Z",
+        "20240229T120000Z",
+        "20230229T120000Z",
+        "20260101T240000Z",
+        "20260101T000000",
+        "20260101T000000Z ",
+        "2026-01-01T00:00:00Z",
+        "yesterday",
+        "",
+        "120260101T000000Z",
+        "20260101T0000Z",
+    ] {
+        assert_eq!(
+            parse_amz_date(text).ok(),
+            NaiveDateTime::parse_from_str(text, AMZ_DATE_FORMAT).ok(),
+            "{text:?}"
+        );
+    }
 }
