@@ -74,6 +74,8 @@ pub enum Outcome {
 
 struct State {
     function_arn: String,
+    /// The same, as the header every event carries.
+    function_arn_header: HeaderValue,
     /// The instance's processes: only they may connect.
     tree: OnceLock<Arc<ProcessTree>>,
     tree_known: Notify,
@@ -110,6 +112,7 @@ impl RuntimeApi {
         let addr = listener.local_addr()?;
         let (tx, rx) = mpsc::channel(1);
         let state = Arc::new(State {
+            function_arn_header: header_value(&function_arn),
             function_arn,
             tree: OnceLock::new(),
             tree_known: Notify::new(),
@@ -219,17 +222,17 @@ where
     B: Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let path = request.uri().path().to_string();
-    let Some(rest) = path.strip_prefix(PREFIX) else {
+    let (head, body) = request.into_parts();
+    let Some(rest) = head.uri.path().strip_prefix(PREFIX) else {
         return reply(
             StatusCode::NOT_FOUND,
             json!({ "errorMessage": "unknown path", "errorType": "NotFound" }),
         );
     };
-    match (request.method().clone(), rest) {
+    match (head.method, rest) {
         (Method::GET, "/invocation/next") => next(state).await,
         (Method::POST, "/init/error") => {
-            let body = read(request).await.unwrap_or_default();
+            let body = read(body).await.unwrap_or_default();
             let (error_type, message) = parse_error(&body);
             tracing::error!(function = %state.function_arn, error_type, message, "handler failed to initialize");
             *state.init_error.lock().expect("lock poisoned") =
@@ -257,7 +260,7 @@ where
                     json!({ "errorMessage": format!("unknown request id {request_id}"), "errorType": "InvalidRequestID" }),
                 );
             };
-            let outcome = match (kind, read(request).await) {
+            let outcome = match (kind, read(body).await) {
                 ("response", Ok(body)) => Outcome::Response(body),
                 ("response", Err(message)) => Outcome::Error {
                     error_type: "Runtime.ResponseTooLarge".into(),
@@ -298,7 +301,10 @@ where
 /// Long-polls for the next invocation.
 async fn next(state: &State) -> Response<Full<Bytes>> {
     let asked = Instant::now();
-    state.polled.send_replace(true);
+    // Watchers are woken once, at the first poll, not at every one.
+    state
+        .polled
+        .send_if_modified(|polled| !std::mem::replace(polled, true));
     let invocation = {
         let mut queue = state.queue.lock().await;
         match queue.recv().await {
@@ -321,9 +327,7 @@ async fn next(state: &State) -> Response<Full<Bytes>> {
             },
         ),
     );
-    // Names as constants (no parsing per invocation); values checked by
-    // `HeaderValue`, which a request id or ARN always passes.
-    let value = |text: &str| HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static(""));
+    // Names as constants (no parsing per invocation).
     let trace = format!(
         "Root=1-{:08x}-{}",
         chrono::Utc::now().timestamp(),
@@ -332,10 +336,10 @@ async fn next(state: &State) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(invocation.payload));
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(REQUEST_ID, value(&invocation.request_id));
+    headers.insert(REQUEST_ID, header_value(&invocation.request_id));
     headers.insert(DEADLINE_MS, HeaderValue::from(invocation.deadline_ms));
-    headers.insert(FUNCTION_ARN, value(&state.function_arn));
-    headers.insert(TRACE_ID, value(&trace));
+    headers.insert(FUNCTION_ARN, state.function_arn_header.clone());
+    headers.insert(TRACE_ID, header_value(&trace));
     response
 }
 
@@ -344,12 +348,18 @@ const DEADLINE_MS: HeaderName = HeaderName::from_static("lambda-runtime-deadline
 const FUNCTION_ARN: HeaderName = HeaderName::from_static("lambda-runtime-invoked-function-arn");
 const TRACE_ID: HeaderName = HeaderName::from_static("lambda-runtime-trace-id");
 
-async fn read<B>(request: Request<B>) -> Result<Bytes, String>
+/// A header value checked by `HeaderValue`, which a request id, trace id
+/// or ARN always passes.
+fn header_value(text: &str) -> HeaderValue {
+    HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static(""))
+}
+
+async fn read<B>(body: B) -> Result<Bytes, String>
 where
     B: Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    Limited::new(request.into_body(), MAX_RESPONSE_BYTES)
+    Limited::new(body, MAX_RESPONSE_BYTES)
         .collect()
         .await
         .map(|c| c.to_bytes())
@@ -391,8 +401,10 @@ fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
 #[cfg(fuzzing)]
 pub async fn fuzz_request(method: &str, path: &str, body: Bytes) -> u16 {
     let (queue, receiver) = mpsc::channel(1);
+    let function_arn = "arn:aws:lambda:us-east-1:000000000000:function:fuzz";
     let state = State {
-        function_arn: "arn:aws:lambda:us-east-1:000000000000:function:fuzz".into(),
+        function_arn: function_arn.into(),
+        function_arn_header: header_value(function_arn),
         tree: OnceLock::new(),
         tree_known: Notify::new(),
         polled: watch::Sender::new(false),
