@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::time::{Instant, sleep_until};
+use tokio::time::{Instant, Sleep, sleep_until};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -141,7 +141,7 @@ where
                 Ok(charge) => {
                     writing = Some(charge);
                     deadlines.write = Some(Instant::now() + limits.write_timeout);
-                    timer.as_mut().reset(deadlines.earliest());
+                    arm_if_earlier(timer.as_mut(), deadlines.earliest());
                 }
                 Err(exit) => break exit,
             }
@@ -168,7 +168,7 @@ where
                 closing = true;
                 closing_code = 1001;
                 deadlines.close = Some(Instant::now() + CLOSE_WAIT);
-                timer.as_mut().reset(deadlines.earliest());
+                arm_if_earlier(timer.as_mut(), deadlines.earliest());
             }
             _ = &mut timer => {
                 let now = Instant::now();
@@ -183,12 +183,13 @@ where
                     tracing::debug!(connection_id = %entry.meta.connection_id, "client stopped reading; disconnecting");
                     break Exit::Gone(Ending::new(1006, ""));
                 }
+                // Fired for a deadline that has since moved later: the next one.
                 timer.as_mut().reset(deadlines.earliest());
             }
             _ = entry.close_requested(), if !closing => {
                 closing = true;
                 deadlines.close = Some(Instant::now() + CLOSE_WAIT);
-                timer.as_mut().reset(deadlines.earliest());
+                arm_if_earlier(timer.as_mut(), deadlines.earliest());
             }
             // A reply comes back here rather than through `outbound`: a
             // task that wakes itself is rescheduled and wakes an idle
@@ -213,7 +214,7 @@ where
                         // connections open by pushing every 9.5 minutes.
                         deadlines.write = None;
                         deadlines.expiry = expiry_after(Instant::now());
-                        timer.as_mut().reset(deadlines.earliest());
+                        arm_if_earlier(timer.as_mut(), deadlines.earliest());
                         continue;
                     }
                     Io::Flushed(Err(_)) => break Exit::Gone(Ending::new(1006, "")),
@@ -223,7 +224,7 @@ where
                 match frame {
                     Some(Ok(Message::Text(text))) => {
                         deadlines.expiry = expiry_after(now);
-                        timer.as_mut().reset(deadlines.earliest());
+                        arm_if_earlier(timer.as_mut(), deadlines.earliest());
                         entry.received(chrono::Utc::now().timestamp_millis());
                         let handled = handle_message(gateway, entry, text.to_string(), false);
                         in_flight.get_or_insert_with(FuturesUnordered::new).push(Box::pin(handled));
@@ -234,7 +235,7 @@ where
                         }
                         BinaryMode::Base64 => {
                             deadlines.expiry = expiry_after(now);
-                            timer.as_mut().reset(deadlines.earliest());
+                            arm_if_earlier(timer.as_mut(), deadlines.earliest());
                             entry.received(chrono::Utc::now().timestamp_millis());
                             let handled = handle_message(gateway, entry, BASE64.encode(&data), true);
                             in_flight.get_or_insert_with(FuturesUnordered::new).push(Box::pin(handled));
@@ -302,6 +303,16 @@ impl Deadlines {
             .into_iter()
             .flatten()
             .fold(self.expiry, Instant::min)
+    }
+}
+
+/// Moves the timer to `earliest` when that comes before it. A deadline
+/// that moved later (activity, a write done) waits for the timer to fire
+/// and look: resetting it takes the timer wheel's lock, which every
+/// message would otherwise do three times.
+fn arm_if_earlier(timer: Pin<&mut Sleep>, earliest: Instant) {
+    if earliest < timer.deadline() {
+        timer.reset(earliest);
     }
 }
 
