@@ -112,8 +112,8 @@ where
         write: None,
         close: None,
     };
-    // One timer, at the earliest deadline: a timer is 112 bytes that
-    // every idle connection keeps.
+    // One timer, at or before the earliest deadline (see `arm_if_earlier`):
+    // a timer is 112 bytes that every idle connection keeps.
     let timer = sleep_until(deadlines.expiry);
     let mut closing = false;
     // The close code `$disconnect` sees if the client never takes the close.
