@@ -193,6 +193,58 @@ async fn forged_and_truncated_ids_are_gone_without_a_guess() {
     b.shutdown().await;
 }
 
+/// A call its owner never answers is 503 while the owner holds its slot,
+/// and 410 once the slot is given back: a node leaving can drop the calls
+/// that reach it as it unsubscribes, but it closed every connection
+/// before giving its slot back. The silent owner here is a bare NATS
+/// subscriber on a slot's subject, its lease written and deleted by hand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_nobody_answers_is_gone_once_the_owners_slot_is_free() {
+    use futures_util::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start(dir.path());
+    let a = node(settings(&nats.url(), "a")).await;
+    let key = a.generated_credentials().unwrap().clone();
+    let endpoint = a.management_endpoint();
+    let silent_id = unheld_slot_id(&[&a]);
+    let slot = wsgate::ids::slot_of(&silent_id).unwrap();
+
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let _silent = client
+        .subscribe(format!("wsgate.*.*.{slot}"))
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+    // The lease bucket's keys are `<api>_<stage>.<slot>`: node a's names the prefix.
+    let store = async_nats::jetstream::new(client.clone())
+        .get_key_value("wsgate_slots")
+        .await
+        .unwrap();
+    let own = format!(".{}", a.cluster().unwrap().lease().slot());
+    let keys: Vec<String> = store
+        .keys()
+        .await
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+        .await;
+    let prefix = keys
+        .iter()
+        .find_map(|k| k.strip_suffix(&own))
+        .expect("node a's lease")
+        .to_string();
+    let silent_key = format!("{prefix}.{slot}");
+
+    store.put(&silent_key, "silent node".into()).await.unwrap();
+    let (status, body) = call(&key, "POST", &endpoint, &silent_id, "x").await;
+    assert_eq!(status, 503, "a held slot's silent owner: {body}");
+
+    store.delete(&silent_key).await.unwrap();
+    let (status, body) = call(&key, "POST", &endpoint, &silent_id, "x").await;
+    assert_eq!(status, 410, "a given-back slot: {body}");
+    a.shutdown().await;
+}
+
 /// An id whose slot none of `nodes` holds.
 fn unheld_slot_id(nodes: &[&wsgate::Server]) -> String {
     let held: HashSet<u16> = nodes

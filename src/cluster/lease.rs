@@ -165,6 +165,15 @@ async fn claim_any(store: &Store, holder: &Holder) -> Result<(u16, u64), String>
     ))
 }
 
+/// Whether no node holds `slot` (`None` when NATS cannot say).
+pub async fn is_free(store: &Store, prefix: &str, slot: u16) -> Option<bool> {
+    store
+        .get(key(prefix, slot))
+        .await
+        .ok()
+        .map(|entry| entry.is_none())
+}
+
 fn key(prefix: &str, slot: u16) -> String {
     format!("{prefix}.{slot}")
 }

@@ -26,10 +26,6 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_util::sync::CancellationToken;
 
-/// How long "no responders" is retried before it is taken to mean the
-/// owner is gone: long enough for a node to reconnect after its NATS
-/// server went away (its subscription is missing meanwhile), short enough
-/// that a killed node's connections answer 410 within a second.
 /// How often one node records that a slot's connections were declared
 /// gone.
 const DECLARE_EVERY: Duration = Duration::from_secs(2);
@@ -39,12 +35,20 @@ const DECLARE_EVERY: Duration = Duration::from_secs(2);
 /// a node that takes the slot again answers for its own ids.
 const GONE_REMEMBERED: Duration = lease::TTL;
 
+/// How long "no responders" is retried before it is taken to mean the
+/// owner is gone: long enough for a node to reconnect after its NATS
+/// server went away (its subscription is missing meanwhile), short enough
+/// that a killed node's connections answer 410 within a second.
 const NO_RESPONDERS_RETRIES: [Duration; 4] = [
     Duration::from_millis(50),
     Duration::from_millis(100),
     Duration::from_millis(200),
     Duration::from_millis(400),
 ];
+
+/// The longest a call that timed out waits to learn whether its owner's
+/// slot was given back: one NATS round trip, unless NATS itself is slow.
+const RELEASED_CHECK: Duration = Duration::from_millis(500);
 
 /// Connects to NATS with the settings' credentials, failing at once when
 /// it cannot be reached.
@@ -279,6 +283,22 @@ impl ClusterRegistry {
         });
     }
 
+    /// Whether NATS says no node holds `slot` now (false when it cannot
+    /// say in time).
+    async fn slot_released(&self, slot: u16) -> bool {
+        let jetstream = async_nats::jetstream::new(self.client.clone());
+        let prefix = self.api_stage.clone();
+        let look = async move {
+            let store = jetstream.get_key_value(lease::BUCKET).await.ok()?;
+            lease::is_free(&store, &prefix, slot).await
+        };
+        tokio::time::timeout(RELEASED_CHECK, look)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(false)
+    }
+
     /// Whether this node found `slot`'s connections gone lately.
     fn found_gone(&self, slot: u16) -> bool {
         let declared = self.declared.lock().expect("declared lock poisoned");
@@ -314,6 +334,17 @@ impl ClusterRegistry {
             {
                 Ok(answer) => return Ok(answer),
                 Err(wire::CallError::Failed(error)) => return Err(error),
+                // A node leaving drops the calls that reach it as it
+                // unsubscribes (async-nats forgets a drained subscription
+                // before the server has seen the unsubscribe). It gave its
+                // slot back after closing every connection: a slot nobody
+                // holds now has none.
+                Err(wire::CallError::TimedOut(error)) => {
+                    if self.slot_released(slot).await {
+                        return Err(PushError::Gone);
+                    }
+                    return Err(error);
+                }
                 // Found gone lately: still gone.
                 Err(wire::CallError::NoResponders) if self.found_gone(slot) => {
                     return Err(PushError::Gone);

@@ -90,6 +90,8 @@ struct InfoWire {
 pub enum CallError {
     /// Nobody listens on the owner's subject.
     NoResponders,
+    /// Someone listens, but no answer came in time.
+    TimedOut(PushError),
     Failed(PushError),
 }
 
@@ -133,12 +135,15 @@ pub async fn call(
     let request = client.request_with_headers(subject.to_string(), headers, payload);
     let reply = match tokio::time::timeout(REMOTE_TIMEOUT, request).await {
         Err(_) => {
-            return Err(
-                PushError::Unavailable("the owner node did not answer in time".into()).into(),
-            );
+            return Err(CallError::TimedOut(PushError::Unavailable(
+                "the owner node did not answer in time".into(),
+            )));
         }
         Ok(Err(e)) if e.kind() == RequestErrorKind::NoResponders => {
             return Err(CallError::NoResponders);
+        }
+        Ok(Err(e)) if e.kind() == RequestErrorKind::TimedOut => {
+            return Err(CallError::TimedOut(PushError::Unavailable(e.to_string())));
         }
         Ok(Err(e)) => return Err(PushError::Unavailable(e.to_string()).into()),
         Ok(Ok(reply)) => reply,
