@@ -1,12 +1,15 @@
 //! Lambda REQUEST authorizers for `$connect`: API Gateway's event in, an
-//! IAM policy out. Allow on the method ARN accepts the connection; Deny, no
-//! matching statement or a failed authorizer refuses it with 403; a missing
-//! identity source refuses it with 401 before the authorizer runs.
+//! IAM policy out. As API Gateway answers (its Lambda authorizer guide):
+//! Allow on the method ARN accepts the connection; Deny or no matching
+//! statement refuses it with 403; an authorizer that fails with the error
+//! "Unauthorized", or a missing identity source (checked before it runs),
+//! with 401; any other failure (an error, a crash, a timeout, a reply that
+//! is not a policy) with 500.
 
 use super::policy::{INVOKE, wildcard_match, wildcard_match_ignore_case};
 use crate::config::IdentitySource;
 use crate::events::{AuthorizerContext, Event, RequestContext};
-use crate::integrations::Integration;
+use crate::integrations::{Integration, IntegrationError};
 use indexmap::IndexMap;
 use serde::Serialize;
 use serde_json::Value;
@@ -26,12 +29,13 @@ pub struct Authorizer {
 pub enum Verdict {
     /// Accepted; the context every event of the connection carries.
     Allow(AuthorizerContext),
-    /// 401: an identity source is missing.
+    /// 401: an identity source is missing, or the authorizer failed with
+    /// the error "Unauthorized".
     Unauthorized,
     /// 403: the policy denies it (the reason is logged).
     Forbidden(String),
-    /// 403 as well: the authorizer failed, timed out or gave a reply that
-    /// is not a policy.
+    /// 500: the authorizer failed, timed out or gave a reply that is not a
+    /// policy (the reason is logged).
     Failed(String),
 }
 
@@ -94,6 +98,11 @@ impl Authorizer {
         .await
         {
             Ok(Ok(reply)) => reply,
+            // Node's `throw new Error("Unauthorized")` and Python's
+            // `raise Exception("Unauthorized")` both report this message.
+            Ok(Err(IntegrationError::Handler { message, .. })) if message == "Unauthorized" => {
+                return Verdict::Unauthorized;
+            }
             Ok(Err(e)) => return Verdict::Failed(format!("authorizer failed: {e}")),
             Err(_) => {
                 return Verdict::Failed(format!("authorizer timed out after {:?}", self.timeout));

@@ -398,9 +398,13 @@ where
                         None
                     }
                     Verdict::Unauthorized => Some((401, None, "Unauthorized".to_string())),
-                    Verdict::Forbidden(why) | Verdict::Failed(why) => {
+                    Verdict::Forbidden(why) => {
                         tracing::info!(authorizer = %authorizer.name, reason = %why, "connection refused");
                         Some((403, None, "Forbidden".to_string()))
+                    }
+                    Verdict::Failed(why) => {
+                        tracing::warn!(authorizer = %authorizer.name, reason = %why, "authorizer failed; connection refused");
+                        Some((500, None, "Internal Server Error".to_string()))
                     }
                 }
             }

@@ -57,6 +57,10 @@ pub enum IntegrationError {
     /// replied with something that is not a Lambda proxy response.
     #[error("{0}")]
     Failed(String),
+    /// A function reported an error (`{errorType, errorMessage}`), as
+    /// Lambda's `Unhandled` function error.
+    #[error("{error_type}: {message}")]
+    Handler { error_type: String, message: String },
 }
 
 /// A function's instances by state.

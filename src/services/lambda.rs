@@ -154,10 +154,14 @@ async fn invoke(functions: &Functions, request: Request<Incoming>) -> Response<F
                 .header("x-amzn-requestid", &request_id)
                 .body(Full::new(reply))
                 .expect("valid response parts"),
-            Err(IntegrationError::Failed(message)) => {
-                let (error_type, message) = message
-                    .split_once(": ")
-                    .map_or(("Error", message.as_str()), |(t, m)| (t, m));
+            Err(failure) => {
+                let (error_type, message) = match &failure {
+                    IntegrationError::Handler {
+                        error_type,
+                        message,
+                    } => (error_type.as_str(), message.clone()),
+                    IntegrationError::Failed(message) => ("Error", message.clone()),
+                };
                 Response::builder()
                     .status(StatusCode::OK)
                     .header("content-type", "application/json")

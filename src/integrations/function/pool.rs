@@ -18,8 +18,8 @@ const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum InvokeFailure {
-    #[error("{0}")]
-    Handler(String),
+    #[error("{error_type}: {message}")]
+    Handler { error_type: String, message: String },
     #[error("timed out after {0:?}; instance killed")]
     TimedOut(Duration),
     #[error("{0}")]
@@ -115,7 +115,7 @@ impl Pool {
         let result = self.invoke_on_instance(payload, request_id).await;
         if let (Err(failure), Some(m)) = (&result, metrics::get()) {
             let reason = match failure {
-                InvokeFailure::Handler(_) => "handler_error",
+                InvokeFailure::Handler { .. } => "handler_error",
                 InvokeFailure::TimedOut(_) => "timeout",
                 InvokeFailure::Crashed(why) if why.starts_with(MEMORY_EXCEEDED) => "memory",
                 InvokeFailure::Crashed(_) => "crash",
@@ -202,7 +202,7 @@ impl Pool {
                     self.time_stages(queued_at, &answer);
                     match answer.outcome {
                         Outcome::Response(body) => Ok(body),
-                        Outcome::Error { error_type, message } => Err(InvokeFailure::Handler(format!("{error_type}: {message}"))),
+                        Outcome::Error { error_type, message } => Err(InvokeFailure::Handler { error_type, message }),
                     }
                 }
                 Err(_) => Err(InvokeFailure::Crashed(instance.exit_reason())),
@@ -213,7 +213,7 @@ impl Pool {
         match &result {
             // A handler error leaves the instance warm, as on Lambda;
             // one running old code is retired.
-            Ok(_) | Err(InvokeFailure::Handler(_))
+            Ok(_) | Err(InvokeFailure::Handler { .. })
                 if instance.is_alive() && generation == self.generation.load(Ordering::SeqCst) =>
             {
                 self.idle.lock().expect("lock poisoned").push(instance);
