@@ -205,6 +205,8 @@ fn function_spec(route: &crate::config::RouteConfig) -> FunctionSpec {
         link: route.link.clone(),
         resources: route.resources.clone(),
         nodejs: route.nodejs.clone(),
+        runtime: route.runtime.clone(),
+        permissions: route.permissions.clone(),
     }
 }
 
@@ -280,6 +282,7 @@ impl WebSocketApi {
                         crate::auth::policy::MANAGE_CONNECTIONS,
                         "*",
                     )],
+                    deny: Vec::new(),
                 },
             );
         }
@@ -290,6 +293,7 @@ impl WebSocketApi {
                 &key.user,
                 Policy {
                     allow: key.allow.clone(),
+                    deny: Vec::new(),
                 },
             );
         }

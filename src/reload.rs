@@ -162,6 +162,7 @@ impl Server {
                     &key.user,
                     crate::auth::policy::Policy {
                         allow: key.allow.clone(),
+                        deny: Vec::new(),
                     },
                 );
             }

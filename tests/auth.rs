@@ -56,6 +56,7 @@ async fn secure_gateway(
                     "execute-api:ManageConnections",
                     "arn:aws:execute-api:us-east-1:*:*/prod/GET/@connections/*",
                 )],
+                deny: Vec::new(),
             },
         )
         .insecure_dev(insecure_dev)
@@ -543,14 +544,16 @@ authorizer = {{ handler = "handlers.authorizer", return_response = true }}
     let url = server.url();
     let bearer = |token: &str| format!("Bearer {token}");
 
-    // No Authorization header: 401 before the authorizer runs.
+    // No Authorization header: 401 before the authorizer runs. Then as
+    // API Gateway answers: Deny 403, the error "Unauthorized" 401, any
+    // other error 500.
     assert_eq!(try_connect(&url, &[]).await.err(), Some(401));
-    for token in ["bad", "crash"] {
+    for (token, status) in [("bad", 403), ("expired", 401), ("crash", 500)] {
         assert_eq!(
             try_connect(&url, &[("Authorization", &bearer(token))])
                 .await
                 .err(),
-            Some(403),
+            Some(status),
             "{token}"
         );
     }

@@ -10,6 +10,10 @@ import time
 import traceback
 import urllib.request
 
+# The SDK Lambda's runtime provides (boto3), after everything of the app's.
+if os.environ.get("WSGATE_PROVIDED_PATH"):
+    sys.path.append(os.environ["WSGATE_PROVIDED_PATH"])
+
 FILE = os.environ.get("WSGATE_HANDLER_FILE", "")
 EXPORT = os.environ.get("WSGATE_HANDLER_EXPORT", "")
 API = f"http://{os.environ.get('AWS_LAMBDA_RUNTIME_API')}/2018-06-01/runtime"

@@ -22,10 +22,13 @@ impl Allow {
     }
 }
 
-/// A key's permissions; empty allows nothing.
+/// A key's permissions; empty allows nothing. As in IAM, an explicit
+/// deny wins over any allow.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Policy {
     pub allow: Vec<Allow>,
+    /// The action and resource pairs of Deny statements.
+    pub deny: Vec<Allow>,
 }
 
 impl Policy {
@@ -33,15 +36,17 @@ impl Policy {
     pub fn allow_all() -> Policy {
         Policy {
             allow: vec![Allow::new("*", "*")],
+            deny: Vec::new(),
         }
     }
 
     /// Whether `action` on `resource` is allowed. Actions compare without
     /// case (as IAM's), resources with.
     pub fn allows(&self, action: &str, resource: &str) -> bool {
-        self.allow.iter().any(|a| {
+        let matching = |a: &Allow| {
             wildcard_match_ignore_case(&a.action, action) && wildcard_match(&a.resource, resource)
-        })
+        };
+        self.allow.iter().any(matching) && !self.deny.iter().any(matching)
     }
 }
 
@@ -195,6 +200,7 @@ mod tests {
                 "execute-api:manageconnections",
                 "arn:aws:execute-api:*:*:abc/*/POST/@connections/*",
             )],
+            deny: Vec::new(),
         };
         assert!(policy.allows(MANAGE_CONNECTIONS, &arn));
         assert!(!policy.allows(INVOKE, &arn));
@@ -203,7 +209,17 @@ mod tests {
         assert!(Policy::allow_all().allows(INVOKE, &arn));
         let any_action = Policy {
             allow: vec![Allow::new("execute-api:*", "*")],
+            deny: Vec::new(),
         };
         assert!(any_action.allows(INVOKE, &arn));
+        let denied = Policy {
+            allow: vec![Allow::new("*", "*")],
+            deny: vec![Allow::new(
+                "execute-api:Manage*",
+                "arn:aws:execute-api:*:*:abc/*",
+            )],
+        };
+        assert!(!denied.allows(MANAGE_CONNECTIONS, &arn));
+        assert!(denied.allows(INVOKE, &arn));
     }
 }

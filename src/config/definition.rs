@@ -91,6 +91,32 @@ pub struct RouteConfig {
     /// SST's `nodejs` function options (install, banner, format, loader,
     /// esbuild), for the handler's build.
     pub nodejs: Option<serde_json::Value>,
+    /// The Lambda runtime a function handler declares (`nodejs22.x`,
+    /// `python3.12`); `None`: the default for its language.
+    pub runtime: Option<String>,
+    /// The IAM statements of the function's role (SST's `permissions`, and
+    /// those its links include); wsgate enforces the execute-api ones.
+    pub permissions: Vec<PermissionStatement>,
+}
+
+/// One statement of a function's IAM policy, as SST's `permissions` item
+/// (`{ actions, resources, effect? }`) and `sst.aws.permission` give it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct PermissionStatement {
+    #[serde(default)]
+    pub effect: Effect,
+    pub actions: Vec<String>,
+    pub resources: Vec<String>,
+}
+
+/// IAM's statement effect; `allow` unless said.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+pub enum Effect {
+    #[default]
+    #[serde(alias = "allow", alias = "ALLOW")]
+    Allow,
+    #[serde(alias = "deny", alias = "DENY")]
+    Deny,
 }
 
 /// A linked component as a function sees it: `SST_RESOURCE_<name>`.

@@ -366,12 +366,14 @@ fn check(file: &Path, raw: RawConfig, c: &mut Checker) -> Config {
         }
     };
 
+    // Unset: "forever", as the SST reference wsgate.toml follows gives it
+    // (SST before 3.2.49; later SST defaults to "1 month").
     let access_log_retention = match raw.access_log.and_then(|a| a.retention) {
         Some(r) => parse_retention(r.get_ref()).unwrap_or_else(|msg| {
             c.at(r.span(), "access_log.retention", msg);
-            Retention::Days(30)
+            Retention::Forever
         }),
-        None => Retention::Days(30),
+        None => Retention::Forever,
     };
 
     let config_dir = file.parent().unwrap_or(Path::new("."));
@@ -1270,6 +1272,8 @@ fn check_handler(
         concurrency: raw.concurrency,
         resources: Vec::new(),
         nodejs: None,
+        runtime: None,
+        permissions: Vec::new(),
     })
 }
 

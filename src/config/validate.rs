@@ -78,6 +78,22 @@ pub fn is_valid_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric())
 }
 
+/// An SST component's name as wsgate can serve it: SST itself takes any
+/// name, and the link key is the name as it is; wsgate only needs one it
+/// can use as a folder's name (the API's access log).
+pub fn check_component_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 255 {
+        return Err(format!("\"{name}\": a component name is 1 to 255 bytes"));
+    }
+    if name == "." || name == ".." || name.contains('/') || name.chars().any(char::is_control) {
+        return Err(format!(
+            "\"{}\" is not a component name wsgate can serve: it names the API's log folder, so no '/', control characters, \".\" or \"..\"",
+            name.escape_debug()
+        ));
+    }
+    Ok(())
+}
+
 pub fn is_valid_stage(stage: &str) -> bool {
     stage == "$default"
         || (!stage.is_empty()

@@ -34,6 +34,9 @@ pub struct AppInfo {
 #[serde(rename_all = "camelCase")]
 pub struct ApiDefinition {
     pub name: String,
+    /// The API's id: `nodes.api.id`, in its `executionArn` and the ARNs
+    /// permissions name.
+    pub api_id: Option<String>,
     pub route_selection_expression: Option<String>,
     pub stage: Option<String>,
     pub access_log_format: Option<String>,
@@ -84,7 +87,12 @@ pub struct FunctionDefinition {
     /// it and invokes it through the Lambda API.
     pub routed: bool,
     pub handler: String,
-    pub runtime: String,
+    /// The declared runtime; `None`: SST's default (`nodejs20.x`, or
+    /// Python for a `.py` handler).
+    pub runtime: Option<String>,
+    /// The role's statements: `permissions`, then what links include.
+    #[serde(default)]
+    pub permissions: Vec<crate::config::PermissionStatement>,
     /// SST's duration (`"20 seconds"`) or a number of seconds.
     pub timeout: Value,
     /// SST's size (`"1024 MB"`) or a number of MB.

@@ -243,11 +243,9 @@ fn api_config(
     region: &str,
 ) -> Result<Config, String> {
     let name = &api.name;
-    if !config::validate::is_valid_name(name) {
-        return Err(format!(
-            "\"{name}\" is not a component name wsgate can serve: letters and digits, starting with a letter"
-        ));
-    }
+    // SST takes any component name (platform/src/components/component.ts
+    // checks none); wsgate names a folder after the API (its access log).
+    config::validate::check_component_name(name)?;
     let mut limits = Limits::default();
     if api.throttling_burst_limit.is_some() || api.throttling_rate_limit.is_some() {
         let rate = api
@@ -351,7 +349,7 @@ fn api_config(
             .route_selection_expression
             .clone()
             .unwrap_or_else(|| crate::gateway::router::DEFAULT_EXPRESSION.into()),
-        api_id: None,
+        api_id: api.api_id.clone(),
         listen: Some(listen),
         binary: BinaryMode::Reject,
         access_log_retention,
@@ -433,13 +431,12 @@ fn route_config(
     key: &str,
     function: &FunctionDefinition,
 ) -> Result<RouteConfig, String> {
-    if ["go", "rust", "provided"]
-        .iter()
-        .any(|r| function.runtime.starts_with(r))
+    if let Some(runtime) = &function.runtime
+        && !(runtime.starts_with("nodejs") || runtime.starts_with("python"))
     {
         return Err(format!(
-            "not supported by wsgate: the {} runtime (function {}); Node.js and Python handlers run",
-            function.runtime, function.name
+            "not supported by wsgate: the {runtime} runtime (function {}); Node.js and Python handlers run",
+            function.name
         ));
     }
     if !config::validate::is_handler_string(&function.handler) {
@@ -497,5 +494,7 @@ fn route_config(
         concurrency: function.concurrency.map(|c| c.max(1.0) as usize),
         resources,
         nodejs: function.nodejs.clone(),
+        runtime: function.runtime.clone(),
+        permissions: function.permissions.clone(),
     })
 }

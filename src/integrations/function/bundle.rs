@@ -5,7 +5,7 @@
 
 use super::live::{self, LiveCode};
 use super::pool::Pool;
-use super::resolve::{self, Resolved, Runtime};
+use super::resolve::{self, BuildOptions, Resolved, Runtime};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
@@ -31,17 +31,17 @@ impl Bundle {
 
 type Key = (PathBuf, String);
 
-/// The bundle for `handler` in `dir` with SST's `nodejs` options: the one
+/// The bundle for `handler` in `dir` with SST's build options: the one
 /// already built in this process, or a new one.
 pub fn bundle(
     dir: &Path,
     state_dir: &Path,
     handler: &str,
-    nodejs: Option<&serde_json::Value>,
+    build: &BuildOptions,
 ) -> Result<Arc<Bundle>, String> {
     static BUNDLES: Mutex<Option<HashMap<Key, Weak<Bundle>>>> = Mutex::new(None);
     let (runtime, source, export) = resolve::find(dir, handler)?;
-    let options = nodejs.map(|n| n.to_string()).unwrap_or_default();
+    let options = build.key();
     let key = (source.clone(), options.clone());
     // One at a time: the second route naming a file waits for the first's
     // build and shares it.
@@ -58,10 +58,10 @@ pub fn bundle(
     let out = state_dir
         .join("build")
         .join(build_name(&source, &options))
-        .join("index.mjs");
+        .join(build.bundle_file());
     let (entry, inputs) = match runtime {
         Runtime::Node => {
-            let inputs = resolve::build(dir, state_dir, &source, &out, nodejs)?;
+            let inputs = resolve::build(dir, state_dir, &source, &out, build)?;
             (out.clone(), inputs)
         }
         Runtime::Python => (source.clone(), resolve::python_inputs(&source)),
@@ -73,7 +73,7 @@ pub fn bundle(
         state_dir,
         &source,
         &entry,
-        nodejs,
+        build,
         inputs.clone(),
         &pools,
     )?;
@@ -129,7 +129,7 @@ fn watch(
     state_dir: &Path,
     source: &Path,
     entry: &Path,
-    nodejs: Option<&serde_json::Value>,
+    build: &BuildOptions,
     inputs: Vec<PathBuf>,
     pools: &Arc<Mutex<Vec<Weak<Pool>>>>,
 ) -> Result<LiveCode, String> {
@@ -139,7 +139,7 @@ fn watch(
         source.to_path_buf(),
         entry.to_path_buf(),
     );
-    let nodejs = nodejs.cloned();
+    let build = build.clone();
     let label = source
         .strip_prefix(&dir)
         .unwrap_or(&source)
@@ -149,15 +149,16 @@ fn watch(
         // Built beside, then moved over (its source map first): an
         // instance starting meanwhile never loads a half-written file.
         Runtime::Node => Box::new(move || {
+            let file = build.bundle_file();
             let next = entry
                 .parent()
                 .unwrap_or(Path::new("."))
                 .join("next")
-                .join("index.mjs");
-            let inputs = resolve::build(&dir, &state_dir, &source, &next, nodejs.as_ref())?;
-            let map = next.with_extension("mjs.map");
+                .join(file);
+            let inputs = resolve::build(&dir, &state_dir, &source, &next, &build)?;
+            let map = next.with_file_name(format!("{file}.map"));
             if map.exists() {
-                std::fs::rename(&map, entry.with_extension("mjs.map"))
+                std::fs::rename(&map, entry.with_file_name(format!("{file}.map")))
                     .map_err(|e| format!("cannot replace {}'s source map: {e}", entry.display()))?;
             }
             std::fs::rename(&next, &entry)

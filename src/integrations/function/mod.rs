@@ -16,7 +16,7 @@ use super::{Context, Integration, IntegrationError, Response, parse_proxy_respon
 use crate::admin::metrics;
 use crate::auth::keyring::{ACCOUNT_ID, Keyring};
 use crate::auth::policy::{Allow, MANAGE_CONNECTIONS, Policy, execute_api_arn};
-use crate::config::{LinkedResource, Outputs};
+use crate::config::{Effect, LinkedResource, Outputs, PermissionStatement};
 use crate::events::Event;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -60,14 +60,14 @@ pub struct Hosting {
 }
 
 impl Environment {
-    /// What a function's credentials allow: linked to the API, managing
-    /// its connections (as SST's link grants); otherwise nothing.
+    /// What a function's credentials allow, as its role on AWS would: its
+    /// IAM statements (SST's `permissions` and what its links include),
+    /// and, linked to the API, managing its connections (as SST's link
+    /// grants). Nothing else: a function with neither is refused.
     fn policy(&self, spec: &FunctionSpec) -> Policy {
-        if !spec.link.contains(&self.api_name) {
-            return Policy::default();
-        }
-        Policy {
-            allow: vec![Allow::new(
+        let mut policy = Policy::default();
+        if spec.link.contains(&self.api_name) {
+            policy.allow.push(Allow::new(
                 MANAGE_CONNECTIONS,
                 execute_api_arn(
                     &self.region,
@@ -76,8 +76,21 @@ impl Environment {
                     "*",
                     "*/@connections/*",
                 ),
-            )],
+            ));
         }
+        for statement in &spec.permissions {
+            let pairs = statement.actions.iter().flat_map(|action| {
+                statement
+                    .resources
+                    .iter()
+                    .map(move |resource| Allow::new(action, resource))
+            });
+            match statement.effect {
+                Effect::Allow => policy.allow.extend(pairs),
+                Effect::Deny => policy.deny.extend(pairs),
+            }
+        }
+        policy
     }
 }
 
@@ -97,6 +110,10 @@ pub struct FunctionSpec {
     pub resources: Vec<LinkedResource>,
     /// SST's `nodejs` build options.
     pub nodejs: Option<serde_json::Value>,
+    /// The declared Lambda runtime (`nodejs22.x`); `None`: the default.
+    pub runtime: Option<String>,
+    /// The function role's IAM statements.
+    pub permissions: Vec<PermissionStatement>,
 }
 
 pub struct FunctionIntegration {
@@ -155,16 +172,49 @@ impl FunctionIntegration {
             }
             None => {
                 resolve::write_bootstraps(&state_dir)?;
-                let bundle =
-                    bundle::bundle(config_dir, &state_dir, &spec.handler, spec.nodejs.as_ref())?;
+                let build = resolve::BuildOptions {
+                    nodejs: spec.nodejs.clone(),
+                    runtime: spec.runtime.clone(),
+                };
+                let bundle = bundle::bundle(config_dir, &state_dir, &spec.handler, &build)?;
                 let resolved = bundle.resolved.clone();
                 let (program, args) = resolve::program(&state_dir, resolved.runtime);
                 export = Some((resolved.source.clone(), resolved.export.clone()));
                 built = Some(bundle);
-                let kind = match resolved.runtime {
-                    resolve::Runtime::Node => "nodejs20.x",
-                    resolve::Runtime::Python => "python3.11",
-                };
+                // The runtime the function declares, else SST's default
+                // for its language (function.ts: `nodejs20.x`; Python's
+                // `python3.11`).
+                let kind = spec.runtime.clone().unwrap_or_else(|| {
+                    match resolved.runtime {
+                        resolve::Runtime::Node => "nodejs20.x",
+                        resolve::Runtime::Python => "python3.11",
+                    }
+                    .to_string()
+                });
+                let mut runtime_env = vec![
+                    (
+                        "WSGATE_HANDLER_FILE".to_string(),
+                        resolved.entry.display().to_string(),
+                    ),
+                    ("WSGATE_HANDLER_EXPORT".to_string(), resolved.export.clone()),
+                    (
+                        "AWS_EXECUTION_ENV".to_string(),
+                        format!("AWS_Lambda_{kind}"),
+                    ),
+                    ("_HANDLER".to_string(), spec.handler.clone()),
+                ];
+                if resolved.runtime == resolve::Runtime::Python {
+                    // boto3, as Lambda's Python runtimes provide it; a
+                    // handler that needs none still runs without it.
+                    match crate::services::runtime_sdk::python_path() {
+                        Ok(Some(path)) => runtime_env.push((
+                            "WSGATE_PROVIDED_PATH".to_string(),
+                            path.display().to_string(),
+                        )),
+                        Ok(None) => {}
+                        Err(why) => tracing::warn!("{why}"),
+                    }
+                }
                 (
                     program,
                     args,
@@ -173,18 +223,7 @@ impl FunctionIntegration {
                         spec.handler,
                         resolved.source.display()
                     ),
-                    vec![
-                        (
-                            "WSGATE_HANDLER_FILE".to_string(),
-                            resolved.entry.display().to_string(),
-                        ),
-                        ("WSGATE_HANDLER_EXPORT".to_string(), resolved.export.clone()),
-                        (
-                            "AWS_EXECUTION_ENV".to_string(),
-                            format!("AWS_Lambda_{kind}"),
-                        ),
-                        ("_HANDLER".to_string(), spec.handler.clone()),
-                    ],
+                    runtime_env,
                 )
             }
         };
@@ -330,7 +369,16 @@ impl Integration for FunctionIntegration {
         self.pool
             .invoke(payload, request_id.to_string())
             .await
-            .map_err(|failure| IntegrationError::Failed(failure.to_string()))
+            .map_err(|failure| match failure {
+                pool::InvokeFailure::Handler {
+                    error_type,
+                    message,
+                } => IntegrationError::Handler {
+                    error_type,
+                    message,
+                },
+                other => IntegrationError::Failed(other.to_string()),
+            })
     }
 
     fn describe(&self) -> String {

@@ -73,34 +73,84 @@ pub fn find(dir: &Path, handler: &str) -> Result<(Runtime, PathBuf, String), Str
 
 /// Bundles `source` into `out` with the build script; returns the files
 /// the bundle was made of (a change to any of them calls for a rebuild).
+/// An `@aws-sdk/*` package neither the app nor the cache has is installed
+/// (as Lambda's runtime provides it) and the build tried once more.
 pub fn build(
     dir: &Path,
     state_dir: &Path,
     source: &Path,
     out: &Path,
-    nodejs: Option<&serde_json::Value>,
+    options: &BuildOptions,
+) -> Result<Vec<PathBuf>, String> {
+    match run_build(dir, state_dir, source, out, options) {
+        Err(errors) => {
+            let missing = crate::services::runtime_sdk::unresolved_sdk_packages(&errors);
+            if missing.is_empty() {
+                return Err(format!("{} does not build:\n{errors}", source.display()));
+            }
+            crate::services::runtime_sdk::install_node(&missing)?;
+            run_build(dir, state_dir, source, out, options)
+                .map_err(|errors| format!("{} does not build:\n{errors}", source.display()))
+        }
+        built => built,
+    }
+}
+
+/// What a Node.js handler is built with, besides its source.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BuildOptions {
+    /// SST's `nodejs` function options.
+    pub nodejs: Option<serde_json::Value>,
+    /// The Lambda runtime (`nodejs22.x`): the bundle's target.
+    pub runtime: Option<String>,
+}
+
+impl BuildOptions {
+    /// The bundle's file name: `.cjs` for `nodejs.format: "cjs"`, as SST
+    /// names it, else `.mjs`.
+    pub fn bundle_file(&self) -> &'static str {
+        let cjs = self
+            .nodejs
+            .as_ref()
+            .and_then(|n| n.get("format"))
+            .and_then(serde_json::Value::as_str)
+            == Some("cjs");
+        if cjs { "index.cjs" } else { "index.mjs" }
+    }
+
+    /// A stable text of the options, for telling builds apart.
+    pub fn key(&self) -> String {
+        serde_json::json!({ "nodejs": self.nodejs, "runtime": self.runtime }).to_string()
+    }
+}
+
+/// One run of the build script: the inputs, or esbuild's errors.
+fn run_build(
+    dir: &Path,
+    state_dir: &Path,
+    source: &Path,
+    out: &Path,
+    options: &BuildOptions,
 ) -> Result<Vec<PathBuf>, String> {
     let esbuild = crate::toolchain::esbuild(dir)
         .map_err(|e| format!("{} needs esbuild to be built: {e}", source.display()))?;
-    let options = serde_json::json!({
+    let request = serde_json::json!({
         "esbuild": esbuild.js_api(),
         "entry": source,
         "outfile": out,
         "cwd": dir,
-        "nodejs": nodejs,
+        "nodejs": options.nodejs,
+        "runtime": options.runtime,
+        "nodePaths": crate::services::runtime_sdk::node_paths(),
     });
     let output = Command::new("node")
         .arg(state_dir.join("runtimes").join("build.mjs"))
-        .arg(options.to_string())
+        .arg(request.to_string())
         .current_dir(dir)
         .output()
         .map_err(|e| format!("cannot run node to build {}: {e}", source.display()))?;
     if !output.status.success() {
-        return Err(format!(
-            "{} does not build:\n{}",
-            source.display(),
-            String::from_utf8_lossy(&output.stderr).trim()
-        ));
+        return Err(String::from_utf8_lossy(&output.stderr).trim().to_string());
     }
     #[derive(serde::Deserialize)]
     struct Built {
