@@ -612,6 +612,12 @@ impl WebSocketApi {
                 if !addr.ip().is_unspecified() && !addr.ip().is_loopback() {
                     names.push(addr.ip().to_string());
                 }
+                // The name API Gateway gives the API, which handlers reach
+                // wsgate by (see `served_hosts`).
+                names.push(crate::ids::execute_api_host(
+                    &self.effective_api_id(),
+                    &self.region,
+                ));
                 if let Ok(host) = std::fs::read_to_string("/etc/hostname") {
                     let host = host.trim();
                     if !host.is_empty()

@@ -62,6 +62,12 @@ pub fn slot_of(id: &str) -> Option<u16> {
     (slot != 0).then_some(slot)
 }
 
+/// The host name API Gateway gives an API: `<apiId>.execute-api.<region>
+/// .amazonaws.com`.
+pub fn execute_api_host(api_id: &str, region: &str) -> String {
+    format!("{api_id}.execute-api.{region}.amazonaws.com")
+}
+
 /// A stable API id derived from the API's name, so the id (and every event
 /// that carries it) survives restarts.
 pub fn api_id_for(name: &str) -> String {

@@ -377,6 +377,12 @@ fn print_started(
         }
         println!("  url:                {}", outputs.url);
         println!("  managementEndpoint: {}", outputs.management_endpoint);
+        println!(
+            "  access log:         {} (kept {})",
+            wsgate::access_log::writer::log_dir(config.dir(), &config.name, &config.stage)
+                .display(),
+            config.access_log_retention
+        );
         if let Some(credentials) = server.generated_credentials() {
             let exports = format!(
                 "export AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} AWS_REGION={region} AWS_DEFAULT_REGION={region}",

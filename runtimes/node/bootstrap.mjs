@@ -1,7 +1,29 @@
 // wsgate's Node.js bootstrap: loads a handler file and runs it against the
 // AWS Lambda Runtime API (AWS_LAMBDA_RUNTIME_API), like Lambda's nodejs runtime.
 import http from "node:http";
+import net from "node:net";
 import { pathToFileURL } from "node:url";
+
+// The names the API answers to on AWS (its execute-api host, its custom
+// domain) reach wsgate: a connection to one of them on 443, 80, no port
+// or the local port itself goes to that local port. Every TCP connection (node:http,
+// node:https, fetch, the AWS SDK) passes through Socket#connect; TLS keeps
+// the name for SNI and the certificate check, HTTP for `Host`.
+const servedHosts = JSON.parse(process.env.WSGATE_HOSTS || "{}");
+if (Object.keys(servedHosts).length > 0) {
+  const connect = net.Socket.prototype.connect;
+  net.Socket.prototype.connect = function (...args) {
+    const first = args[0];
+    if (first !== null && typeof first === "object" && !Array.isArray(first) && typeof first.host === "string") {
+      const local = servedHosts[first.host.toLowerCase().replace(/\.$/, "")];
+      const port = first.port === undefined || first.port === null || first.port === "" ? undefined : Number(first.port);
+      if (local !== undefined && (port === undefined || port === 443 || port === 80 || port === local)) {
+        args[0] = { ...first, host: "127.0.0.1", port: local, lookup: undefined };
+      }
+    }
+    return connect.apply(this, args);
+  };
+}
 
 const file = process.env.WSGATE_HANDLER_FILE;
 const exportName = process.env.WSGATE_HANDLER_EXPORT;

@@ -10,6 +10,25 @@ import time
 import traceback
 import urllib.request
 
+# The names the API answers to on AWS (its execute-api host, its custom
+# domain) reach wsgate: an address looked up for one of them on 443, 80,
+# no port or the local port itself is that local port; TLS keeps the name (SNI and the
+# certificate check) and HTTP the Host header.
+_SERVED_HOSTS = json.loads(os.environ.get("WSGATE_HOSTS") or "{}")
+if _SERVED_HOSTS:
+    import socket
+
+    _getaddrinfo = socket.getaddrinfo
+
+    def _served_getaddrinfo(host, port, *args, **kwargs):
+        name = host.decode("ascii", "replace") if isinstance(host, bytes) else host
+        local = _SERVED_HOSTS.get(name.lower().rstrip(".")) if isinstance(name, str) else None
+        if local is not None and port in (None, 0, 80, 443, local, "80", "443", str(local), "http", "https"):
+            return _getaddrinfo("127.0.0.1", local, *args, **kwargs)
+        return _getaddrinfo(host, port, *args, **kwargs)
+
+    socket.getaddrinfo = _served_getaddrinfo
+
 # The SDK Lambda's runtime provides (boto3), after everything of the app's.
 if os.environ.get("WSGATE_PROVIDED_PATH"):
     sys.path.append(os.environ["WSGATE_PROVIDED_PATH"])

@@ -4,6 +4,9 @@
 // resource, is an inert stand-in with placeholder outputs. A name SST does
 // not have is an error ("not supported by wsgate").
 
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { scanPlatform } from "./catalog.mjs";
 import { Output, all, interpolate, isOutput, output, promiseOf, resolveDeep, secret } from "./pulumi.mjs";
 
 /// Everything the config created, in order.
@@ -21,12 +24,26 @@ export const registry = {
 };
 
 function track(promise) {
+  // Where in the app this work was started: an error in it (often inside
+  // wsgate's own code, after an await) still names the user's line.
+  const site = new Error().stack;
   const tracked = Promise.resolve(promise).catch((error) => {
-    registry.failure ??= error;
+    registry.failure ??= withSite(error, site);
   });
   registry.pending.add(tracked);
   tracked.finally(() => registry.pending.delete(tracked));
   return promise;
+}
+
+/// Marks an error with the stack of the app's call that led to it, for
+/// errors whose own stack holds only wsgate's frames.
+export function withSite(error, site) {
+  if (error && typeof error === "object" && error.__wsgateSite === undefined) {
+    try {
+      error.__wsgateSite = site;
+    } catch {}
+  }
+  return error;
 }
 
 export class NotSupported extends Error {
@@ -66,13 +83,14 @@ export class Component {
     if (typeof name !== "string" || name.length === 0) {
       throw new Error(`A ${type.replaceAll(":", ".")} needs a name`);
     }
-    if (name.includes(" ")) {
-      throw new Error(`Invalid component name "${name}" (${type}). Component names cannot contain spaces.`);
-    }
+    // SST checks nothing more of a name (platform/src/components/
+    // component.ts): "pointing-poker-ws-api" is a name, and the link key
+    // (`Resource["pointing-poker-ws-api"]`) is the name as it is (link.ts).
     for (const cb of componentTransforms.get(type) ?? []) cb(args, opts, name);
     this.__pulumiType = type;
     this.__name = name;
     this.__args = args;
+    this.__site = new Error().stack;
     this.urn = output(`urn:pulumi:${app().stage}::${app().name}::${type}::${name}`);
     registry.components.push(this);
   }
@@ -89,9 +107,8 @@ export function permission(args) {
 export class Secret extends Component {
   constructor(name, placeholder) {
     super("sst:sst:Secret", name, { placeholder });
-    if (!/^[A-Z][A-Za-z0-9]*$/.test(name)) {
-      throw new Error(`Secret names must start with a capital letter and contain only letters and numbers, not "${name}"`);
-    }
+    // SST's Secret component checks no name (platform/src/components/
+    // secret.ts); only `sst secret set` does, as `wsgate secret set` does.
     this._name = name;
     this._placeholder = placeholder !== undefined ? output(placeholder) : undefined;
     const set = process.env[`SST_SECRET_${name}`];
@@ -189,6 +206,32 @@ const RETENTION = {
   "5 years": 1827, "6 years": 2192, "7 years": 2557, "8 years": 2922, "9 years": 3288,
   "10 years": 3653, forever: 0,
 };
+
+/// `accessLog.retention`'s default in the `sst` the app has installed:
+/// "forever" before 3.2.49, "1 month" since (sst commit b548333c5,
+/// "Components: set default log retention to 1 month", first in v3.2.49);
+/// "1 month" when no `sst` package is found.
+export const DEFAULT_RETENTION = (() => {
+  const version = installedSstVersion();
+  if (!version) return "1 month";
+  const [major, minor, patch] = version.split(/[.-]/).map(Number);
+  const before = major < 3 || (major === 3 && (minor < 2 || (minor === 2 && patch < 49)));
+  return before ? "forever" : "1 month";
+})();
+
+/// The version of the `sst` package the app's folder resolves, if any.
+function installedSstVersion() {
+  let dir = dirname(process.env.WSGATE_SST_CONFIG ?? ".");
+  for (;;) {
+    try {
+      const version = JSON.parse(readFileSync(join(dir, "node_modules", "sst", "package.json"), "utf8")).version;
+      if (typeof version === "string") return version;
+    } catch {}
+    const parent = dirname(dir);
+    if (parent === dir) return null;
+    dir = parent;
+  }
+}
 
 export class Function extends Component {
   constructor(name, args, opts = {}) {
@@ -303,14 +346,22 @@ export class ApiGatewayWebSocket extends Component {
     this._routes = [];
     this._authorizers = [];
     const id = apiId(name);
-    this._api = standInResource("aws:apigatewayv2/api:Api", `${name}Api`, {});
+    this._apiId = id;
+    // The API resource's outputs that permissions are written with
+    // (`${api.nodes.api.executionArn}/*`): the same id wsgate serves.
+    this._api = standInResource("aws:apigatewayv2/api:Api", `${name}Api`, {
+      id: output(id),
+      arn: output(`arn:aws:apigateway:${region()}::/apis/${id}`),
+      executionArn: output(`arn:aws:execute-api:${region()}:${ACCOUNT}:${id}`),
+      apiEndpoint: output(`wss://${id}.execute-api.${region()}.amazonaws.com`),
+    });
     const [, apiArgs] = transform(args.transform?.api, `${name}Api`, {
       protocolType: "WEBSOCKET",
       routeSelectionExpression: "$request.body.action",
     });
     const accessLog = output(args.accessLog).apply((accessLog) => ({
       ...(accessLog ?? {}),
-      retention: accessLog?.retention ?? "1 month",
+      retention: accessLog?.retention ?? DEFAULT_RETENTION,
     }));
     const [, logGroupArgs] = transform(args.transform?.accessLog, `${name}AccessLog`, {
       name: `/aws/vendedlogs/apis/${app().name}-${app().stage}-${name}`,
@@ -325,13 +376,15 @@ export class ApiGatewayWebSocket extends Component {
       name: "$default",
       accessLogSettings: { destinationArn: `arn:aws:logs:${region()}:${ACCOUNT}:log-group:${name}`, format: SST_ACCESS_LOG_FORMAT },
     });
-    const domain = args.domain === undefined ? undefined : output(args.domain).apply((domain) => {
+    // SST: `if (!args.domain) return;` (apigateway-websocket.ts), so null
+    // (or "") is no domain, as undefined is.
+    const domain = !args.domain ? undefined : output(args.domain).apply((domain) => {
       if (typeof domain === "string") return { name: domain };
       if (domain.name && domain.nameId) throw new Error(`Cannot configure both domain "name" and "nameId" for the "${name}" API.`);
       if (!domain.name && !domain.nameId) throw new Error(`Either domain "name" or "nameId" is required for the "${name}" API.`);
       return { name: domain.name ?? domain.nameId, path: domain.path, dnsGiven: domain.dns !== undefined, certGiven: domain.cert !== undefined };
     });
-    const [, domainNameArgs] = args.domain === undefined ? [undefined, undefined] : transform(args.transform?.domainName, `${name}DomainName`, {
+    const [, domainNameArgs] = !args.domain ? [undefined, undefined] : transform(args.transform?.domainName, `${name}DomainName`, {
       domainName: domain.apply((d) => d.name),
       domainNameConfiguration: { endpointType: "REGIONAL", securityPolicy: "TLS_1_2" },
     });
@@ -415,7 +468,8 @@ export class ApiGatewayWebSocket extends Component {
   getSSTLink() {
     return {
       properties: { url: this.url, managementEndpoint: this.managementEndpoint },
-      include: [permission({ actions: ["execute-api:ManageConnections"], resources: [`${this._name}/*/*/@connections/*`] })],
+      // SST's (apigateway-websocket.ts getSSTLink).
+      include: [permission({ actions: ["execute-api:ManageConnections"], resources: [interpolate`${this._api.executionArn}/*/*/@connections/*`] })],
     };
   }
 
@@ -447,6 +501,7 @@ export class ApiGatewayWebSocket extends Component {
     const settings = stageArgs.defaultRouteSettings ?? {};
     return {
       name: this._name,
+      apiId: this._apiId,
       routeSelectionExpression: apiArgs.routeSelectionExpression,
       apiName: apiArgs.name,
       stage: stageArgs.name,
@@ -598,12 +653,17 @@ function placeholder(name, prop) {
 
 /// An inert object that answers any property with another stand-in (or a
 /// placeholder Output) and any method call with a stand-in.
+export const INERT = Symbol.for("wsgate.inert");
+
 function inert(label, known = {}) {
   const target = function () {};
   return new Proxy(target, {
     get(_, prop) {
-      if (prop === "then" || typeof prop === "symbol") return undefined;
-      if (prop in known) return known[prop];
+      if (prop === INERT) return label;
+      // Not a thenable, and JSON sees the stand-in itself (no `toJSON()`).
+      if (prop === "then" || prop === "toJSON" || typeof prop === "symbol") return undefined;
+      // Own keys only: `toString` is not Object.prototype's.
+      if (Object.hasOwn(known, prop)) return known[prop];
       if (prop === "toString") return () => `[stand-in ${label}]`;
       return inert(`${label}.${String(prop)}`);
     },
@@ -628,10 +688,11 @@ function standInResource(type, name, outputs = {}) {
   });
 }
 
-/// A stand-in for an SST component wsgate does not run.
-export function standIn(type, name, args = {}) {
+/// A stand-in for an SST component wsgate does not run; `label` is how the
+/// app names it (`sst.x.DevCommand`).
+export function standIn(type, name, args = {}, label = type.replaceAll(":", ".")) {
   const short = type.split(":").at(-1);
-  registry.standIns.push({ type: type.replaceAll(":", "."), name });
+  registry.standIns.push({ type: label, name });
   for (const cb of componentTransforms.get(type) ?? []) cb(args, {}, name);
   const props = LINK_PROPERTIES[short] ?? ["name"];
   const known = {
@@ -646,31 +707,66 @@ export function standIn(type, name, args = {}) {
   for (const p of ["name", "arn", "url", "id", "domain", "endpoint", "host", "port", "database", "username", "password", "sender"]) {
     known[p] = output(placeholder(name, p));
   }
-  return inert(`${type.replaceAll(":", ".")} ${name}`, known);
+  return inert(`${label} ${name}`, known);
 }
 
 /// The class a stand-in is made with: `new sst.aws.Bucket(name, args)`,
-/// with SST's static `get` and `v1` variants.
-function standInClass(type) {
+/// with the static members SST's class has (`get` gives a stand-in of the
+/// component; the others, `StepFunctions.lambdaInvoke(...)` and the like,
+/// inert values), and the `v1` variant.
+function standInClass(type, label, statics) {
   const make = function (name, args) {
-    if (!new.target) throw new TypeError(`Class constructor ${type} cannot be invoked without 'new'`);
-    return standIn(type, name, args);
+    if (!new.target) throw new TypeError(`Class constructor ${label} cannot be invoked without 'new'`);
+    return standIn(type, name, args, label);
   };
   make.__pulumiType = type;
-  make.get = (name) => standIn(type, name);
-  Object.defineProperty(make, "v1", { get: () => standInClass(type) });
+  for (const member of statics) {
+    make[member] = member === "get" ? (name) => standIn(type, name, {}, label) : (...args) => inert(`${label}.${member}(${args.length ? "…" : ""})`);
+  }
+  Object.defineProperty(make, "v1", { get: () => standInClass(type, label, statics) });
   return make;
 }
 
-// SST 3's components, by namespace (from its platform source).
-const AWS_STAND_INS = [
-  "Analog", "ApiGatewayV1", "ApiGatewayV2", "AppSync", "Astro", "Aurora", "Auth", "Bucket", "Bus", "Cdn",
-  "Cluster", "CognitoIdentityPool", "CognitoUserPool", "Cron", "DnsValidatedCertificate", "Efs", "Email",
-  "HttpsRedirect", "KinesisStream", "Mysql", "Nextjs", "Nuxt", "OpenControl", "OpenSearch", "Postgres",
-  "Queue", "React", "Realtime", "Redis", "Remix", "Router", "Service", "SnsTopic", "SolidStart", "StaticSite",
-  "StepFunctions", "SvelteKit", "TanStackStart", "Task", "Vector", "Vpc",
-];
-const CLOUDFLARE_STAND_INS = ["Astro", "Auth", "Bucket", "Cron", "D1", "Kv", "Queue", "Remix", "SolidStart", "StaticSite", "Worker"];
+/// SST's namespaces as the app's platform has them: its own
+/// `.sst/platform` when `sst install` wrote one, else the catalog made
+/// from SST's source (`scripts/sst-catalog`).
+export const catalog = (() => {
+  const appDir = dirname(process.env.WSGATE_SST_CONFIG ?? ".");
+  return scanPlatform(join(appDir, ".sst", "platform")) ?? JSON.parse(readFileSync(new URL("./catalog.json", import.meta.url), "utf8"));
+})();
+
+/// Pulumi's type of an SST component (`sst:aws:Bucket`); `sst.x`'s are
+/// `sst:sst:` as SST types them (experimental/dev-command.ts).
+function pulumiType(namespace, name) {
+  const provider = namespace.split(".")[0];
+  return `sst:${provider === "x" ? "sst" : provider}:${name}`;
+}
+
+/// A namespace's members: wsgate's own where it runs them (or has its own
+/// version), stand-ins for every other class and function SST exports.
+function namespace(label, own) {
+  const entry = catalog.namespaces[label.replace(/^sst\./, "")] ?? { classes: {}, functions: [] };
+  const members = { ...own };
+  for (const [name, statics] of Object.entries(entry.classes)) {
+    if (name in members) {
+      // A class wsgate runs: SST's statics it does not have stand in.
+      for (const member of statics) {
+        if (!(member in members[name])) {
+          members[name][member] = (...args) => {
+            registry.notices.push(`${label}.${name}.${member}(): not run locally`);
+            return inert(`${label}.${name}.${member}(${args.length ? "…" : ""})`);
+          };
+        }
+      }
+      continue;
+    }
+    members[name] = standInClass(pulumiType(label.replace(/^sst\./, ""), name), `${label}.${name}`, statics);
+  }
+  for (const name of entry.functions) {
+    members[name] ??= (...args) => inert(`${label}.${name}(${args.length ? "…" : ""})`);
+  }
+  return strict(label, members);
+}
 
 /// A namespace whose unknown members are errors, not silent skips.
 function strict(label, members) {
@@ -696,21 +792,16 @@ const aws = {
     return JSON.stringify(parsed);
   }),
 };
-for (const name of AWS_STAND_INS) aws[name] = standInClass(`sst:aws:${name}`);
-
 const cloudflare = { dns: (args) => ({ provider: "cloudflare", ...args }), binding: (args) => ({ type: "cloudflare.binding", ...args }) };
-for (const name of CLOUDFLARE_STAND_INS) cloudflare[name] = standInClass(`sst:cloudflare:${name}`);
-
 const vercel = { dns: (args) => ({ provider: "vercel", ...args }) };
 
-const experimental = { DevCommand: standInClass("sst:sst:DevCommand") };
-
+const experimental = namespace("sst.x", {});
 export const sst = strict("sst", {
-  aws: strict("sst.aws", aws),
-  cloudflare: strict("sst.cloudflare", cloudflare),
-  vercel: strict("sst.vercel", vercel),
-  x: strict("sst.x", experimental),
-  experimental: strict("sst.experimental", experimental),
+  aws: namespace("sst.aws", aws),
+  cloudflare: namespace("sst.cloudflare", { ...cloudflare, x: namespace("sst.cloudflare.x", {}) }),
+  vercel: namespace("sst.vercel", vercel),
+  x: experimental,
+  experimental,
   Secret,
   Linkable,
   Resource,

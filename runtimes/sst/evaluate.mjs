@@ -8,10 +8,10 @@
 // Talks to wsgate on stdout (lines starting "@@wsgate@@", JSON) and stdin
 // (wsgate's answers); the app's own output goes to stderr.
 
-import { register } from "node:module";
+import { createRequire, register } from "node:module";
 import { MessageChannel } from "node:worker_threads";
 import { createInterface } from "node:readline";
-import { dirname, relative, sep } from "node:path";
+import { dirname, join, relative, sep } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -48,7 +48,7 @@ register(pathToFileURL(`${here}/hooks.mjs`).href, {
 
 const pulumi = await import("./pulumi.mjs");
 const components = await import("./components.mjs");
-const { registry, linkOf, isLinkable, NotSupported } = components;
+const { registry, linkOf, isLinkable, NotSupported, withSite } = components;
 
 // Answers from wsgate, by request.
 const answers = new Map();
@@ -56,10 +56,15 @@ createInterface({ input: process.stdin }).on("line", (line) => {
   const message = JSON.parse(line);
   answers.get(message.id)?.(message);
   answers.delete(message.id);
+  if (answers.size === 0) process.stdin.unref?.();
 });
+// stdin keeps the event loop alive only while an answer is awaited, so
+// that the loop goes idle when the config's own work is done.
+process.stdin.unref?.();
 let nextRequest = 1;
 function ask(request) {
   const id = nextRequest++;
+  process.stdin.ref?.();
   return new Promise((resolve, reject) => {
     answers.set(id, (answer) => (answer.error ? reject(new Error(answer.error)) : resolve(answer)));
     send({ ...request, id });
@@ -84,7 +89,7 @@ function fail(error) {
     type: "error",
     kind: error?.name ?? "Error",
     message: error?.message ?? String(error),
-    location: appLocation(error),
+    location: appLocation(error) ?? appLocation({ stack: error?.__wsgateSite }),
     stack: String(error?.stack ?? ""),
     secret: error?.secretName ?? null,
   });
@@ -126,6 +131,20 @@ for (const name of ["aws", "cloudflare", "vercel", "random", "tls", "command", "
   Object.defineProperty(globalThis, name, { configurable: true, get: () => providerGlobal(name) });
 }
 
+// SST bundles the config and everything it imports into one ESM file,
+// `.sst/platform/sst.config.<ms>.mjs`, with a banner that defines
+// `require`, `__filename` and `__dirname` for that file (pkg/js/js.go).
+// wsgate loads the files one by one, so the same three are globals with
+// the same values: any module's own declaration still shadows them, as
+// the bundler's renaming lets it do there.
+const platformDir = join(appDir, ".sst", "platform");
+const bundleFile = join(platformDir, `sst.config.${Date.now()}.mjs`);
+Object.assign(globalThis, {
+  require: createRequire(bundleFile),
+  __filename: bundleFile,
+  __dirname: platformDir,
+});
+
 const loaded = await import(pathToFileURL(configFile).href);
 const config = loaded.default;
 if (!config || typeof config.app !== "function" || typeof config.run !== "function") {
@@ -161,11 +180,31 @@ async function settle() {
 }
 await settle();
 
+// Pulumi's Node.js runtime ends a program when its event loop has nothing
+// left to do, so work `run()` started without awaiting it (an `import()`
+// whose module then awaits something, a timer) still counts. Wait for
+// Node's "beforeExit" (the loop is idle), or, for a config that keeps a
+// handle open (a socket, an interval), a bounded time after it settled.
+const IDLE_BOUND_MS = 2000;
+await new Promise((resolve) => {
+  process.once("beforeExit", resolve);
+  setTimeout(resolve, IDLE_BOUND_MS).unref();
+});
+await settle();
+
 /// The definition wsgate serves.
+/// A component's description; an error in it names where the app made it.
+async function describe(component) {
+  try {
+    return await component.describe();
+  } catch (error) {
+    throw withSite(error, component.__site);
+  }
+}
 const apis = [];
-for (const api of registry.apis) apis.push(await api.describe());
+for (const api of registry.apis) apis.push(await describe(api));
 const tables = [];
-for (const table of registry.tables) tables.push(await table.describe());
+for (const table of registry.tables) tables.push(await describe(table));
 
 // The functions wsgate runs: those the APIs route to (or authorize with),
 // and the sst.aws.Functions they link (invoked through the Lambda API).
@@ -184,17 +223,27 @@ while (queue.length > 0) {
   });
   const linkNames = [];
   const environment = { ...(resolved.environment ?? {}) };
+  // The role's statements, as SST's Function builds its policy
+  // (function.ts): `permissions`, then the links' `aws.permission` items.
+  const permissions = [...(resolved.permissions ?? [])].map((p) => statement(fn.__name, p)).filter(Boolean);
+  const own = permissions.length;
   for (const target of linkTargets) {
     const link = (links[target.__name] ??= await linkOf(target));
     linkNames.push(target.__name);
-    for (const item of link.include) if (item.type === "environment") Object.assign(environment, item.env);
+    for (const item of link.include) {
+      if (item.type === "environment") Object.assign(environment, item.env);
+      if (item.type === "aws.permission") permissions.push(...[statement(fn.__name, item)].filter(Boolean));
+    }
     if (target instanceof components.Function && !seen.has(target)) {
       seen.add(target);
       queue.push(target);
     }
   }
-  if ((resolved.permissions ?? []).length > 0) {
-    registry.notices.push(`function ${fn.__name}: permissions are accepted, not enforced locally`);
+  // Noted for the app's own `permissions` only: what links grant is
+  // theirs to grant (a linked table's `dynamodb:*`).
+  const unenforced = [...new Set(permissions.slice(0, own).flatMap((p) => p.actions).filter((a) => !enforcedLocally(a)))];
+  if (unenforced.length > 0) {
+    registry.notices.push(`function ${fn.__name}: permissions for ${unenforced.join(", ")} are accepted, not enforced locally (wsgate enforces execute-api actions)`);
   }
   if (args.transform?.function) {
     registry.notices.push(`function ${fn.__name}: transform.function applies to the Lambda resource on AWS only`);
@@ -204,7 +253,8 @@ while (queue.length > 0) {
     physicalName: fn._physical,
     routed: routed.has(fn.__name),
     handler: resolved.handler,
-    runtime: resolved.runtime ?? "nodejs20.x",
+    runtime: resolved.runtime ?? null,
+    permissions,
     timeout: resolved.timeout ?? "20 seconds",
     memory: resolved.memory ?? "1024 MB",
     environment,
@@ -217,9 +267,41 @@ while (queue.length > 0) {
   });
 }
 
+/// A permission as IAM reads it: `{ actions, resources, effect }`.
+function statement(fnName, permission) {
+  const list = (value, what) => {
+    if (value === undefined) return [];
+    if (!Array.isArray(value) || value.some((v) => typeof v !== "string")) {
+      throw new Error(`function ${fnName}: permissions[].${what} must be a list of strings, not ${JSON.stringify(value)}`);
+    }
+    return value;
+  };
+  const effect = String(permission.effect ?? "allow").toLowerCase();
+  if (effect !== "allow" && effect !== "deny") throw new Error(`function ${fnName}: permission effect "${permission.effect}" is not allow or deny`);
+  // IAM condition keys are not evaluated locally: on the safe side, an
+  // Allow with conditions grants nothing and a Deny denies regardless.
+  if ((permission.conditions ?? []).length > 0) {
+    registry.notices.push(`function ${fnName}: a permission with conditions ${effect === "allow" ? "grants nothing" : "denies unconditionally"} locally (conditions are not evaluated)`);
+    if (effect === "allow") return null;
+  }
+  return { effect: effect === "deny" ? "Deny" : "Allow", actions: list(permission.actions, "actions"), resources: list(permission.resources, "resources") };
+}
+
+/// Whether wsgate checks an action locally: the management API's
+/// (execute-api) and those matching it by wildcard.
+function enforcedLocally(action) {
+  const escaped = action.replace(/[.+^$(){}|[\]\\]/g, "\\$&");
+  const pattern = new RegExp("^" + escaped.replaceAll("*", ".*").replaceAll("?", ".") + "$", "i");
+  return ["execute-api:ManageConnections", "execute-api:Invoke"].some((a) => pattern.test(a));
+}
+
 function printable(value) {
   return JSON.parse(
     JSON.stringify(value ?? {}, (_, v) => {
+      // A stand-in's value (`pool.addClient("Web").id`): its name.
+      if (v != null && (typeof v === "object" || typeof v === "function") && typeof v[components.INERT] === "string") {
+        return typeof v.__name === "string" ? `[${String(v.__pulumiType).replaceAll(":", ".")} ${v.__name}]` : `[stand-in ${v[components.INERT]}]`;
+      }
       if (typeof v === "function") return v.__name ? `[${String(v.__pulumiType ?? "").replaceAll(":", ".")} ${v.__name}]` : undefined;
       if (v && typeof v === "object" && v.__pulumiType) return `[${v.__pulumiType.replaceAll(":", ".")} ${v.__name}]`;
       return v;

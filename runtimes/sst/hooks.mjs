@@ -150,7 +150,17 @@ function viaPaths(specifier, parentFile) {
   return undefined;
 }
 
+/// Resolves a specifier; in flight counts as loading (see `load`).
 export async function resolve(specifier, context, next) {
+  port?.postMessage(1);
+  try {
+    return await resolveModule(specifier, context, next);
+  } finally {
+    port?.postMessage(-1);
+  }
+}
+
+async function resolveModule(specifier, context, next) {
   if (specifier === "@pulumi/pulumi" || specifier.startsWith("@pulumi/pulumi/")) {
     return { url: shims.pulumi, shortCircuit: true };
   }

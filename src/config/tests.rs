@@ -16,7 +16,7 @@ fn minimal_config_gets_sst_defaults() {
     assert_eq!(config.name, "MyApi");
     assert_eq!(config.stage, "$default");
     assert_eq!(config.route_selection_expression, "$request.body.action");
-    assert_eq!(config.access_log_retention, Retention::Days(30));
+    assert_eq!(config.access_log_retention, Retention::Forever);
     assert_eq!(config.binary, BinaryMode::Reject);
     assert!(config.routes.is_empty());
 }

@@ -107,6 +107,16 @@ pub enum Retention {
     Forever,
 }
 
+impl std::fmt::Display for Retention {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Retention::Days(1) => f.write_str("1 day"),
+            Retention::Days(days) => write!(f, "{days} days"),
+            Retention::Forever => f.write_str("forever"),
+        }
+    }
+}
+
 /// Parses a retention string; anything outside SST's enum is an error that
 /// lists the allowed values.
 pub fn parse_retention(text: &str) -> Result<Retention, String> {

@@ -17,6 +17,9 @@ pub const EVALUATE: &str = include_str!("../../runtimes/sst/evaluate.mjs");
 pub const HOOKS: &str = include_str!("../../runtimes/sst/hooks.mjs");
 pub const PULUMI: &str = include_str!("../../runtimes/sst/pulumi.mjs");
 pub const COMPONENTS: &str = include_str!("../../runtimes/sst/components.mjs");
+pub const CATALOG: &str = include_str!("../../runtimes/sst/catalog.mjs");
+/// SST's namespaces, classes and statics (`scripts/sst-catalog`).
+pub const CATALOG_JSON: &str = include_str!("../../runtimes/sst/catalog.json");
 
 /// Marks the evaluator's protocol lines among whatever else is printed.
 const PROTOCOL: &str = "@@wsgate@@";
@@ -87,6 +90,8 @@ pub fn write_runtime(state_dir: &Path) -> Result<PathBuf, String> {
         ("hooks.mjs", HOOKS),
         ("pulumi.mjs", PULUMI),
         ("components.mjs", COMPONENTS),
+        ("catalog.mjs", CATALOG),
+        ("catalog.json", CATALOG_JSON),
     ] {
         let path = folder.join(name);
         std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;

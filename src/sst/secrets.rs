@@ -47,16 +47,18 @@ fn write(app_dir: &Path, store: &Store) -> Result<(), String> {
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-/// Checks a secret's name as SST does.
+/// Checks a secret's name as `sst secret set` does: `^[A-Z][a-zA-Z0-9_]*$`
+/// (sst/sst cmd/sst/secret.go). The `sst.Secret` component itself checks
+/// no name (platform/src/components/secret.ts).
 pub fn check_name(name: &str) -> Result<(), String> {
     let mut chars = name.chars();
     if chars.next().is_some_and(|c| c.is_ascii_uppercase())
-        && chars.all(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
     {
         Ok(())
     } else {
         Err(format!(
-            "\"{name}\" is not a secret name: start with a capital letter, then letters and numbers only"
+            "\"{name}\" is not a secret name: start with a capital letter, then letters, numbers and _ only"
         ))
     }
 }

@@ -61,9 +61,14 @@ impl Serve {
 
     /// As `start`, with the server's log (stderr) written to `log`.
     pub fn start_logging_to(config: &Path, args: &[&str], log: &Path) -> Serve {
+        Serve::start_with_log(config, args, &[], log)
+    }
+
+    /// As `start_with`, with the server's log (stderr) written to `log`.
+    pub fn start_with_log(config: &Path, args: &[&str], env: &[(&str, &str)], log: &Path) -> Serve {
         let mut command = Command::new(env!("CARGO_BIN_EXE_wsgate"));
         command.stderr(std::fs::File::create(log).unwrap());
-        Serve::spawn(command, config, args, &[])
+        Serve::spawn(command, config, args, env)
     }
 
     /// Runs `command serve ...`; its stderr is the test's unless the

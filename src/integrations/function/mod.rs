@@ -345,7 +345,41 @@ fn lambda_environment(env: &Environment, spec: &FunctionSpec, name: &str) -> Ins
             ));
         }
     }
+    if let Some(outputs) = env.outputs.read().expect("lock poisoned").as_ref() {
+        vars.push((
+            "WSGATE_HOSTS".into(),
+            served_hosts(env, outputs).to_string(),
+        ));
+    }
     InstanceEnv { vars, lease }
+}
+
+/// The host names this API answers to on AWS, each with the local port
+/// that serves it: `<apiId>.execute-api.<region>.amazonaws.com` (what
+/// handlers build from `requestContext.apiId`) and the custom domain. The
+/// bootstraps send a handler's connections to these names (on 443, 80 or
+/// no port) to that port, keeping the name for TLS and `Host`, so the
+/// URLs a handler writes for AWS reach wsgate.
+fn served_hosts(env: &Environment, outputs: &Outputs) -> serde_json::Value {
+    let Ok(management) = url::Url::parse(&outputs.management_endpoint) else {
+        return serde_json::json!({});
+    };
+    let Some(port) = management.port_or_known_default() else {
+        return serde_json::json!({});
+    };
+    let mut hosts = serde_json::Map::new();
+    hosts.insert(
+        crate::ids::execute_api_host(&env.api_id, &env.region),
+        port.into(),
+    );
+    if let Some(domain) = url::Url::parse(&outputs.url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        .filter(|host| Some(host.as_str()) != management.host_str())
+    {
+        hosts.insert(domain, port.into());
+    }
+    serde_json::Value::Object(hosts)
 }
 
 #[async_trait]
