@@ -481,6 +481,23 @@ async fn logs(
                 .ok_or_else(|| anyhow::anyhow!("--since reaches before any date"))
         })
         .transpose()?;
+    let (config, _) = app
+        .apis
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("the app defines no API"))?;
+    // A filter on a field the format does not write would match nothing.
+    for (given, flag, variable) in [
+        (since.is_some(), "--since", "requestTime"),
+        (route.is_some(), "--route", "routeKey"),
+        (connection.is_some(), "--connection", "connectionId"),
+        (status.is_some(), "--status", "status"),
+    ] {
+        if given && !config.access_log_format.records(variable) {
+            anyhow::bail!(
+                "{flag} filters on $context.{variable}, which this API's access log format does not record"
+            );
+        }
+    }
     let filter = Filter {
         since,
         route,
@@ -490,10 +507,6 @@ async fn logs(
             .transpose()
             .map_err(anyhow::Error::msg)?,
     };
-    let (config, _) = app
-        .apis
-        .first()
-        .ok_or_else(|| anyhow::anyhow!("the app defines no API"))?;
     let dir = wsgate::access_log::writer::log_dir(config.dir(), &config.name, &config.stage);
     let shown = reader::Shown {
         json,

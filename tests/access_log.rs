@@ -253,7 +253,7 @@ stage = "dev"
 [access_log]
 retention = "1 week"
 [transform.access_log]
-format = "$context.requestTime | $context.eventType $context.routeKey -> $context.status ($context.integrationLatency ms) $context.connectionId"
+format = "$context.requestTime | $context.eventType $context.routeKey -> $context.status ($context.integrationLatency ms) $context.connectionId $context.requestId"
 [routes]
 "$connect" = {{ url = "{connect}" }}
 fail = {{ url = "http://127.0.0.1:1/unreachable" }}
@@ -292,4 +292,27 @@ fail = {{ url = "http://127.0.0.1:1/unreachable" }}
     let raw = logs(dir.path(), &["--json", "--route", "$connect"]);
     assert!(raw.contains("CONNECT $connect -> 200"), "{raw}");
     server.shutdown().await;
+}
+
+#[test]
+fn a_filter_on_a_field_the_format_lacks_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("wsgate.toml"),
+        "name = \"Narrow\"\n[transform.access_log]\nformat = \"$context.requestId $context.routeKey\"\n",
+    )
+    .unwrap();
+    let output = wsgate()
+        .args(["logs", "--connection", "abc=", "--config"])
+        .arg(dir.path().join("wsgate.toml"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--connection filters on $context.connectionId"),
+        "{stderr}"
+    );
+    // A filter the format can answer is fine (no log yet).
+    assert_eq!(logs(dir.path(), &["--route", "x"]), "");
 }

@@ -145,6 +145,24 @@ async fn close_without_code_reports_1005_and_dropped_socket_1006() {
 }
 
 #[tokio::test]
+async fn delete_connection_reports_what_api_gateway_logs() {
+    let mut backend = Backend::start(|_, _| Reply::ok()).await;
+    let server = api_with(&backend, &["$disconnect"], "").await;
+    let mut client = connect(&server.url()).await;
+    let id = server.connections().ids().into_iter().next().unwrap();
+    server.connections().delete(&id).await.unwrap();
+    // The client takes the close as any client does: it echoes the code.
+    while let Some(Ok(_)) = futures_util::StreamExt::next(&mut client).await {}
+    let event = backend.event_for("$disconnect").await;
+    assert_eq!(event["requestContext"]["disconnectStatusCode"], 1000);
+    assert_eq!(
+        event["requestContext"]["disconnectReason"],
+        "Connection Closed Normally"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn connect_handler_decides_the_handshake() {
     let backend = Backend::start(|_, event| {
         match event["queryStringParameters"]["mode"].as_str() {

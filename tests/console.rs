@@ -34,7 +34,7 @@ async fn console_app(dir: &Path) -> (Backend, PathBuf) {
     .await;
     std::fs::write(
         dir.join("chatty.py"),
-        "import sys\n\ndef handler(event, context):\n    print('chatty got', event['body'], flush=True)\n    print('chatty warns', file=sys.stderr, flush=True)\n    return {'statusCode': 200}\n",
+        "import sys\n\ndef handler(event, context):\n    print('chatty got', event['body'])\n    print('chatty warns', file=sys.stderr)\n    return {'statusCode': 200}\n",
     )
     .unwrap();
     let config = write_config(

@@ -151,7 +151,23 @@ impl Format {
         if !rest.is_empty() {
             parts.push(Part::Text(rest.to_string()));
         }
+        // API Gateway refuses such a stage at deploy time: "The access log
+        // format must include at least $context.requestId or
+        // $context.extendedRequestId" (Developer Guide, access logging).
+        if !parts
+            .iter()
+            .any(|p| matches!(p, Part::Variable("requestId" | "extendedRequestId", _)))
+        {
+            return Err("an access log format must include $context.requestId or $context.extendedRequestId, as API Gateway requires".into());
+        }
         Ok(Format { parts })
+    }
+
+    /// Whether the format writes `$context.<name>`.
+    pub fn records(&self, name: &str) -> bool {
+        self.parts
+            .iter()
+            .any(|p| matches!(p, Part::Variable(v, _) if *v == name))
     }
 
     pub fn render(&self, record: &Record<'_>) -> String {
@@ -416,5 +432,12 @@ mod tests {
         );
         assert!(Format::parse("a\nb $context.status").is_err());
         assert!(Format::parse("no variables").is_err());
+        // API Gateway's rule: a request id is in every format.
+        assert!(
+            Format::parse("$context.status $context.routeKey")
+                .unwrap_err()
+                .contains("$context.requestId or $context.extendedRequestId")
+        );
+        assert!(Format::parse("$context.extendedRequestId").is_ok());
     }
 }

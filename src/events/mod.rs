@@ -384,10 +384,13 @@ pub fn clf_time(time: DateTime<Utc>) -> Arc<str> {
     })
 }
 
-/// The reason API Gateway gives for each close code in `$disconnect`.
+/// The reason API Gateway gives for each close code in `$disconnect`. For
+/// 1000 it is "Connection Closed Normally", as API Gateway's own logs of a
+/// DeleteConnection show it (quoted in boto3 issue 3789 and chalice issue
+/// 2060); AWS's guide gives none of these texts.
 pub fn disconnect_reason(code: u16) -> &'static str {
     match code {
-        1000 => "Normal closure",
+        1000 => "Connection Closed Normally",
         1001 => "Going away",
         1002 => "Protocol error",
         1003 => "Unsupported data",

@@ -204,6 +204,9 @@ impl FunctionIntegration {
                     ("_HANDLER".to_string(), spec.handler.clone()),
                 ];
                 if resolved.runtime == resolve::Runtime::Python {
+                    // Lambda's Python runtime writes print() at once
+                    // (stdout is a pipe here, block-buffered otherwise).
+                    runtime_env.push(("PYTHONUNBUFFERED".to_string(), "1".to_string()));
                     // boto3, as Lambda's Python runtimes provide it; a
                     // handler that needs none still runs without it.
                     match crate::services::runtime_sdk::python_path() {
