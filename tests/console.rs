@@ -347,6 +347,15 @@ async fn no_console_leaves_metrics_and_health_alone() {
     ] {
         let (status, _) = request(reqwest::Method::GET, &format!("{admin}{path}"), &[], "").await;
         assert_eq!(status, expected, "{path}");
+        // A name another site's DNS rebound to 127.0.0.1 reads nothing.
+        let (status, _) = request(
+            reqwest::Method::GET,
+            &format!("{admin}{path}"),
+            &[("host", "attacker.example")],
+            "",
+        )
+        .await;
+        assert_eq!(status, 403, "{path} for a rebound name");
     }
 }
 

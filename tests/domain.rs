@@ -184,7 +184,7 @@ async fn wss_on_the_domain_with_its_base_path() {
         ("/v2/", host.as_str(), "403"),
         ("/", host.as_str(), "403"),
         ("/prod", host.as_str(), "403"),
-        ("/v1", "other.wsgate.test", "404"),
+        ("/v1", "other.wsgate.test", "403"),
         ("/v1/", host.as_str(), "101"),
     ] {
         let line = raw_status(&server, &connector, &upgrade_request(path, host)).await;

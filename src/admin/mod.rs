@@ -182,15 +182,17 @@ impl Admin {
             );
             return reply;
         }
+        if self.token.is_none() && !loopback_host(&request) {
+            // Without a token the listener is on loopback, and only this
+            // machine may use it: a page whose name was rebound to
+            // 127.0.0.1 may read neither the console nor /metrics (the
+            // API's name, routes and functions), /health or /ready.
+            return text(
+                StatusCode::FORBIDDEN,
+                "the admin listener answers requests for a loopback host only (127.0.0.1, [::1], localhost) unless --admin-token is set\n",
+            );
+        }
         if self.console && console::serves(request.uri().path()) {
-            if self.token.is_none() && !loopback_host(&request) {
-                // Without a token only this machine may use the console:
-                // a page whose name was rebound to 127.0.0.1 may not.
-                return text(
-                    StatusCode::FORBIDDEN,
-                    "the console answers requests for a loopback host only (127.0.0.1, [::1], localhost) unless --admin-token is set\n",
-                );
-            }
             let apis = match &*self.phase.lock().expect("lock poisoned") {
                 Phase::Serving(apis) => Arc::clone(apis),
                 _ => Arc::new(Vec::new()),

@@ -184,8 +184,12 @@ async fn serve_stream<S>(
         }
         Some(domain) => {
             let target = domain.classify(head.path());
+            // A Host the domain does not map is Forbidden, as an unmapped
+            // path is: API Gateway answers 403 for whatever no mapping
+            // takes (with `tls = "local"` a foreign Host reaches the API's
+            // own host, whose paths then refuse it with 403 too).
             let refusal = if !head.header("host").is_some_and(|h| domain.is_host(h)) {
-                Some((404, r#"{"message":"Not Found"}"#))
+                Some((403, r#"{"message":"Forbidden"}"#))
             } else if target == Target::Forbidden {
                 Some((403, r#"{"message":"Forbidden"}"#))
             } else if target == Target::Endpoint && !head.wants_websocket() {
