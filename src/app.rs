@@ -138,6 +138,9 @@ impl App {
     }
 
     async fn load_definition(file: ConfigFile, options: &Options) -> Result<App, AppError> {
+        // Whatever writes there next (secrets, the CA's key, credentials)
+        // finds the folder already ignored by git.
+        crate::state_dir::create(file.dir()).map_err(AppError::Other)?;
         match &file {
             ConfigFile::Toml(path) => {
                 let config = if options.without_secrets {

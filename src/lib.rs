@@ -22,6 +22,7 @@ pub mod reload;
 pub mod resources;
 pub mod services;
 pub mod sst;
+pub mod state_dir;
 pub mod toolchain;
 
 pub use api::{BuildError, RouteOptions, Server, WebSocketApi};

@@ -43,7 +43,7 @@ impl LocalCa {
         let key_path = dir.join("ca-key.pem");
         // Several processes of one app (cluster nodes on one machine) may
         // open it at once: one creates it, the others wait and read it.
-        let _lock = DirLock::take(dir)?;
+        let _lock = crate::state_dir::Lock::take(&dir.join(".lock"))?;
         if !cert_path.is_file() || !key_path.is_file() {
             create(dir, &cert_path, &key_path)?;
         }
@@ -121,7 +121,7 @@ impl LocalCa {
             .map_err(|e| format!("cannot issue a certificate for {names:?}: {e}"))?;
         let path = self.dir.join(format!("{label}.pem"));
         let pem = format!("{}{}", cert.pem(), key.serialize_pem());
-        replace_private(&path, pem.as_bytes())?;
+        crate::state_dir::replace(&path, pem.as_bytes(), 0o600)?;
         Ok(Issued {
             cert: path.clone(),
             key: path,
@@ -140,11 +140,23 @@ impl LocalCa {
             &std::fs::read_to_string(self.cert_path())
                 .map_err(|e| format!("cannot read {}: {e}", self.cert_path().display()))?,
         );
-        replace(&self.bundle_path(), bundle.as_bytes(), 0o644)
+        crate::state_dir::replace(&self.bundle_path(), bundle.as_bytes(), 0o644)
     }
 }
 
 fn create(dir: &Path, cert_path: &Path, key_path: &Path) -> Result<(), String> {
+    // The key must never be committed: `.wsgate/` ignores itself.
+    if let Some(app_dir) = dir
+        .parent()
+        .filter(|state| {
+            state
+                .file_name()
+                .is_some_and(|n| n == crate::state_dir::NAME)
+        })
+        .and_then(Path::parent)
+    {
+        crate::state_dir::create(app_dir)?;
+    }
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let mut params = CertificateParams::default();
     let mut name = DistinguishedName::new();
@@ -178,57 +190,6 @@ fn create(dir: &Path, cert_path: &Path, key_path: &Path) -> Result<(), String> {
         dir.display()
     );
     Ok(())
-}
-
-/// Writes `path` whole or not at all: a temporary file renamed over it.
-fn replace(path: &Path, bytes: &[u8], mode: u32) -> Result<(), String> {
-    let temporary = path.with_extension(format!("tmp-{}", std::process::id()));
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&temporary)
-        .and_then(|mut file| file.write_all(bytes))
-        .and_then(|()| std::fs::rename(&temporary, path));
-    written.map_err(|e| {
-        let _ = std::fs::remove_file(&temporary);
-        format!("cannot write {}: {e}", path.display())
-    })
-}
-
-fn replace_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    replace(path, bytes, 0o600)
-}
-
-/// An exclusive lock on a folder (`.lock` in it), held until dropped.
-struct DirLock {
-    _held: std::fs::File,
-}
-
-impl DirLock {
-    fn take(dir: &Path) -> Result<DirLock, String> {
-        use std::os::fd::AsRawFd;
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let path = dir.join(".lock");
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        // SAFETY: flock on a descriptor this function owns.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(format!(
-                "cannot lock {}: {}",
-                path.display(),
-                std::io::Error::last_os_error()
-            ));
-        }
-        Ok(DirLock { _held: file })
-    }
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {

@@ -128,9 +128,13 @@ enum SecretAction {
     /// that sets none).
     Set {
         name: String,
-        value: String,
+        /// The value; without it, read from standard input (all of it), or
+        /// from a prompt that does not echo on a terminal, as `sst secret
+        /// set` reads it.
+        value: Option<String>,
         #[command(flatten)]
         app: AppArgs,
+        /// Set the fallback, which every stage that sets none sees.
         #[arg(long)]
         fallback: bool,
     },
@@ -138,6 +142,7 @@ enum SecretAction {
     List {
         #[command(flatten)]
         app: AppArgs,
+        /// Print each value too (`NAME=value`).
         #[arg(long)]
         values: bool,
     },
@@ -146,6 +151,7 @@ enum SecretAction {
         name: String,
         #[command(flatten)]
         app: AppArgs,
+        /// Remove the fallback instead of the stage's own value.
         #[arg(long)]
         fallback: bool,
     },
@@ -615,6 +621,11 @@ fn secret(action: SecretAction) -> anyhow::Result<()> {
     let scope = (!fallback).then_some(stage.as_str());
     match action {
         SecretAction::Set { name, value, .. } => {
+            secrets::check_name(&name).map_err(anyhow::Error::msg)?;
+            let value = match value {
+                Some(value) => value,
+                None => read_secret_value()?,
+            };
             secrets::set(dir, scope, &name, &value).map_err(anyhow::Error::msg)?;
             match scope {
                 Some(stage) => println!("set {name} for stage {stage}"),
@@ -639,6 +650,24 @@ fn secret(action: SecretAction) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A secret's value from standard input, as `sst secret set` reads it
+/// (cmd/sst/secret.go): on a terminal, one line at an "Enter value: "
+/// prompt (here without echo); otherwise everything until the end.
+fn read_secret_value() -> anyhow::Result<String> {
+    use std::io::{IsTerminal, Read};
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        let mut value = String::new();
+        stdin
+            .lock()
+            .read_to_string(&mut value)
+            .context("cannot read the value from standard input")?;
+        return Ok(value);
+    }
+    // rpassword: the terminal's echo off while the line is typed.
+    rpassword::prompt_password("Enter value: ").context("cannot read the value")
 }
 
 fn ca(args: &AppArgs) -> anyhow::Result<()> {

@@ -101,6 +101,11 @@ async fn sst_rules_from_sst_s_source() {
     );
     let refused = wsgate(dir.path(), &["secret", "set", "jwt-secret", "x"]);
     assert!(!refused.status.success());
+    // The plaintext secrets are in a folder git ignores.
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join(".wsgate/.gitignore")).unwrap(),
+        "*\n"
+    );
 
     let path = path_without_boto3(dir.path());
     let log = dir.path().join("serve.log");
@@ -284,5 +289,32 @@ fn retention_defaults_to_forever_before_sst_3_2_49() {
             .any(|l| l.contains("Api/$default (kept forever)")),
         "{:?}",
         serve.printed
+    );
+}
+
+#[test]
+fn secret_set_reads_the_value_from_standard_input() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("sst.config.ts"), APP).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wsgate"))
+        .args(["secret", "set", "API_TOKEN", "--stage", "s"])
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // As `sst secret set` reads a pipe: all of it, as it is.
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"from stdin\n")
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let listed = wsgate(dir.path(), &["secret", "list", "--values", "--stage", "s"]);
+    assert_eq!(
+        String::from_utf8_lossy(&listed.stdout),
+        "API_TOKEN=from stdin\n\n"
     );
 }

@@ -151,16 +151,19 @@ impl Format {
         if !rest.is_empty() {
             parts.push(Part::Text(rest.to_string()));
         }
-        // API Gateway refuses such a stage at deploy time: "The access log
-        // format must include at least $context.requestId or
-        // $context.extendedRequestId" (Developer Guide, access logging).
-        if !parts
-            .iter()
-            .any(|p| matches!(p, Part::Variable("requestId" | "extendedRequestId", _)))
-        {
+        Ok(Format { parts })
+    }
+
+    /// A stage's format, as a config gives it: parsed, and with a request
+    /// id, which API Gateway requires at deploy time ("The access log
+    /// format must include at least $context.requestId or
+    /// $context.extendedRequestId", Developer Guide, access logging).
+    pub fn for_stage(text: &str) -> Result<Format, String> {
+        let format = Format::parse(text)?;
+        if !format.records("requestId") && !format.records("extendedRequestId") {
             return Err("an access log format must include $context.requestId or $context.extendedRequestId, as API Gateway requires".into());
         }
-        Ok(Format { parts })
+        Ok(format)
     }
 
     /// Whether the format writes `$context.<name>`.
@@ -434,10 +437,10 @@ mod tests {
         assert!(Format::parse("no variables").is_err());
         // API Gateway's rule: a request id is in every format.
         assert!(
-            Format::parse("$context.status $context.routeKey")
+            Format::for_stage("$context.status $context.routeKey")
                 .unwrap_err()
                 .contains("$context.requestId or $context.extendedRequestId")
         );
-        assert!(Format::parse("$context.extendedRequestId").is_ok());
+        assert!(Format::for_stage("$context.extendedRequestId").is_ok());
     }
 }

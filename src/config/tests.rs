@@ -554,3 +554,14 @@ fn checking_is_linear_in_the_number_of_routes() {
         started.elapsed()
     );
 }
+
+#[test]
+fn an_access_log_format_without_a_request_id_is_refused_as_aws_refuses_it() {
+    let error = error_text(
+        "name = \"A\"\n[transform.access_log]\nformat = \"$context.routeKey $context.status\"\n",
+    );
+    assert!(
+        error.contains("must include $context.requestId or $context.extendedRequestId"),
+        "{error}"
+    );
+}

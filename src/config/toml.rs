@@ -447,7 +447,7 @@ fn check(file: &Path, raw: RawConfig, c: &mut Checker) -> Config {
         if let Some(access_log) = transform.access_log {
             let span = access_log.span();
             if let Some(format) = access_log.into_inner().format {
-                match crate::access_log::format::Format::parse(&format) {
+                match crate::access_log::format::Format::for_stage(&format) {
                     Ok(parsed) => access_log_format = parsed,
                     Err(msg) => c.at(span, "transform.access_log.format", msg),
                 }

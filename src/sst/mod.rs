@@ -259,7 +259,7 @@ fn api_config(
         });
     }
     let access_log_format = match &api.access_log_format {
-        Some(format) => Format::parse(format)
+        Some(format) => Format::for_stage(format)
             .map_err(|e| format!("{name}: transform.stage accessLogSettings.format: {e}"))?,
         None => Format::default(),
     };

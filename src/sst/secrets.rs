@@ -3,8 +3,7 @@
 //! stages that set none.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+
 use std::path::{Path, PathBuf};
 
 /// The stage key fallback values are kept under.
@@ -26,25 +25,18 @@ fn read(app_dir: &Path) -> Result<Store, String> {
     }
 }
 
+/// Writes the store whole (a temporary file renamed over it), mode 0600.
 fn write(app_dir: &Path, store: &Store) -> Result<(), String> {
-    let path = file(app_dir);
-    let folder = path.parent().expect("a file in .wsgate");
-    std::fs::create_dir_all(folder)
-        .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
-    let mut out = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    // An older file keeps its mode when opened: tighten it in any case.
-    out.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| format!("cannot protect {}: {e}", path.display()))?;
-    let text = serde_json::to_string_pretty(store).expect("strings serialize");
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.write_all(b"\n"))
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    crate::state_dir::create(app_dir)?;
+    let text = serde_json::to_string_pretty(store).expect("strings serialize") + "\n";
+    crate::state_dir::replace(&file(app_dir), text.as_bytes(), 0o600)
+}
+
+/// Held while a change reads, edits and writes the store: concurrent
+/// `secret set`s each keep their write.
+fn lock(app_dir: &Path) -> Result<crate::state_dir::Lock, String> {
+    crate::state_dir::create(app_dir)?;
+    crate::state_dir::Lock::take(&file(app_dir).with_extension("lock"))
 }
 
 /// Checks a secret's name as `sst secret set` does: `^[A-Z][a-zA-Z0-9_]*$`
@@ -66,6 +58,7 @@ pub fn check_name(name: &str) -> Result<(), String> {
 /// Sets `name` for `stage` (or as the fallback for every stage).
 pub fn set(app_dir: &Path, stage: Option<&str>, name: &str, value: &str) -> Result<(), String> {
     check_name(name)?;
+    let _lock = lock(app_dir)?;
     let mut store = read(app_dir)?;
     store
         .entry(stage.unwrap_or(FALLBACK).to_string())
@@ -76,6 +69,7 @@ pub fn set(app_dir: &Path, stage: Option<&str>, name: &str, value: &str) -> Resu
 
 /// Removes `name` for `stage` (or the fallback); true if it was set.
 pub fn remove(app_dir: &Path, stage: Option<&str>, name: &str) -> Result<bool, String> {
+    let _lock = lock(app_dir)?;
     let mut store = read(app_dir)?;
     let removed = store
         .get_mut(stage.unwrap_or(FALLBACK))
@@ -99,6 +93,7 @@ pub fn for_stage(app_dir: &Path, stage: &str) -> Result<BTreeMap<String, String>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn set_list_fallback_and_mode() {
@@ -124,5 +119,20 @@ mod tests {
             "fallback-key"
         );
         assert!(set(dir.path(), None, "lower", "x").is_err());
+    }
+
+    #[test]
+    fn parallel_sets_each_keep_their_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let threads: Vec<_> = (0..30)
+            .map(|i| {
+                let dir = dir.path().to_path_buf();
+                std::thread::spawn(move || set(&dir, Some("dev"), &format!("S{i}"), "v").unwrap())
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert_eq!(for_stage(dir.path(), "dev").unwrap().len(), 30);
     }
 }
