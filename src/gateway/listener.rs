@@ -188,9 +188,8 @@ async fn serve_stream<S>(
             // path is: API Gateway answers 403 for whatever no mapping
             // takes (with `tls = "local"` a foreign Host reaches the API's
             // own host, whose paths then refuse it with 403 too).
-            let refusal = if !head.header("host").is_some_and(|h| domain.is_host(h)) {
-                Some((403, r#"{"message":"Forbidden"}"#))
-            } else if target == Target::Forbidden {
+            let mapped = head.header("host").is_some_and(|h| domain.is_host(h));
+            let refusal = if !mapped || target == Target::Forbidden {
                 Some((403, r#"{"message":"Forbidden"}"#))
             } else if target == Target::Endpoint && !head.wants_websocket() {
                 Some((426, r#"{"message":"Upgrade Required"}"#))
