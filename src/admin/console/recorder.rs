@@ -16,11 +16,20 @@ use tokio::sync::broadcast;
 
 /// Events kept for the events view, newest last.
 pub const EVENTS_KEPT: usize = 1_000;
-/// Bytes of an event's or a reply's body kept; longer ones are cut, and
-/// say so.
+/// Bytes the kept events may hold in all; past it the oldest go first.
+pub const EVENT_BYTES_KEPT: usize = 48 * 1024 * 1024;
+/// Bytes of an event's or a reply's body (or a failure's message) kept;
+/// longer ones are cut, and say so.
 pub const BODY_KEPT: usize = 32 * 1024;
-/// Handler output lines kept.
+/// A reply's headers kept, and bytes of each name and value.
+pub const HEADERS_KEPT: usize = 32;
+pub const HEADER_BYTES_KEPT: usize = 1024;
+/// Handler output lines kept, and bytes of each.
 pub const LOG_LINES_KEPT: usize = 2_000;
+pub const LOG_LINE_BYTES_KEPT: usize = 8 * 1024;
+/// What the recorder may hold in all, whatever the traffic: the events'
+/// budget and the log lines' (2,000 × 8 KiB).
+pub const BYTES_KEPT: usize = EVENT_BYTES_KEPT + LOG_LINES_KEPT * (LOG_LINE_BYTES_KEPT + 256);
 /// Seconds of chart data kept (five minutes).
 pub const SECONDS_KEPT: usize = 300;
 /// Latency samples a route keeps per second for its percentiles.
@@ -73,10 +82,14 @@ pub struct EventDetail {
 }
 
 /// An event as kept: its trace is serialized only when it is looked at.
+/// Every text in it is a copy of at most a bounded size (the originals,
+/// however large, are freed).
 struct KeptEvent {
     summary: EventSummary,
     trace: Option<Box<Trace>>,
     access_log_line: Option<String>,
+    /// The heap it holds, about: what the events' budget counts.
+    bytes: usize,
 }
 
 impl KeptEvent {
@@ -122,9 +135,16 @@ struct Counting {
     samples: BTreeMap<String, Vec<u64>>,
 }
 
+/// The kept events and the bytes they hold.
+#[derive(Default)]
+struct Events {
+    kept: VecDeque<KeptEvent>,
+    bytes: usize,
+}
+
 pub struct Recorder {
     next_seq: AtomicU64,
-    events: Mutex<VecDeque<KeptEvent>>,
+    events: Mutex<Events>,
     logs: Mutex<VecDeque<LogLine>>,
     seconds: Mutex<VecDeque<Second>>,
     counting: Mutex<Counting>,
@@ -136,7 +156,7 @@ impl Recorder {
     fn new() -> Recorder {
         Recorder {
             next_seq: AtomicU64::new(1),
-            events: Mutex::new(VecDeque::new()),
+            events: Mutex::new(Events::default()),
             logs: Mutex::new(VecDeque::new()),
             seconds: Mutex::new(VecDeque::new()),
             counting: Mutex::new(Counting::default()),
@@ -189,12 +209,45 @@ impl Recorder {
             }
         }
         self.broadcast("event", &summary);
-        let kept = KeptEvent {
+        let trace = trace.map(bounded_trace);
+        let access_log_line = access_log_line.map(|mut line| {
+            cut(&mut line, BODY_KEPT);
+            line
+        });
+        let bytes = std::mem::size_of::<KeptEvent>()
+            + trace.as_deref().map_or(0, trace_bytes)
+            + access_log_line.as_ref().map_or(0, String::capacity)
+            + summary.route_key.capacity()
+            + summary.connection_id.capacity()
+            + summary.request_id.capacity()
+            + summary.error.as_ref().map_or(0, String::capacity);
+        let mut events = self.events.lock().expect("lock poisoned");
+        events.bytes += bytes;
+        events.kept.push_back(KeptEvent {
             summary,
-            trace: trace.map(cut_bodies),
+            trace,
             access_log_line,
-        };
-        push_bounded(&self.events, kept, EVENTS_KEPT);
+            bytes,
+        });
+        while events.kept.len() > EVENTS_KEPT || events.bytes > EVENT_BYTES_KEPT {
+            let Some(oldest) = events.kept.pop_front() else {
+                break;
+            };
+            events.bytes -= oldest.bytes;
+        }
+    }
+
+    /// The bytes the kept events and log lines hold, about.
+    pub fn kept_bytes(&self) -> usize {
+        let events = self.events.lock().expect("lock poisoned").bytes;
+        let logs: usize = self
+            .logs
+            .lock()
+            .expect("lock poisoned")
+            .iter()
+            .map(|l| std::mem::size_of::<LogLine>() + l.route.capacity() + l.text.capacity())
+            .sum();
+        events + logs
     }
 
     /// Records a line a function instance wrote.
@@ -205,7 +258,11 @@ impl Recorder {
             route: route.to_string(),
             instance,
             stream,
-            text: text.to_string(),
+            text: {
+                let mut text = text.to_string();
+                cut(&mut text, LOG_LINE_BYTES_KEPT);
+                text
+            },
         };
         self.broadcast("log", &line);
         push_bounded(&self.logs, line, LOG_LINES_KEPT);
@@ -238,6 +295,7 @@ impl Recorder {
     pub fn events(&self, filter: &EventFilter, limit: usize) -> Vec<EventSummary> {
         let events = self.events.lock().expect("lock poisoned");
         events
+            .kept
             .iter()
             .rev()
             .filter(|e| filter.keeps(&e.summary))
@@ -250,6 +308,7 @@ impl Recorder {
     pub fn event_detail(&self, seq: u64) -> Option<EventDetail> {
         let events = self.events.lock().expect("lock poisoned");
         events
+            .kept
             .iter()
             .find(|e| e.summary.seq == seq)
             .map(KeptEvent::detail)
@@ -328,34 +387,78 @@ fn percentile(sorted: &[u64], q: f64) -> u64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-/// The trace with the event's and the reply's bodies cut to `BODY_KEPT`
-/// bytes, so what the console keeps stays bounded.
-fn cut_bodies(mut trace: Box<Trace>) -> Box<Trace> {
+/// The trace as the console keeps it: the event's body, the reply's body
+/// and headers, and a failure's message cut to their bounds, each a new,
+/// exactly sized copy (a cut original would keep its whole allocation).
+fn bounded_trace(mut trace: Box<Trace>) -> Box<Trace> {
     if let Some(body) = &mut trace.event.body {
-        cut(body);
+        cut(body, BODY_KEPT);
     }
-    if let TracedReply::Answered {
-        body: Some(body), ..
-    } = &mut trace.reply
-    {
-        cut(body);
+    match &mut trace.reply {
+        TracedReply::Answered { headers, body, .. } => {
+            if let Some(body) = body {
+                cut(body, BODY_KEPT);
+            }
+            let left_out = headers.len().saturating_sub(HEADERS_KEPT);
+            headers.truncate(HEADERS_KEPT);
+            for (name, value) in headers.iter_mut() {
+                cut(name, HEADER_BYTES_KEPT);
+                cut(value, HEADER_BYTES_KEPT);
+            }
+            if left_out > 0 {
+                headers.push(("…".into(), format!("{left_out} more headers not kept")));
+            }
+            headers.shrink_to_fit();
+        }
+        TracedReply::Failed(message) => cut(message, BODY_KEPT),
     }
     trace
 }
 
-/// Cuts `text` to its first `BODY_KEPT` bytes (on a character boundary),
-/// with a note of how much was left out.
-fn cut(text: &mut String) {
-    if text.len() <= BODY_KEPT {
+/// The heap a bounded trace holds, about.
+fn trace_bytes(trace: &Trace) -> usize {
+    let event = &trace.event;
+    let map = |m: &indexmap::IndexMap<String, String>| -> usize {
+        m.iter().map(|(k, v)| k.capacity() + v.capacity() + 32).sum()
+    };
+    let multi = |m: &indexmap::IndexMap<String, Vec<String>>| -> usize {
+        m.iter()
+            .map(|(k, v)| k.capacity() + v.iter().map(|s| s.capacity() + 24).sum::<usize>() + 32)
+            .sum()
+    };
+    let reply = match &trace.reply {
+        TracedReply::Answered { headers, body, .. } => {
+            headers
+                .iter()
+                .map(|(n, v)| n.capacity() + v.capacity() + 48)
+                .sum::<usize>()
+                + body.as_ref().map_or(0, String::capacity)
+        }
+        TracedReply::Failed(message) => message.capacity(),
+    };
+    std::mem::size_of::<Trace>()
+        + event.body.as_ref().map_or(0, String::capacity)
+        + event.headers.as_deref().map_or(0, map)
+        + event.query_string_parameters.as_deref().map_or(0, map)
+        + event.multi_value_headers.as_deref().map_or(0, multi)
+        + event.multi_value_query_string_parameters.as_deref().map_or(0, multi)
+        + reply
+}
+
+/// Cuts `text` to its first `limit` bytes (on a character boundary), with
+/// a note of how much was left out, into a new string of that size.
+fn cut(text: &mut String, limit: usize) {
+    if text.len() <= limit {
         return;
     }
-    let mut end = BODY_KEPT;
+    let mut end = limit;
     while !text.is_char_boundary(end) {
         end -= 1;
     }
     let left_out = text.len() - end;
-    text.truncate(end);
-    text.push_str(&format!("… ({left_out} more bytes not kept)"));
+    let mut kept = format!("{}… ({left_out} more bytes not kept)", &text[..end]);
+    kept.shrink_to_fit();
+    *text = kept;
 }
 
 /// A handler's reply as JSON: the proxy response's fields, or why there
@@ -398,12 +501,67 @@ mod tests {
     fn long_bodies_are_cut_on_a_character_boundary() {
         let long = "é".repeat(BODY_KEPT);
         let mut text = long.clone();
-        cut(&mut text);
+        cut(&mut text, BODY_KEPT);
         assert!(text.len() < long.len());
         assert!(text.ends_with(&format!("({} more bytes not kept)", long.len() - BODY_KEPT)));
+        // A new string: the original's allocation is not kept.
+        assert!(text.capacity() < BODY_KEPT + 64);
         let mut short = "{}".to_string();
-        cut(&mut short);
+        cut(&mut short, BODY_KEPT);
         assert_eq!(short, "{}");
+    }
+
+    /// Huge bodies, huge reply headers and huge log lines, far more than
+    /// the bounds: what is kept stays under `BYTES_KEPT`.
+    #[test]
+    fn the_recorder_holds_its_budget_whatever_the_traffic() {
+        use crate::events::{ApiInfo, ConnectionMeta, Event};
+        let recorder = Recorder::new();
+        let api = Arc::new("Api".to_string());
+        let big = "x".repeat(4 * 1024 * 1024);
+        let template = Event::message(
+            &ApiInfo {
+                api_id: "a".into(),
+                stage: "s".into(),
+            },
+            &ConnectionMeta {
+                connection_id: "c=".into(),
+                connected_at: 1,
+                source_ip: "127.0.0.1".into(),
+                user_agent: None,
+                domain_name: "d".into(),
+                caller: None,
+                authorizer: None,
+            },
+            "big".into(),
+            "r=".into(),
+            "m".into(),
+            big.clone(),
+            false,
+        );
+        for _ in 0..(2 * EVENTS_KEPT) {
+            let trace = Box::new(Trace {
+                event: template.clone(),
+                reply: TracedReply::Answered {
+                    status_code: 200,
+                    headers: (0..100).map(|i| (format!("h{i}"), big[..64 * 1024].to_string())).collect(),
+                    body: Some(big.clone()),
+                    is_base64_encoded: false,
+                },
+                latency_us: 1,
+            });
+            let record = Record::for_event(&template, 200);
+            recorder.event(&api, &record, Some(trace), Some(big[..100_000].to_string()));
+        }
+        for _ in 0..(2 * LOG_LINES_KEPT) {
+            recorder.log_line("big", 1, "stdout", &big[..1024 * 1024]);
+        }
+        let kept = recorder.kept_bytes();
+        assert!(kept <= BYTES_KEPT, "{kept} > {BYTES_KEPT}");
+        // The newest event is there, its body cut.
+        let newest = recorder.events(&EventFilter::default(), 1)[0].seq;
+        let detail = recorder.event_detail(newest).unwrap();
+        assert!(detail.reply.unwrap().contains("more headers not kept"));
     }
 
     #[test]
