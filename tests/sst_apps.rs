@@ -478,3 +478,71 @@ fn an_sst_domain_is_served_with_a_certificate_from_the_local_ca() {
             .contains("BEGIN CERTIFICATE")
     );
 }
+
+/// A config that prints huge lines and never ends: what wsgate keeps of
+/// its output is bounded, and the time limit holds while it prints.
+#[test]
+fn a_config_flooding_its_output_is_bounded_in_memory_and_time() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("sst.config.ts"), APP).unwrap();
+    std::fs::create_dir_all(dir.path().join("infra")).unwrap();
+    std::fs::write(
+        dir.path().join("infra/api.ts"),
+        "const line = \"x\".repeat(8 * 1024 * 1024);\nfor (let i = 0; i < 60; i++) console.log(line);\nawait new Promise(() => setInterval(() => console.log(line), 10));\n",
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wsgate"))
+        .args(["validate", "--stage", "bad"])
+        .current_dir(dir.path())
+        .env("WSGATE_SST_TIMEOUT", "4")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // Its stderr is read as it comes, as a terminal would.
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut text = String::new();
+        std::io::BufReader::new(stderr)
+            .read_to_string(&mut text)
+            .unwrap();
+        text
+    });
+    let mut peak_kib = 0u64;
+    while child.try_wait().unwrap().is_none() {
+        if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            && let Some(hwm) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            peak_kib = peak_kib.max(hwm);
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "still running"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let stderr = reader.join().unwrap();
+    assert!(
+        stderr.contains("took longer than 4 s"),
+        "{}",
+        &stderr[stderr.len().saturating_sub(2000)..]
+    );
+    assert!(stderr.contains("more bytes not shown"));
+    assert!(
+        stderr.len() < 4 * 1024 * 1024,
+        "{} bytes shown",
+        stderr.len()
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(peak_kib < 200 * 1024, "wsgate peaked at {peak_kib} KiB");
+}

@@ -150,34 +150,34 @@ pub async fn evaluate(
     // Everything the config starts ends with its evaluation.
     let _tree = prepared.started(child.id().unwrap_or_default());
     let mut stdin = child.stdin.take().expect("stdin is piped");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
-    // The last lines the config (or Node) printed, for an error that
-    // comes without a message of the evaluator's own.
-    let last_lines = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
-    if let Some(stderr) = child.stderr.take() {
-        let last_lines = std::sync::Arc::clone(&last_lines);
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+    // What the config prints is shown, within bounds; the last lines are
+    // kept for an error that comes without a message of the evaluator's.
+    let printed = std::sync::Arc::new(std::sync::Mutex::new(Printed::default()));
+    let stderr_reader = child.stderr.take().map(|stderr| {
+        let printed = std::sync::Arc::clone(&printed);
         tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                tracing::info!(target: "wsgate::sst", "{line}");
-                let mut last = last_lines.lock().expect("lock poisoned");
-                if last.len() == 12 {
-                    last.pop_front();
-                }
-                last.push_back(line);
+            let mut stderr = BufReader::new(stderr);
+            while let Ok(Some(line)) = next_line_bounded(&mut stderr, PRINTED_LINE_KEPT).await {
+                printed.lock().expect("lock poisoned").show(line);
             }
-        });
-    }
+        })
+    });
     let exchange = async {
-        while let Some(line) = stdout
-            .next_line()
+        while let Some(bounded) = next_line_bounded(&mut stdout, PROTOCOL_LINE_MAX)
             .await
             .map_err(|e| EvaluateError::Run(format!("reading the evaluator: {e}")))?
         {
-            let Some(message) = line.strip_prefix(PROTOCOL) else {
-                tracing::info!(target: "wsgate::sst", "{line}");
+            let Some(message) = bounded.text.strip_prefix(PROTOCOL) else {
+                printed.lock().expect("lock poisoned").show(bounded);
                 continue;
             };
+            if bounded.cut > 0 {
+                return Err(EvaluateError::Run(format!(
+                    "the evaluator's answer is over {} MiB: more than any app defines",
+                    PROTOCOL_LINE_MAX >> 20
+                )));
+            }
             let message: Message = serde_json::from_str(message).map_err(|e| {
                 EvaluateError::Run(format!(
                     "the evaluator sent something unreadable ({e}): {message}"
@@ -221,9 +221,10 @@ pub async fn evaluate(
         }
         // Give the stderr reader a moment to take the last lines.
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let last: Vec<String> = last_lines
+        let last: Vec<String> = printed
             .lock()
             .expect("lock poisoned")
+            .last
             .iter()
             .cloned()
             .collect();
@@ -234,6 +235,9 @@ pub async fn evaluate(
     };
     let outcome = tokio::time::timeout(evaluation.timeout, exchange).await;
     let _ = child.start_kill();
+    if let Some(reader) = stderr_reader {
+        reader.abort();
+    }
     let _ = child.wait().await;
     outcome.unwrap_or_else(|_| {
         Err(EvaluateError::Run(format!(
@@ -242,6 +246,91 @@ pub async fn evaluate(
             evaluation.timeout.as_secs()
         )))
     })
+}
+
+/// Bytes of one line the config prints that are shown; the rest of a
+/// longer line is read and dropped.
+const PRINTED_LINE_KEPT: usize = 8 * 1024;
+/// Bytes of what the config prints that are shown in all; past that,
+/// lines are counted, not shown.
+const PRINTED_KEPT: usize = 1024 * 1024;
+/// The largest protocol line (the definition) the evaluator may send.
+const PROTOCOL_LINE_MAX: usize = 64 * 1024 * 1024;
+
+/// A line read with a bound: its kept text and how many bytes were cut.
+struct BoundedLine {
+    text: String,
+    cut: usize,
+}
+
+/// Reads one line (without its newline), keeping at most `max` bytes of
+/// it: a longer line is read to its end and the rest dropped, so a config
+/// that prints one huge line costs `max`, not the line. `None` at the end.
+async fn next_line_bounded<R>(reader: &mut R, max: usize) -> std::io::Result<Option<BoundedLine>>
+where
+    R: tokio::io::AsyncBufRead + Unpin,
+{
+    let mut line = Vec::new();
+    let mut cut = 0;
+    let mut read_any = false;
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(read_any.then(|| BoundedLine {
+                text: String::from_utf8_lossy(&line).into_owned(),
+                cut,
+            }));
+        }
+        read_any = true;
+        let newline = available.iter().position(|&b| b == b'\n');
+        let chunk = &available[..newline.unwrap_or(available.len())];
+        let take = chunk.len().min(max.saturating_sub(line.len()));
+        line.extend_from_slice(&chunk[..take]);
+        cut += chunk.len() - take;
+        let consumed = newline.map_or(chunk.len(), |at| at + 1);
+        reader.consume(consumed);
+        if newline.is_some() {
+            return Ok(Some(BoundedLine {
+                text: String::from_utf8_lossy(&line).into_owned(),
+                cut,
+            }));
+        }
+    }
+}
+
+/// What the config printed: shown in the log up to `PRINTED_KEPT` bytes,
+/// the last lines kept for errors.
+#[derive(Default)]
+struct Printed {
+    shown: usize,
+    not_shown: usize,
+    last: std::collections::VecDeque<String>,
+}
+
+impl Printed {
+    fn show(&mut self, line: BoundedLine) {
+        let mut text = line.text;
+        if line.cut > 0 {
+            text.push_str(&format!("… ({} more bytes not shown)", line.cut));
+        }
+        if self.shown < PRINTED_KEPT {
+            self.shown += text.len();
+            tracing::info!(target: "wsgate::sst", "{text}");
+        } else {
+            self.not_shown += 1;
+            if self.not_shown == 1 {
+                tracing::warn!(
+                    target: "wsgate::sst",
+                    "the config printed more than {} KiB; the rest is not shown",
+                    PRINTED_KEPT >> 10
+                );
+            }
+        }
+        if self.last.len() == 12 {
+            self.last.pop_front();
+        }
+        self.last.push_back(text);
+    }
 }
 
 /// The value of a JSON field as text, for messages.

@@ -419,7 +419,9 @@ fn bounded_trace(mut trace: Box<Trace>) -> Box<Trace> {
 fn trace_bytes(trace: &Trace) -> usize {
     let event = &trace.event;
     let map = |m: &indexmap::IndexMap<String, String>| -> usize {
-        m.iter().map(|(k, v)| k.capacity() + v.capacity() + 32).sum()
+        m.iter()
+            .map(|(k, v)| k.capacity() + v.capacity() + 32)
+            .sum()
     };
     let multi = |m: &indexmap::IndexMap<String, Vec<String>>| -> usize {
         m.iter()
@@ -441,7 +443,10 @@ fn trace_bytes(trace: &Trace) -> usize {
         + event.headers.as_deref().map_or(0, map)
         + event.query_string_parameters.as_deref().map_or(0, map)
         + event.multi_value_headers.as_deref().map_or(0, multi)
-        + event.multi_value_query_string_parameters.as_deref().map_or(0, multi)
+        + event
+            .multi_value_query_string_parameters
+            .as_deref()
+            .map_or(0, multi)
         + reply
 }
 
@@ -544,7 +549,9 @@ mod tests {
                 event: template.clone(),
                 reply: TracedReply::Answered {
                     status_code: 200,
-                    headers: (0..100).map(|i| (format!("h{i}"), big[..64 * 1024].to_string())).collect(),
+                    headers: (0..100)
+                        .map(|i| (format!("h{i}"), big[..64 * 1024].to_string()))
+                        .collect(),
                     body: Some(big.clone()),
                     is_base64_encoded: false,
                 },
