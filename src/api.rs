@@ -278,10 +278,16 @@ impl WebSocketApi {
                 key.session_token.as_deref(),
                 "aws-user",
                 Policy {
-                    allow: vec![crate::auth::policy::Allow::new(
-                        crate::auth::policy::MANAGE_CONNECTIONS,
-                        "*",
-                    )],
+                    allow: vec![
+                        crate::auth::policy::Allow::new(
+                            crate::auth::policy::MANAGE_CONNECTIONS,
+                            "*",
+                        ),
+                        crate::auth::policy::Allow::new(
+                            crate::services::lambda::INVOKE_FUNCTION,
+                            "*",
+                        ),
+                    ],
                     deny: Vec::new(),
                 },
             );
@@ -889,6 +895,11 @@ impl Server {
     }
 
     /// The region signatures must be scoped to.
+    /// The keys this API accepts (and issues to its functions).
+    pub fn keyring(&self) -> Arc<Keyring> {
+        Arc::clone(&self.gateway.auth.keyring)
+    }
+
     pub fn region(&self) -> &str {
         &self.gateway.auth.region
     }

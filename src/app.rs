@@ -315,6 +315,7 @@ impl App {
                 }
             };
             if let Some(lambda) = &services.lambda {
+                lambda.trust(server.keyring(), server.region());
                 for (name, integration) in server.invokable() {
                     lambda.add(name, Arc::clone(integration));
                 }

@@ -407,6 +407,9 @@ fn print_started(
     if let Some(endpoint) = running.services.dynamodb.as_ref().map(|d| &d.endpoint) {
         println!("  dynamodb:           {endpoint} (AWS_ENDPOINT_URL_DYNAMODB)");
     }
+    if let Some(endpoint) = running.services.lambda.as_ref().map(|l| &l.endpoint) {
+        println!("  lambda:             {endpoint} (AWS_ENDPOINT_URL_LAMBDA; signed calls only)");
+    }
     if let Some(serde_json::Value::Object(returned)) =
         running.definition.as_ref().map(|d| &d.outputs)
     {

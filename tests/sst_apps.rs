@@ -278,6 +278,35 @@ async fn sst_globals_components_and_https_management_endpoints() {
         results[1]["payload"]["errorMessage"],
         "n must not be negative"
     );
+
+    // The local Lambda API runs functions for signed calls only: a web
+    // page's cross-site POST, or any unsigned call, runs nothing.
+    let lambda = printed(&serve, "lambda:");
+    let invocations = format!("{lambda}/2015-03-31/functions/kitchen-kit-Worker/invocations");
+    let client = reqwest::Client::new();
+    for origin in [Some("https://evil.example"), None] {
+        let mut call = client
+            .post(&invocations)
+            .header("content-type", "text/plain")
+            .body(r#"{"n":1}"#);
+        if let Some(origin) = origin {
+            call = call.header("origin", origin);
+        }
+        let reply = call.send().await.unwrap();
+        assert_eq!(reply.status(), 403, "{origin:?}");
+        let kind = reply.headers()["x-amzn-errortype"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            kind,
+            if origin.is_some() {
+                "AccessDeniedException"
+            } else {
+                "MissingAuthenticationTokenException"
+            }
+        );
+    }
 }
 
 /// `wsgate validate` on an app whose files are given; its stderr.

@@ -243,7 +243,7 @@ while (queue.length > 0) {
   // theirs to grant (a linked table's `dynamodb:*`).
   const unenforced = [...new Set(permissions.slice(0, own).flatMap((p) => p.actions).filter((a) => !enforcedLocally(a)))];
   if (unenforced.length > 0) {
-    registry.notices.push(`function ${fn.__name}: permissions for ${unenforced.join(", ")} are accepted, not enforced locally (wsgate enforces execute-api actions)`);
+    registry.notices.push(`function ${fn.__name}: permissions for ${unenforced.join(", ")} are accepted, not enforced locally (wsgate enforces execute-api and lambda:InvokeFunction)`);
   }
   if (args.transform?.function) {
     registry.notices.push(`function ${fn.__name}: transform.function applies to the Lambda resource on AWS only`);
@@ -288,11 +288,12 @@ function statement(fnName, permission) {
 }
 
 /// Whether wsgate checks an action locally: the management API's
-/// (execute-api) and those matching it by wildcard.
+/// (execute-api), the local Lambda API's, and those matching them by
+/// wildcard.
 function enforcedLocally(action) {
   const escaped = action.replace(/[.+^$(){}|[\]\\]/g, "\\$&");
   const pattern = new RegExp("^" + escaped.replaceAll("*", ".*").replaceAll("?", ".") + "$", "i");
-  return ["execute-api:ManageConnections", "execute-api:Invoke"].some((a) => pattern.test(a));
+  return ["execute-api:ManageConnections", "execute-api:Invoke", "lambda:InvokeFunction"].some((a) => pattern.test(a));
 }
 
 function printable(value) {

@@ -63,6 +63,9 @@ impl AuthError {
 #[derive(Debug)]
 pub struct Authenticator {
     pub region: String,
+    /// The service signatures are scoped to: `execute-api`, or `lambda`
+    /// for the local Lambda Invoke API.
+    pub service: &'static str,
     pub keyring: Arc<Keyring>,
     /// Unsigned management calls are accepted (`--insecure-dev`); signed
     /// ones are still verified.
@@ -73,9 +76,16 @@ impl Authenticator {
     pub fn new(region: impl Into<String>, keyring: Arc<Keyring>) -> Authenticator {
         Authenticator {
             region: region.into(),
+            service: sigv4::SERVICE,
             keyring,
             insecure_dev: false,
         }
+    }
+
+    /// The same keys, for requests to another service.
+    pub fn for_service(mut self, service: &'static str) -> Authenticator {
+        self.service = service;
+        self
     }
 
     /// Verifies the request's signature and that its key may do `action`
@@ -100,7 +110,7 @@ impl Authenticator {
         now: SystemTime,
     ) -> Result<HeadChecked, AuthError> {
         let claim = sigv4::parse(request)?;
-        sigv4::check_scope_and_time(&claim, &self.region, now)?;
+        sigv4::check_scope_and_time_for(&claim, self.service, &self.region, now)?;
         let key = self
             .keyring
             .get(&claim.access_key_id)

@@ -267,15 +267,26 @@ fn claim(
 /// Checks the credential scope and the time window, before any key is
 /// looked up.
 pub fn check_scope_and_time(claim: &Claim, region: &str, now: SystemTime) -> Result<(), AuthError> {
+    check_scope_and_time_for(claim, SERVICE, region, now)
+}
+
+/// As `check_scope_and_time`, for a request to `service` (the local Lambda
+/// Invoke API's are scoped to `lambda`).
+pub fn check_scope_and_time_for(
+    claim: &Claim,
+    service: &str,
+    region: &str,
+    now: SystemTime,
+) -> Result<(), AuthError> {
     if claim.terminator != "aws4_request" {
         return Err(AuthError::InvalidSignature(format!(
             "Credential should be scoped with a valid terminator: 'aws4_request', not '{}'.",
             claim.terminator
         )));
     }
-    if claim.service != SERVICE {
+    if claim.service != service {
         return Err(AuthError::InvalidSignature(format!(
-            "Credential should be scoped to correct service: '{SERVICE}'. "
+            "Credential should be scoped to correct service: '{service}'. "
         )));
     }
     if claim.region != region {
@@ -442,7 +453,8 @@ fn signature_matches(
     let params = v4::SigningParams::builder()
         .identity(&identity)
         .region(&claim.region)
-        .name(SERVICE)
+        // The service the scope names, which the caller checked.
+        .name(&claim.service)
         .time(claim.time)
         .settings(settings)
         .build()

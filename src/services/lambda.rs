@@ -1,9 +1,13 @@
 //! The Lambda Invoke API, locally: `sst.aws.Function`s that a route's
 //! function links are run by wsgate and invoked through this endpoint
 //! (`AWS_ENDPOINT_URL_LAMBDA`), so `@aws-sdk/client-lambda` and boto3's
-//! `invoke` reach them unmodified. Like the local DynamoDB, it listens on
-//! loopback only and does not check signatures.
+//! `invoke` reach them unmodified. As on AWS, a call is signed (SigV4,
+//! scoped to `lambda`) with a key an API issued, and its policy allows
+//! `lambda:InvokeFunction` on the function (SST's link grants it); a
+//! request a browser sends (it has an `Origin`) is refused, so a web page
+//! cannot run functions through it.
 
+use crate::auth::{AuthError, Authenticator, sigv4};
 use crate::integrations::{Integration, IntegrationError};
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
@@ -22,7 +26,17 @@ use tokio_util::sync::CancellationToken;
 /// Lambda's synchronous request payload limit.
 const MAX_PAYLOAD: usize = 6 * 1024 * 1024;
 
-type Functions = Arc<RwLock<HashMap<String, Arc<dyn Integration>>>>;
+/// The action an invocation needs.
+pub const INVOKE_FUNCTION: &str = "lambda:InvokeFunction";
+
+/// The functions by name, and the keys that may sign (each API's).
+#[derive(Default)]
+struct Served {
+    functions: HashMap<String, Arc<dyn Integration>>,
+    signers: Vec<Authenticator>,
+}
+
+type Functions = Arc<RwLock<Served>>;
 
 pub struct LambdaApi {
     pub endpoint: String,
@@ -56,7 +70,18 @@ impl LambdaApi {
         self.functions
             .write()
             .expect("lock poisoned")
+            .functions
             .insert(name.to_string(), integration);
+    }
+
+    /// Accepts calls signed with the keys `keyring` holds (an API's, whose
+    /// functions' session keys are in it), scoped to `region`.
+    pub fn trust(&self, keyring: Arc<crate::auth::keyring::Keyring>, region: &str) {
+        self.functions
+            .write()
+            .expect("lock poisoned")
+            .signers
+            .push(Authenticator::new(region, keyring).for_service("lambda"));
     }
 
     pub fn stop(&self) {
@@ -91,6 +116,13 @@ async fn serve(listener: TcpListener, functions: Functions, stop: CancellationTo
 
 /// `POST /2015-03-31/functions/{name}/invocations`.
 async fn invoke(functions: &Functions, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    if request.headers().contains_key(http::header::ORIGIN) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "AccessDeniedException",
+            "the local Lambda API does not answer browsers",
+        );
+    }
     let path = request.uri().path().to_string();
     let Some(name) = path
         .strip_prefix("/2015-03-31/functions/")
@@ -104,23 +136,14 @@ async fn invoke(functions: &Functions, request: Request<Incoming>) -> Response<F
         );
     };
     let name = function_name(&percent_encoding::percent_decode_str(name).decode_utf8_lossy());
-    let Some(function) = functions.read().expect("lock poisoned").get(&name).cloned() else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "ResourceNotFoundException",
-            &format!("Function not found: arn:aws:lambda:us-east-1:000000000000:function:{name}"),
-        );
-    };
     let kind = request
         .headers()
         .get("x-amz-invocation-type")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("RequestResponse")
         .to_string();
-    let payload = match Limited::new(request.into_body(), MAX_PAYLOAD)
-        .collect()
-        .await
-    {
+    let (parts, body) = request.into_parts();
+    let payload = match Limited::new(body, MAX_PAYLOAD).collect().await {
         Ok(body) => body.to_bytes(),
         Err(_) => {
             return error(
@@ -130,11 +153,34 @@ async fn invoke(functions: &Functions, request: Request<Incoming>) -> Response<F
             );
         }
     };
+    let (function, arn) = {
+        let served = functions.read().expect("lock poisoned");
+        let region = served
+            .signers
+            .first()
+            .map_or("us-east-1", |s| s.region.as_str());
+        let arn = format!(
+            "arn:aws:lambda:{region}:{}:function:{name}",
+            crate::auth::keyring::ACCOUNT_ID
+        );
+        if let Err(refused) = authorize(&served.signers, &parts, &payload, &arn) {
+            return auth_error(&refused);
+        }
+        let Some(function) = served.functions.get(&name).cloned() else {
+            return error(
+                StatusCode::NOT_FOUND,
+                "ResourceNotFoundException",
+                &format!("Function not found: {arn}"),
+            );
+        };
+        (function, arn)
+    };
     let payload = if payload.is_empty() {
         Bytes::from_static(b"{}")
     } else {
         payload
     };
+    tracing::debug!(function = %arn, "invoked through the local Lambda API");
     let request_id = crate::ids::new_id();
     match kind.as_str() {
         "DryRun" => empty(StatusCode::NO_CONTENT),
@@ -189,6 +235,48 @@ fn function_name(given: &str) -> String {
         Some(at) if at + 1 < parts.len() => parts[at + 1].to_string(),
         _ => parts[0].to_string(),
     }
+}
+
+/// Checks the call's signature against every API's keys, and that the
+/// key may invoke the function.
+fn authorize(
+    signers: &[Authenticator],
+    parts: &http::request::Parts,
+    body: &[u8],
+    arn: &str,
+) -> Result<(), AuthError> {
+    let headers: Vec<(&str, &str)> = parts
+        .headers
+        .iter()
+        .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
+        .collect();
+    let request = sigv4::Request {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        headers: &headers,
+        body,
+    };
+    let now = std::time::SystemTime::now();
+    let mut refusal = AuthError::UnrecognizedClient;
+    for signer in signers {
+        match signer.authorize(&request, INVOKE_FUNCTION, arn, now) {
+            Ok(_) => return Ok(()),
+            // Another API's keys may know it.
+            Err(AuthError::UnrecognizedClient) => {}
+            Err(other) => refusal = other,
+        }
+    }
+    Err(refusal)
+}
+
+/// A refusal as Lambda gives it: 403, its error type.
+fn auth_error(refused: &AuthError) -> Response<Full<Bytes>> {
+    let kind = match refused {
+        AuthError::Denied { .. } => "AccessDeniedException",
+        other => other.error_type(),
+    };
+    error(StatusCode::FORBIDDEN, kind, &refused.to_string())
 }
 
 fn empty(status: StatusCode) -> Response<Full<Bytes>> {
