@@ -314,6 +314,9 @@ impl App {
                     api.bind(addr).await?
                 }
             };
+            if let Some(dynamodb) = &services.dynamodb {
+                dynamodb.trust(server.keyring(), server.region());
+            }
             if let Some(lambda) = &services.lambda {
                 lambda.trust(server.keyring(), server.region());
                 for (name, integration) in server.invokable() {

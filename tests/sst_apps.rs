@@ -133,14 +133,42 @@ async fn chat_rooms_runs_end_to_end() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(stdout.contains("chat-rooms: all passed"), "{stdout}");
+
+    // A web page cannot use the local DynamoDB: a cross-site Scan, or one
+    // with a made-up signature, is refused, and nothing allows its origin.
+    let scan = |origin: Option<&str>| {
+        let mut call = reqwest::Client::new()
+            .post(printed(&serve, "dynamodb:"))
+            .header("x-amz-target", "DynamoDB_20120810.Scan")
+            .header("content-type", "application/x-amz-json-1.0")
+            .header(
+                "authorization",
+                "AWS4-HMAC-SHA256 Credential=AKIAFAKEFAKEFAKE0000/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host;x-amz-date, Signature=00",
+            )
+            .header("x-amz-date", "20260101T000000Z")
+            .body(r#"{"TableName":"chat-rooms-test-RoomsTable"}"#);
+        if let Some(origin) = origin {
+            call = call.header("origin", origin);
+        }
+        call.send()
+    };
+    for origin in [Some("https://evil.example"), None] {
+        let reply = scan(origin).await.unwrap();
+        assert_eq!(reply.status(), 403, "{origin:?}");
+        assert!(reply.headers().get("access-control-allow-origin").is_none());
+        assert!(!reply.text().await.unwrap().contains("Items"));
+    }
     drop(serve);
 
     // The table persists across restarts; --reset clears it.
+    // With the run's key, as the local DynamoDB admits signed calls only.
     let count = |serve: &Serve| {
         let endpoint = printed(serve, "dynamodb:");
+        let key = serve.key.clone().unwrap();
         let out = Command::new(python())
             .args(["-c", &format!(
-                "import boto3; t = boto3.client('dynamodb', endpoint_url='{endpoint}', region_name='us-east-1', aws_access_key_id='x', aws_secret_access_key='x'); print(len(t.scan(TableName='chat-rooms-test-RoomsTable')['Items']))"
+                "import boto3; t = boto3.client('dynamodb', endpoint_url='{endpoint}', region_name='us-east-1', aws_access_key_id='{}', aws_secret_access_key='{}'); print(len(t.scan(TableName='chat-rooms-test-RoomsTable')['Items']))",
+                key.access_key_id, key.secret_access_key
             )])
             .output()
             .unwrap();
@@ -434,7 +462,7 @@ async fn hybrid_mode_uses_the_deployed_table_with_the_user_s_credentials() {
         local_indexes: BTreeMap::new(),
         ttl: None,
     };
-    let client = Client::new(&aws.endpoint).unwrap();
+    let client = Client::new(&aws.emulator_endpoint).unwrap();
     client
         .call("CreateTable", create_table_request(&table).unwrap())
         .await
@@ -446,7 +474,7 @@ async fn hybrid_mode_uses_the_deployed_table_with_the_user_s_credentials() {
         &config,
         &["--stage", "test", "--aws"],
         &[
-            ("AWS_ENDPOINT_URL_DYNAMODB", aws.endpoint.as_str()),
+            ("AWS_ENDPOINT_URL_DYNAMODB", aws.emulator_endpoint.as_str()),
             ("AWS_ACCESS_KEY_ID", "AKIAUSEROWNKEY000001"),
             ("AWS_SECRET_ACCESS_KEY", "the-user-s-own-secret"),
             ("AWS_REGION", "eu-west-1"),

@@ -182,7 +182,7 @@ impl Admin {
             );
             return reply;
         }
-        if self.token.is_none() && !loopback_host(&request) {
+        if self.token.is_none() && !crate::auth::loopback_host(request.headers()) {
             // Without a token the listener is on loopback, and only this
             // machine may use it: a page whose name was rebound to
             // 127.0.0.1 may read neither the console nor /metrics (the
@@ -238,26 +238,6 @@ impl Admin {
 
 /// The cookie `?token=` sets, as it starts in a `Cookie` header.
 const TOKEN_COOKIE_PREFIX: &str = "wsgate_admin_token=";
-
-/// Whether the request names this machine by a loopback address or
-/// `localhost` (with any port).
-fn loopback_host(request: &Request<Incoming>) -> bool {
-    let Some(host) = request
-        .headers()
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let name = match host.strip_prefix('[') {
-        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
-        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
-    };
-    name.eq_ignore_ascii_case("localhost")
-        || name
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
 
 /// Closes each second of the console's charts with the connections open.
 async fn count_seconds(apis: Arc<Vec<ServedApi>>, stop: CancellationToken) {

@@ -146,6 +146,65 @@ impl Authenticator {
     }
 }
 
+/// Checks an HTTP request's signature against several APIs' keys (a
+/// local service all of them call) and, when `action` is given as
+/// `(action, resource)`, that the key may do it.
+pub fn authorize_any(
+    signers: &[Authenticator],
+    parts: &http::request::Parts,
+    body: &[u8],
+    action: Option<(&str, &str)>,
+) -> Result<Caller, AuthError> {
+    let headers: Vec<(&str, &str)> = parts
+        .headers
+        .iter()
+        .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
+        .collect();
+    let request = sigv4::Request {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        headers: &headers,
+        body,
+    };
+    let now = SystemTime::now();
+    let mut refusal = AuthError::UnrecognizedClient;
+    for signer in signers {
+        match signer.check_head(&request, now) {
+            Ok(head) => {
+                return match action {
+                    Some((action, resource)) => head.finish(&request, action, resource),
+                    None => head.verify(&request),
+                };
+            }
+            // Another API's keys may know it.
+            Err(AuthError::UnrecognizedClient) => {}
+            Err(other) => refusal = other,
+        }
+    }
+    Err(refusal)
+}
+
+/// Whether the request names this machine by a loopback address or
+/// `localhost` (with any port): a name another site rebound to 127.0.0.1
+/// is neither, so a page cannot use a loopback service through it.
+pub fn loopback_host(headers: &http::HeaderMap) -> bool {
+    let Some(host) = headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// A request whose signature passed every check but the one over the
 /// whole request (body included).
 pub struct HeadChecked {
@@ -162,15 +221,8 @@ impl HeadChecked {
         action: &str,
         resource: &str,
     ) -> Result<Caller, AuthError> {
+        self.verify_signature(request)?;
         let key = &self.key;
-        sigv4::verify_signature(
-            request,
-            &self.claim,
-            &sigv4::Secret {
-                secret_access_key: &key.secret_access_key,
-                session_token: key.session_token.as_deref(),
-            },
-        )?;
         if !key.policy.allows(action, resource) {
             return Err(AuthError::Denied {
                 user_arn: key.caller.user_arn.clone(),
@@ -179,6 +231,24 @@ impl HeadChecked {
             });
         }
         Ok(key.caller.clone())
+    }
+
+    /// Recomputes the signature over the whole request; the caller, what
+    /// ever its key may do (a service that does not enforce policies).
+    pub fn verify(self, request: &sigv4::Request) -> Result<Caller, AuthError> {
+        self.verify_signature(request)?;
+        Ok(self.key.caller.clone())
+    }
+
+    fn verify_signature(&self, request: &sigv4::Request) -> Result<(), AuthError> {
+        sigv4::verify_signature(
+            request,
+            &self.claim,
+            &sigv4::Secret {
+                secret_access_key: &self.key.secret_access_key,
+                session_token: self.key.session_token.as_deref(),
+            },
+        )
     }
 }
 

@@ -29,7 +29,12 @@ const REGION: &str = "us-east-1";
 
 /// A running emulator.
 pub struct DynamoDb {
+    /// Where handlers and users reach it: the guard (signed, non-browser
+    /// requests only; `services::guard`).
     pub endpoint: String,
+    /// dynalite itself, which checks nothing: wsgate's own client.
+    pub emulator_endpoint: String,
+    guard: super::guard::Guard,
     client: Client,
     stop: CancellationToken,
     child: tokio::process::Child,
@@ -109,13 +114,22 @@ impl DynamoDb {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         tracing::debug!(%endpoint, ms = started.elapsed().as_millis() as u64, "DynamoDB emulator ready");
+        let guard = super::guard::Guard::start("dynamodb", ([127, 0, 0, 1], port).into()).await?;
         Ok(DynamoDb {
-            endpoint,
+            endpoint: guard.endpoint.clone(),
+            emulator_endpoint: endpoint,
+            guard,
             client,
             stop: CancellationToken::new(),
             child,
             _tree: tree,
         })
+    }
+
+    /// Admits calls signed with the keys an API holds (its functions'
+    /// sessions, the run's generated key).
+    pub fn trust(&self, keyring: std::sync::Arc<crate::auth::keyring::Keyring>, region: &str) {
+        self.guard.trust(keyring, region);
     }
 
     /// Creates the tables that are missing, recreates those whose keys or
@@ -163,6 +177,7 @@ impl DynamoDb {
     /// Stops the emulator (its data stays on disk).
     pub async fn stop(mut self) {
         self.stop.cancel();
+        self.guard.stop();
         let _ = self.child.start_kill();
         let _ = self.child.wait().await;
     }

@@ -7,7 +7,7 @@
 //! request a browser sends (it has an `Origin`) is refused, so a web page
 //! cannot run functions through it.
 
-use crate::auth::{AuthError, Authenticator, sigv4};
+use crate::auth::{AuthError, Authenticator};
 use crate::integrations::{Integration, IntegrationError};
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
@@ -116,7 +116,9 @@ async fn serve(listener: TcpListener, functions: Functions, stop: CancellationTo
 
 /// `POST /2015-03-31/functions/{name}/invocations`.
 async fn invoke(functions: &Functions, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    if request.headers().contains_key(http::header::ORIGIN) {
+    if request.headers().contains_key(http::header::ORIGIN)
+        || !crate::auth::loopback_host(request.headers())
+    {
         return error(
             StatusCode::FORBIDDEN,
             "AccessDeniedException",
@@ -163,7 +165,9 @@ async fn invoke(functions: &Functions, request: Request<Incoming>) -> Response<F
             "arn:aws:lambda:{region}:{}:function:{name}",
             crate::auth::keyring::ACCOUNT_ID
         );
-        if let Err(refused) = authorize(&served.signers, &parts, &payload, &arn) {
+        let action = Some((INVOKE_FUNCTION, arn.as_str()));
+        if let Err(refused) = crate::auth::authorize_any(&served.signers, &parts, &payload, action)
+        {
             return auth_error(&refused);
         }
         let Some(function) = served.functions.get(&name).cloned() else {
@@ -235,39 +239,6 @@ fn function_name(given: &str) -> String {
         Some(at) if at + 1 < parts.len() => parts[at + 1].to_string(),
         _ => parts[0].to_string(),
     }
-}
-
-/// Checks the call's signature against every API's keys, and that the
-/// key may invoke the function.
-fn authorize(
-    signers: &[Authenticator],
-    parts: &http::request::Parts,
-    body: &[u8],
-    arn: &str,
-) -> Result<(), AuthError> {
-    let headers: Vec<(&str, &str)> = parts
-        .headers
-        .iter()
-        .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
-        .collect();
-    let request = sigv4::Request {
-        method: parts.method.as_str(),
-        path: parts.uri.path(),
-        query: parts.uri.query(),
-        headers: &headers,
-        body,
-    };
-    let now = std::time::SystemTime::now();
-    let mut refusal = AuthError::UnrecognizedClient;
-    for signer in signers {
-        match signer.authorize(&request, INVOKE_FUNCTION, arn, now) {
-            Ok(_) => return Ok(()),
-            // Another API's keys may know it.
-            Err(AuthError::UnrecognizedClient) => {}
-            Err(other) => refusal = other,
-        }
-    }
-    Err(refusal)
 }
 
 /// A refusal as Lambda gives it: 403, its error type.

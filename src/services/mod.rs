@@ -4,6 +4,7 @@
 //! provide, as a cached install.
 
 pub mod dynamodb;
+pub mod guard;
 pub mod hybrid;
 pub mod lambda;
 pub mod runtime_sdk;
