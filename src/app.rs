@@ -357,6 +357,26 @@ fn apply_cluster_options(config: &mut Config, options: &Options) -> Result<(), A
     Ok(())
 }
 
+/// How far apart two reads of a changed config must agree.
+const SETTLED_READS_APART: std::time::Duration = std::time::Duration::from_millis(150);
+/// How long a change that may let more in must stay unchanged.
+const AUTH_SETTLES_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The file's text once two reads `apart` agree (at most 20 tries), or
+/// `None` if it keeps changing or cannot be read.
+async fn settled_text(path: &Path, apart: std::time::Duration) -> Option<String> {
+    let mut last = tokio::fs::read_to_string(path).await.ok()?;
+    for _ in 0..20 {
+        tokio::time::sleep(apart).await;
+        let now = tokio::fs::read_to_string(path).await.ok()?;
+        if now == last {
+            return Some(now);
+        }
+        last = now;
+    }
+    None
+}
+
 /// The served app.
 pub struct Running {
     pub servers: Vec<(Config, Server)>,
@@ -380,7 +400,16 @@ impl Running {
             );
             return;
         };
-        let mut new = match config::load(path) {
+        // A file being written is read until it stops changing, so a
+        // prefix that happens to be valid is not applied.
+        let Some(text) = settled_text(path, SETTLED_READS_APART).await else {
+            tracing::warn!(
+                "reload: {} keeps changing; the running config stays",
+                path.display()
+            );
+            return;
+        };
+        let mut new = match config::parse(path, &text) {
             Ok(new) => new,
             Err(error) => {
                 tracing::error!("reload: {error}; the running config stays");
@@ -399,6 +428,17 @@ impl Running {
         // Hybrid mode's region is the AWS one, not the file's.
         if options.aws {
             new.region.clone_from(&old.region);
+        }
+        // Letting more in must be the file's settled state, not a moment
+        // of an edit that a later write reverts.
+        if crate::reload::may_weaken_auth(old, &new)
+            && settled_text(path, AUTH_SETTLES_AFTER).await.as_deref() != Some(text.as_str())
+        {
+            tracing::warn!(
+                "reload: {} changed again while a change to its auth settled; the running config stays",
+                path.display()
+            );
+            return;
         }
         let need_restart = crate::reload::keep_fixed_settings(old, &mut new);
         if !need_restart.is_empty() {

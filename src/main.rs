@@ -324,9 +324,16 @@ async fn serve(args: &AppArgs, shutdown: Shutdown, options: Options) -> anyhow::
                 Stop::Terminate => break,
             },
             Some(()) = changes.recv() => {
-                // Editors write in steps: wait for the last one.
-                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-                while changes.try_recv().is_ok() {}
+                // Editors write in steps: wait until 300 ms pass without
+                // one (at most 5 s), then reload (which also waits for
+                // the file to read the same twice).
+                let quiet = std::time::Duration::from_millis(300);
+                let give_up = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+                while let Ok(Some(())) = tokio::time::timeout(quiet, changes.recv()).await {
+                    if tokio::time::Instant::now() > give_up {
+                        break;
+                    }
+                }
                 running.reload(&options).await;
             }
         }

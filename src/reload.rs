@@ -208,6 +208,21 @@ fn same_connect_auth(old: &Config, new: &Config) -> bool {
     auth(old) == auth(new)
 }
 
+/// Whether `new` could let in what `old` keeps out: `$connect`'s auth
+/// or its authorizer changed, or a key was added or given more (only
+/// taking keys away is not). Such a reload waits for the file to settle.
+pub fn may_weaken_auth(old: &Config, new: &Config) -> bool {
+    let kept = |k: &crate::config::CredentialConfig| {
+        old.credentials.iter().any(|o| {
+            o.access_key_id == k.access_key_id
+                && o.secret_access_key == k.secret_access_key
+                && o.user == k.user
+                && o.allow == k.allow
+        })
+    };
+    !same_connect_auth(old, new) || !new.credentials.iter().all(kept)
+}
+
 fn credentials_differ(old: &Config, new: &Config) -> bool {
     let keys = |c: &Config| {
         c.credentials

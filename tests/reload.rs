@@ -124,7 +124,7 @@ async fn saving_the_config_applies_it_with_connections_open() {
             &backend,
             &routes_v2,
             KEY_B,
-            "[transform.access_log]\nformat = \"$context.routeKey $context.status\"",
+            "[transform.access_log]\nformat = \"$context.routeKey $context.status $context.requestId\"",
         ),
     );
     assert_eq!(next_text(&mut client).await, "slow-old");
@@ -197,7 +197,10 @@ async fn saving_the_config_applies_it_with_connections_open() {
             .join(format!(".wsgate/logs/Reload/dev/{day}.jsonl")),
     )
     .unwrap();
-    assert!(stored.lines().any(|l| l == "shout 200"), "{stored}");
+    assert!(
+        stored.lines().any(|l| l.starts_with("shout 200 ")),
+        "{stored}"
+    );
     assert!(stored.lines().next().unwrap().starts_with('{'), "{stored}");
 }
 
@@ -269,4 +272,54 @@ async fn configured_keys_replace_the_generated_one() {
             .0,
         410
     );
+}
+
+/// A config written slowly, in two steps, whose first step is valid TOML
+/// without `$connect`'s auth: the auth never lapses, because a reload
+/// that lets more in waits for the file to settle.
+#[tokio::test]
+async fn auth_never_lapses_while_the_config_is_being_written() {
+    let backend = Backend::start(|_, _| Reply::ok()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let head = format!(
+        "name = \"Slow\"\nstage = \"dev\"\n[routes]\n\"$connect\" = {{ url = \"{}\" }}\n",
+        backend.url("/connect")
+    );
+    let whole = format!("{head}[transform.route.args]\nauth = {{ iam = true }}\n");
+    let file = dir.path().join("wsgate.toml");
+    std::fs::write(&file, &whole).unwrap();
+    let serve = Serve::start(&file, &[]);
+    let url = serve.url.clone();
+    assert_eq!(try_connect(&url, &[]).await.err(), Some(403));
+
+    // The first step (the head alone), then a pause longer than an
+    // editor's, then the rest.
+    std::fs::write(&file, &head).unwrap();
+    let written = Instant::now();
+    while written.elapsed() < Duration::from_millis(900) {
+        assert_eq!(
+            try_connect(&url, &[]).await.err(),
+            Some(403),
+            "an unsigned upgrade got in {:?} into the write",
+            written.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    std::fs::write(&file, &whole).unwrap();
+    let settled = Instant::now();
+    while settled.elapsed() < Duration::from_secs(3) {
+        assert_eq!(try_connect(&url, &[]).await.err(), Some(403));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A removal of auth that stays is applied, after it settled.
+    std::fs::write(&file, &head).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while try_connect(&url, &[]).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the settled change never applied"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
