@@ -152,6 +152,32 @@ async fn every_call_on_any_node_reaches_the_connections_owner() {
     b.shutdown().await;
 }
 
+/// Nodes whose configs disagree on the largest message: a push the owner
+/// cannot take is 413 (permanent), never 503 (which SDKs retry).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_larger_than_the_owner_takes_is_413() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start(dir.path());
+    let small = wsgate::gateway::limits::Limits {
+        max_message_size: 64 * 1024,
+        ..Default::default()
+    };
+    let owner = with_whoami(WebSocketApi::new("Clustered").stage("test"))
+        .limits(small)
+        .cluster(settings(&nats.url(), "owner"))
+        .bind(any_port())
+        .await
+        .unwrap();
+    let other = node(settings(&nats.url(), "other")).await;
+    let key = owner.generated_credentials().unwrap().clone();
+    let (_client, id) = connect_with_id(&owner.url()).await;
+    let body = "x".repeat(100 * 1024);
+    let (status, answer) = call(&key, "POST", &other.management_endpoint(), &id, &body).await;
+    assert_eq!(status, 413, "{answer}");
+    owner.shutdown().await;
+    other.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_and_truncated_ids_are_gone_without_a_guess() {
     let dir = tempfile::tempdir().unwrap();
@@ -649,6 +675,20 @@ async fn bad_cluster_settings_fail_at_start_with_a_clear_error() {
     assert!(error.contains("JetStream"), "{error}");
     let _ = plain.kill();
     let _ = plain.wait();
+
+    // A message size NATS cannot carry between nodes (nats-server's
+    // max_payload is 1 MiB by default) is refused at start, not answered
+    // 503 at the first large push to another node.
+    let nats_dir = tempfile::tempdir().unwrap();
+    let jetstream = Nats::start(nats_dir.path());
+    let big = process_config_with(
+        &dir.path().join("big"),
+        &backend,
+        "[transform.stage]\nmax_message_size = \"4 MB\"\n",
+    );
+    let error = serve_fails(&big, &["--cluster", &jetstream.url()]);
+    assert!(error.contains("max_payload"), "{error}");
+    drop(jetstream);
 
     // In wsgate.toml, with the file, line and key.
     let toml = write_config(

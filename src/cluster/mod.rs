@@ -125,6 +125,15 @@ impl ClusterRegistry {
     ) -> Result<Arc<ClusterRegistry>, String> {
         let node = settings.node.clone().unwrap_or_else(default_node_name);
         let client = connect(settings, &format!("wsgate {node}")).await?;
+        // A push to a connection on another node travels as one NATS
+        // message: a limit NATS cannot carry would fail such pushes only.
+        let nats_max = client.server_info().max_payload;
+        if max_payload + wire::CALL_OVERHEAD > nats_max {
+            return Err(format!(
+                "max_message_size ({max_payload} bytes) is more than the NATS server carries in one message (max_payload {nats_max} bytes, less {} for a call's headers): raise max_payload in nats-server's config (at most 64 MB) or lower max_message_size",
+                wire::CALL_OVERHEAD
+            ));
+        }
         let stage_key = safe(stage);
         let stop = CancellationToken::new();
         let nonce = crate::ids::new_id();

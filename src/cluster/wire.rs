@@ -18,6 +18,11 @@ pub const CALL: &str = "Wsgate-Call";
 pub const CONNECTION: &str = "Wsgate-Connection";
 pub const BINARY: &str = "Wsgate-Binary";
 const ANSWER: &str = "Wsgate-Answer";
+/// With a "too-large" answer: the owner's largest message.
+const LIMIT: &str = "Wsgate-Limit";
+/// What a call adds to its payload on the wire (the NATS headers), at
+/// most: a node's largest message plus this must fit NATS's max_payload.
+pub const CALL_OVERHEAD: usize = 512;
 
 /// How long a call to another node may take before it is given up: a
 /// NATS round trip is well under a millisecond, and the SDKs retry a 5xx
@@ -115,6 +120,10 @@ pub async fn call(
     outage.wait_connected(client).await?;
     let mut headers = HeaderMap::new();
     headers.insert(CONNECTION, connection_id);
+    let sent = match &call {
+        Call::Post { data, .. } => data.len(),
+        _ => 0,
+    };
     let payload = match call {
         Call::Post { data, binary } => {
             headers.insert(CALL, "post");
@@ -168,10 +177,17 @@ pub async fn call(
             .map_err(|e| PushError::Unavailable(format!("unreadable answer: {e}"))),
         "gone" => Err(PushError::Gone),
         "full" => Err(PushError::QueueFull),
-        // The nodes' configs disagree on the largest message.
-        "too-large" => Err(PushError::Unavailable(
-            "the owner node's message size limit is smaller than this node's".into(),
-        )),
+        // The nodes' configs disagree on the largest message: a permanent
+        // refusal (413), never a 503 an SDK would retry.
+        "too-large" => Err(PushError::PayloadTooLarge {
+            size: Some(sent),
+            limit: reply
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(LIMIT))
+                .and_then(|v| v.as_str().parse().ok())
+                .unwrap_or(sent.saturating_sub(1)),
+        }),
         other => Err(PushError::Unavailable(format!(
             "unexpected answer {other:?} from the owner node"
         ))),
@@ -357,6 +373,9 @@ async fn answer(
         }
         Err(answer) => {
             headers.insert(ANSWER, answer);
+            if answer == "too-large" {
+                headers.insert(LIMIT, max_payload.to_string().as_str());
+            }
             Bytes::new()
         }
     };
