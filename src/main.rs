@@ -35,7 +35,8 @@ enum Command {
     Serve {
         #[command(flatten)]
         app: AppArgs,
-        /// Address to listen on (overrides `listen` in the config).
+        /// Address to listen on (overrides `listen` in the config) [default:
+        /// 127.0.0.1:8080, and the next ports for an SST app's other APIs]
         #[arg(long)]
         listen: Option<SocketAddr>,
         /// Accept unsigned @connections calls (signed ones are still

@@ -187,6 +187,15 @@ async fn missing_files_and_exports_fail_at_start_naming_the_route() {
         error.contains("cannot load export `notThere`") && error.contains("does not"),
         "{error}"
     );
+    // Said in one line, without the bootstrap's own traceback before it.
+    let validated = std::process::Command::new(env!("CARGO_BIN_EXE_wsgate"))
+        .arg("validate")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&validated.stderr);
+    assert!(stderr.contains("cannot load export `notThere`"), "{stderr}");
+    assert!(!stderr.contains("Traceback"), "{stderr}");
 
     // What every object or module has is not an export.
     for handler in [

@@ -603,3 +603,38 @@ fn a_config_flooding_its_output_is_bounded_in_memory_and_time() {
     );
     assert!(peak_kib < 200 * 1024, "wsgate peaked at {peak_kib} KiB");
 }
+
+#[test]
+fn a_config_that_exits_says_so_with_its_line() {
+    let stderr = validate_failure(
+        &[
+            ("sst.config.ts", APP),
+            (
+                "infra/api.ts",
+                "\nif (!process.env.NOPE) process.exit(0);\n",
+            ),
+        ],
+        &[],
+    );
+    assert!(
+        stderr.contains("the config called process.exit(0) before run() finished"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("infra/api.ts:2"), "{stderr}");
+}
+
+#[test]
+fn a_runtime_wsgate_cannot_run_names_its_line() {
+    let stderr = validate_failure(
+        &[
+            ("sst.config.ts", APP),
+            (
+                "infra/api.ts",
+                "const api = new sst.aws.ApiGatewayWebSocket(\"Api\");\n\napi.route(\"$default\", { handler: \"main.go\", runtime: \"go\" });\n",
+            ),
+        ],
+        &[],
+    );
+    assert!(stderr.contains("the go runtime"), "{stderr}");
+    assert!(stderr.contains("infra/api.ts:3"), "{stderr}");
+}

@@ -51,7 +51,10 @@ def load():
     is_dunder = EXPORT.startswith("__") and EXPORT.endswith("__")
     handler = None if is_dunder else vars(module).get(EXPORT)
     if not callable(handler):
-        raise AttributeError(f'{FILE} does not define a function named "{EXPORT}"')
+        error = AttributeError(f'{FILE} does not define a function named "{EXPORT}"')
+        # Its one line says it all: no traceback of the bootstrap's own.
+        error.wsgate_missing_export = True
+        raise error
     return handler
 
 
@@ -91,7 +94,8 @@ def main():
     try:
         handler = load()
     except Exception as error:
-        traceback.print_exc()
+        if not getattr(error, "wsgate_missing_export", False):
+            traceback.print_exc()
         post("/init/error", error_body(error))
         sys.exit(1)
     while True:

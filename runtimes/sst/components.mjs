@@ -287,30 +287,41 @@ Function.__pulumiType = "sst:aws:Function";
 /// SST's functionBuilder: a handler string, an ARN of a Function of this
 /// app, or FunctionArgs, with the route's transform applied.
 function functionBuilder(name, definition, defaultArgs, argsTransform) {
+  // The app's call that asked for the function (the function itself is
+  // made later, once the definition is known): where it is reported.
+  const site = new Error().stack;
   return output(definition).apply((definition) => {
-    if (typeof definition === "string") {
-      if (definition.startsWith("arn:")) {
-        const fn = registry.functions.find((f) => `arn:aws:lambda:${region()}:${ACCOUNT}:function:${f._physical}` === definition);
-        if (!fn) {
-          throw new NotSupported(`a route handler that is the ARN of a function this app does not define (${definition})`);
-        }
-        return fn;
-      }
-      return new Function(...transform(argsTransform, name, { handler: definition, ...defaultArgs }));
-    }
-    if (definition && definition.handler) {
-      return new Function(
-        ...transform(argsTransform, name, {
-          ...defaultArgs,
-          ...definition,
-          link: all([defaultArgs.link, definition.link]).apply(([a, b]) => [...(a ?? []), ...(b ?? [])]),
-          environment: all([defaultArgs.environment, definition.environment]).apply(([a, b]) => ({ ...(a ?? {}), ...(b ?? {}) })),
-          permissions: all([defaultArgs.permissions, definition.permissions]).apply(([a, b]) => [...(a ?? []), ...(b ?? [])]),
-        }),
-      );
-    }
-    throw new Error(`Invalid function definition for "${name}": give a handler string, FunctionArgs with a handler, or a Function's ARN`);
+    const byArn = typeof definition === "string" && definition.startsWith("arn:");
+    const fn = buildFunction(name, definition, defaultArgs, argsTransform);
+    // A function the app made itself keeps its own line.
+    if (!byArn) fn.__site = site;
+    return fn;
   });
+}
+
+function buildFunction(name, definition, defaultArgs, argsTransform) {
+  if (typeof definition === "string") {
+    if (definition.startsWith("arn:")) {
+      const fn = registry.functions.find((f) => `arn:aws:lambda:${region()}:${ACCOUNT}:function:${f._physical}` === definition);
+      if (!fn) {
+        throw new NotSupported(`a route handler that is the ARN of a function this app does not define (${definition})`);
+      }
+      return fn;
+    }
+    return new Function(...transform(argsTransform, name, { handler: definition, ...defaultArgs }));
+  }
+  if (definition && definition.handler) {
+    return new Function(
+      ...transform(argsTransform, name, {
+        ...defaultArgs,
+        ...definition,
+        link: all([defaultArgs.link, definition.link]).apply(([a, b]) => [...(a ?? []), ...(b ?? [])]),
+        environment: all([defaultArgs.environment, definition.environment]).apply(([a, b]) => ({ ...(a ?? {}), ...(b ?? {}) })),
+        permissions: all([defaultArgs.permissions, definition.permissions]).apply(([a, b]) => [...(a ?? []), ...(b ?? [])]),
+      }),
+    );
+  }
+  throw new Error(`Invalid function definition for "${name}": give a handler string, FunctionArgs with a handler, or a Function's ARN`);
 }
 
 // ---------------------------------------------------------------------------

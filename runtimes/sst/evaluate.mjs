@@ -93,10 +93,31 @@ function fail(error) {
     stack: String(error?.stack ?? ""),
     secret: error?.secretName ?? null,
   });
-  process.exit(1);
+  finished = true;
+  exit(1);
 }
 process.on("uncaughtException", fail);
 process.on("unhandledRejection", fail);
+// A config that calls process.exit() ends before it was evaluated: say
+// so (a pipe's write is synchronous on Linux, so this reaches wsgate).
+let finished = false;
+let exitSite = "";
+const exit = process.exit.bind(process);
+process.exit = (code) => {
+  exitSite = new Error().stack;
+  return exit(code);
+};
+process.on("exit", (code) => {
+  if (finished) return;
+  send({
+    type: "error",
+    kind: "Error",
+    message: `the config called process.exit(${code ?? ""}) before run() finished: there is nothing to serve (SST would stop there too)`,
+    location: appLocation({ stack: exitSite }),
+    stack: exitSite,
+    secret: null,
+  });
+});
 
 // SST's globals.
 const stage = process.env.WSGATE_STAGE;
@@ -250,6 +271,8 @@ while (queue.length > 0) {
   }
   functions.push({
     name: fn.__name,
+    // Where the app made it, for what wsgate refuses of it.
+    location: appLocation({ stack: fn.__site }),
     physicalName: fn._physical,
     routed: routed.has(fn.__name),
     handler: resolved.handler,
@@ -324,4 +347,5 @@ send({
     outputs: printable(await pulumi.resolveDeep(returned ?? {})),
   },
 });
-process.exit(0);
+finished = true;
+exit(0);

@@ -565,3 +565,12 @@ fn an_access_log_format_without_a_request_id_is_refused_as_aws_refuses_it() {
         "{error}"
     );
 }
+
+#[test]
+fn a_missing_name_is_reported_as_missing() {
+    let error = error_text(
+        "stage = \"dev\"\n[routes]\n\"$default\" = { url = \"http://127.0.0.1:1/x\" }\n",
+    );
+    assert!(error.contains("`name` is missing"), "{error}");
+    assert!(!error.contains("wsgate.toml:1"), "{error}");
+}

@@ -268,6 +268,21 @@ fn parse_checked(file: &Path, source: &str, secrets_optional: bool) -> Result<Co
         Ok(raw) => raw,
         Err(e) => {
             let span = e.span();
+            // A key missing from the top level: toml points at the whole
+            // document (its first key); say what is missing instead.
+            if let Some(missing) = e.message().trim().strip_prefix("missing field ")
+                && span
+                    .as_ref()
+                    .is_none_or(|s| s.start == 0 || s.len() >= source.trim_end().len())
+            {
+                return Err(fail(vec![Problem {
+                    line: None,
+                    key: None,
+                    message: format!(
+                        "{missing} is missing: it is required at the top of the file (e.g. name = \"MyApi\")"
+                    ),
+                }]));
+            }
             let key = span.as_ref().and_then(|s| checker.keys.key_containing(s));
             return Err(fail(vec![Problem {
                 line: span.map(|s| checker.line(s)),

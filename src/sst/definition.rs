@@ -81,6 +81,9 @@ pub struct AuthorizerDefinition {
 pub struct FunctionDefinition {
     /// The component's name (`new sst.aws.Function(name, ...)`).
     pub name: String,
+    /// Where the app made it (`infra/api.ts:12:5`), when known.
+    #[serde(default)]
+    pub location: Option<String>,
     /// Its name on Lambda, what `Resource.<name>.name` gives.
     pub physical_name: String,
     /// A route or authorizer runs it; otherwise a route's function links

@@ -425,8 +425,20 @@ fn invokable(definition: &Definition) -> Result<Vec<RouteConfig>, String> {
         .collect()
 }
 
-/// A function of the app as a route's handler.
+/// A function of the app as a route's handler; what is refused of it
+/// names the line that made it.
 fn route_config(
+    definition: &Definition,
+    key: &str,
+    function: &FunctionDefinition,
+) -> Result<RouteConfig, String> {
+    function_route(definition, key, function).map_err(|why| match &function.location {
+        Some(location) => format!("{location}: {why}"),
+        None => why,
+    })
+}
+
+fn function_route(
     definition: &Definition,
     key: &str,
     function: &FunctionDefinition,
