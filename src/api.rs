@@ -201,6 +201,7 @@ fn function_spec(route: &crate::config::RouteConfig) -> FunctionSpec {
         timeout: route.timeout.unwrap_or(Duration::from_secs(20)),
         memory_bytes: route.memory.unwrap_or(1024 * 1024 * 1024),
         concurrency: route.concurrency.unwrap_or(10),
+        reserved: route.concurrency.is_some(),
         environment: route.environment.clone(),
         link: route.link.clone(),
         resources: route.resources.clone(),

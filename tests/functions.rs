@@ -140,7 +140,7 @@ async fn faults_give_api_gateway_errors_and_the_next_message_works() {
 }
 
 #[tokio::test]
-async fn concurrent_events_start_instances_up_to_the_concurrency() {
+async fn reserved_concurrency_runs_that_many_and_throttles_the_rest() {
     let dir = app(CONFIG);
     let server = build(dir.path())
         .await
@@ -152,15 +152,24 @@ async fn concurrent_events_start_instances_up_to_the_concurrency() {
     for _ in 0..6 {
         send_text(&mut client, r#"{"action":"slow"}"#).await;
     }
+    // Reserved concurrency, as Lambda's: two instances run, and what
+    // comes past them is throttled at once rather than queued.
     let mut pids = HashSet::new();
+    let mut throttled = 0;
     for _ in 0..6 {
-        pids.insert(next_text(&mut client).await);
+        let reply = next_text(&mut client).await;
+        if reply.contains("Internal server error") {
+            throttled += 1;
+        } else {
+            pids.insert(reply);
+        }
     }
     assert_eq!(
         pids.len(),
         2,
         "concurrency = 2 gives exactly two instances: {pids:?}"
     );
+    assert_eq!(throttled, 4);
     server.shutdown().await;
 }
 
@@ -294,8 +303,9 @@ ricfail = {{ command = ["{python}", "-m", "awslambdaric", "py.handlers.fail"], r
 }
 
 #[tokio::test]
-async fn events_past_the_waiting_bound_fail_at_once() {
-    // concurrency 1: one running, 10 waiting, the rest refused.
+async fn events_past_reserved_concurrency_are_throttled_at_once() {
+    // Reserved concurrency 1: one running, the rest throttled at once, as
+    // Lambda throttles a synchronous invocation (no queue).
     let dir = app(
         "name = \"Fns\"\n[routes]\nbusy = { handler = \"handlers.busy\", return_response = true, concurrency = 1 }\n",
     );
@@ -321,6 +331,6 @@ async fn events_past_the_waiting_bound_fail_at_once() {
             }
         }
     }
-    assert_eq!((done, refused), (11, 4));
+    assert_eq!((done, refused), (1, 14));
     server.shutdown().await;
 }

@@ -27,8 +27,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-/// Invocations that may wait for a busy function, per unit of
-/// concurrency (100 for the default 10); past that they fail at once.
+/// Invocations that may wait for a busy function without reserved
+/// concurrency, per instance (100 for the default 10); past that they fail
+/// at once. A function with reserved concurrency has no wait, as Lambda.
 pub const WAITING_PER_INSTANCE: usize = 10;
 
 /// What every function of one gateway shares.
@@ -104,6 +105,11 @@ pub struct FunctionSpec {
     pub timeout: Duration,
     pub memory_bytes: u64,
     pub concurrency: usize,
+    /// `concurrency` was set (Lambda's reserved concurrency): past it an
+    /// invocation is throttled at once, as Lambda throttles; unset, the
+    /// default instances take turns with a bounded wait (see
+    /// docs/compatibility.md).
+    pub reserved: bool,
     pub environment: BTreeMap<String, String>,
     pub link: Vec<String>,
     /// Linked components known when the app was loaded (SST's links).
@@ -243,6 +249,11 @@ impl FunctionIntegration {
         };
         let arn = format!("arn:aws:lambda:{}:{ACCOUNT_ID}:function:{name}", env.region);
         let (timeout, concurrency) = (spec.timeout, spec.concurrency);
+        let waiting = if spec.reserved {
+            0
+        } else {
+            concurrency * WAITING_PER_INSTANCE
+        };
         let spec = spec.clone();
         let lambda_env = move || lambda_environment(&env, &spec, &name);
         let pool = Arc::new(Pool::new(
@@ -250,7 +261,7 @@ impl FunctionIntegration {
             arn,
             timeout,
             concurrency,
-            concurrency * WAITING_PER_INSTANCE,
+            waiting,
             Box::new(lambda_env),
         ));
         if let Some(m) = metrics::get() {
