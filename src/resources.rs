@@ -42,10 +42,11 @@ pub fn open_files_limit() -> u64 {
 }
 
 /// How many connections one API's HTTP integrations may hold open at
-/// once: an eighth of the descriptors, between 32 and 4,096, so a slow
-/// backend can never take the sockets new clients need.
+/// once: a quarter of the descriptors (256 of 1,024), between 32 and
+/// 16,384, so a slow backend can never take the sockets new clients need;
+/// client connections take turns for them (`integrations::http::fair`).
 pub fn integration_connections(open_files: u64) -> usize {
-    (open_files / 8).clamp(32, 4096) as usize
+    (open_files / 4).clamp(32, 16_384) as usize
 }
 
 #[cfg(test)]
@@ -54,10 +55,10 @@ mod tests {
 
     #[test]
     fn integrations_get_a_bounded_share() {
-        assert_eq!(integration_connections(256), 32);
-        assert_eq!(integration_connections(1024), 128);
-        assert_eq!(integration_connections(20_000), 2_500);
-        assert_eq!(integration_connections(1 << 20), 4096);
+        assert_eq!(integration_connections(64), 32);
+        assert_eq!(integration_connections(1024), 256);
+        assert_eq!(integration_connections(20_000), 5_000);
+        assert_eq!(integration_connections(1 << 20), 16_384);
     }
 
     #[test]

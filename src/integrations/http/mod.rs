@@ -11,6 +11,7 @@ use pool::CallError;
 /// response limit is 10 MB).
 const MAX_REPLY_BYTES: usize = 10 * 1024 * 1024;
 
+mod fair;
 pub mod pool;
 
 pub use pool::{HttpPool, POOL_IDLE_TIMEOUT};
@@ -41,7 +42,10 @@ impl Integration for HttpIntegration {
         _context: &Context,
     ) -> Result<Response, IntegrationError> {
         let body = self
-            .invoke_json(Bytes::from(event.to_json()), event.request_id())
+            .call(
+                &event.request_context.connection_id,
+                Bytes::from(event.to_json()),
+            )
             .await?;
         parse_proxy_response(&body)
             .map_err(|e| IntegrationError::Failed(format!("{} {e}", self.url)))
@@ -50,12 +54,28 @@ impl Integration for HttpIntegration {
     async fn invoke_json(
         &self,
         payload: Bytes,
-        _request_id: &str,
+        request_id: &str,
     ) -> Result<Bytes, IntegrationError> {
+        // An authorizer's call, for a connection not yet made: its own turn.
+        self.call(request_id, payload).await
+    }
+
+    fn describe(&self) -> String {
+        format!("http POST {}", self.url)
+    }
+
+    fn kind(&self) -> &'static str {
+        "http"
+    }
+}
+
+impl HttpIntegration {
+    /// POSTs `payload` for `caller`, taking turns with other callers.
+    async fn call(&self, caller: &str, payload: Bytes) -> Result<Bytes, IntegrationError> {
         let failed = |what: String| IntegrationError::Failed(format!("{} {what}", self.url));
         let reply = self
             .pool
-            .post(&self.endpoint, payload, MAX_REPLY_BYTES)
+            .post(&self.endpoint, caller, payload, MAX_REPLY_BYTES)
             .await
             .map_err(|error| {
                 failed(match error {
@@ -69,13 +89,5 @@ impl Integration for HttpIntegration {
             return Err(failed(format!("answered HTTP {}", reply.status)));
         }
         Ok(reply.body)
-    }
-
-    fn describe(&self) -> String {
-        format!("http POST {}", self.url)
-    }
-
-    fn kind(&self) -> &'static str {
-        "http"
     }
 }

@@ -21,7 +21,6 @@ use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
-use tokio::sync::Semaphore;
 
 /// How long an unused pooled connection stays open; the pool sweeps every
 /// this long, so one is closed within twice this.
@@ -38,7 +37,8 @@ pub struct HttpPool {
 struct Shared {
     /// Idle connections per origin (`host:port`), the most recent last.
     idle: Mutex<HashMap<String, Vec<Idle>>>,
-    calls: Semaphore,
+    /// Calls at once, shared fairly among client connections.
+    calls: super::fair::FairSlots,
     max_idle_per_origin: usize,
     sweeping: std::sync::Once,
 }
@@ -110,29 +110,26 @@ impl HttpPool {
         HttpPool {
             shared: Arc::new(Shared {
                 idle: Mutex::new(HashMap::new()),
-                calls: Semaphore::new(max_connections),
+                calls: super::fair::FairSlots::new(max_connections),
                 max_idle_per_origin: max_connections,
                 sweeping: std::sync::Once::new(),
             }),
         }
     }
 
-    /// POSTs `body` to `endpoint` and reads the whole reply, up to
-    /// `max_reply` bytes. A call waits for a free slot (the gateway's
-    /// timeout still applies) rather than opening one more connection.
+    /// POSTs `body` to `endpoint` for `caller` (the client connection it
+    /// is for) and reads the whole reply, up to `max_reply` bytes. A call
+    /// waits for a free slot, callers taking turns (the gateway's timeout
+    /// still applies), rather than opening one more connection.
     pub async fn post(
         &self,
         endpoint: &Endpoint,
+        caller: &str,
         body: Bytes,
         max_reply: usize,
     ) -> Result<Reply, CallError> {
         let origin = endpoint.origin.as_str();
-        let _call = self
-            .shared
-            .calls
-            .acquire()
-            .await
-            .map_err(|_| CallError::ShutDown)?;
+        let _call = self.shared.calls.acquire(caller).await;
         self.start_sweeping();
         let request = |body: Bytes| {
             let mut request = http::Request::new(Full::new(body));
@@ -402,7 +399,7 @@ mod tests {
         let pool = HttpPool::new(4);
         for _ in 0..50 {
             let reply = pool
-                .post(&origin, Bytes::from_static(b"{}"), 1024)
+                .post(&origin, "test", Bytes::from_static(b"{}"), 1024)
                 .await
                 .unwrap();
             assert_eq!(reply.status, 200);
@@ -418,7 +415,7 @@ mod tests {
         for _ in 0..20 {
             let calls = (0..16).map(|_| {
                 let (pool, origin) = (pool.clone(), origin.clone());
-                tokio::spawn(async move { pool.post(&origin, Bytes::new(), 1024).await })
+                tokio::spawn(async move { pool.post(&origin, "test", Bytes::new(), 1024).await })
             });
             for call in calls.collect::<Vec<_>>() {
                 assert!(call.await.unwrap().is_ok());
@@ -436,7 +433,7 @@ mod tests {
         let pool = HttpPool::new(4);
         for _ in 0..5 {
             let reply = pool
-                .post(&origin, Bytes::from_static(b"{}"), 1024)
+                .post(&origin, "test", Bytes::from_static(b"{}"), 1024)
                 .await
                 .unwrap();
             assert_eq!(reply.status, 200);
@@ -452,7 +449,7 @@ mod tests {
         let pool = HttpPool::new(4);
         for _ in 0..3 {
             let reply = pool
-                .post(&origin, Bytes::from_static(b"{}"), 1024)
+                .post(&origin, "test", Bytes::from_static(b"{}"), 1024)
                 .await
                 .unwrap();
             assert_eq!(&reply.body[..], b"{}");
@@ -465,9 +462,13 @@ mod tests {
         let big = "HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n0123456789";
         let (origin, _) = backend(big, usize::MAX).await;
         let pool = HttpPool::new(4);
-        let error = pool.post(&origin, Bytes::new(), 9).await.err().unwrap();
+        let error = pool
+            .post(&origin, "test", Bytes::new(), 9)
+            .await
+            .err()
+            .unwrap();
         assert!(matches!(error, CallError::TooLarge), "{error:?}");
-        assert!(pool.post(&origin, Bytes::new(), 10).await.is_ok());
+        assert!(pool.post(&origin, "test", Bytes::new(), 10).await.is_ok());
     }
 
     #[tokio::test]
@@ -476,7 +477,7 @@ mod tests {
         let origin = endpoint(listener.local_addr().unwrap());
         drop(listener);
         let error = HttpPool::new(4)
-            .post(&origin, Bytes::new(), 1024)
+            .post(&origin, "test", Bytes::new(), 1024)
             .await
             .err()
             .unwrap();
@@ -488,7 +489,7 @@ mod tests {
         let cut = "HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{\"partial";
         let (origin, _) = backend(cut, 1).await;
         let error = HttpPool::new(4)
-            .post(&origin, Bytes::new(), 1024)
+            .post(&origin, "test", Bytes::new(), 1024)
             .await
             .err()
             .unwrap();
