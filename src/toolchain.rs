@@ -1,15 +1,18 @@
 //! The Node.js tool wsgate drives for TypeScript: esbuild, the bundler SST
-//! itself builds with. The app's own copy (in `node_modules`) when it has
-//! one; otherwise a pinned copy wsgate installs once, with npm, into its
-//! cache (`$WSGATE_CACHE_DIR`, else `$XDG_CACHE_HOME/wsgate`, else
-//! `~/.cache/wsgate`), so an SST app runs without adding anything to it.
+//! itself builds with. As SST does (it builds with the esbuild its CLI
+//! embeds, github.com/evanw/esbuild in its go.mod, never the app's), wsgate
+//! uses its own pinned copy, installed once with npm into its cache
+//! (`$WSGATE_CACHE_DIR`, else `$XDG_CACHE_HOME/wsgate`, else
+//! `~/.cache/wsgate`): an app whose `node_modules` holds an old esbuild
+//! (a dependency's) or one for another platform builds as under SST.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
-/// The esbuild wsgate installs when the app has none.
-pub const ESBUILD_VERSION: &str = "0.25.12";
+/// The esbuild wsgate builds with: the version SST's CLI embeds
+/// (anomalyco/sst go.mod: github.com/evanw/esbuild v0.27.2).
+pub const ESBUILD_VERSION: &str = "0.27.2";
 
 /// One installed esbuild package.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,10 +35,11 @@ impl Esbuild {
     }
 }
 
-/// The esbuild to use for the app in `app_dir`: `WSGATE_ESBUILD` (the
-/// package folder, or its `bin/esbuild`), the app's own, else wsgate's
-/// cached one, installed now if it is missing.
-pub fn esbuild(app_dir: &Path) -> Result<Esbuild, String> {
+/// The esbuild to use: `WSGATE_ESBUILD` (the package folder, or its
+/// `bin/esbuild`), else wsgate's pinned one, installed now if it is
+/// missing. The app's own (`app_dir`'s `node_modules`) is not used, as SST
+/// does not use it.
+pub fn esbuild(_app_dir: &Path) -> Result<Esbuild, String> {
     if let Some(path) = std::env::var_os("WSGATE_ESBUILD") {
         let path = std::fs::canonicalize(&path).unwrap_or_else(|_| PathBuf::from(&path));
         let package = if path.is_file() {
@@ -50,12 +54,6 @@ pub fn esbuild(app_dir: &Path) -> Result<Esbuild, String> {
                 path.display()
             )
         });
-    }
-    if let Some(own) = std::fs::canonicalize(app_dir).ok().and_then(|dir| {
-        dir.ancestors()
-            .find_map(|a| Esbuild::at(a.join("node_modules/esbuild")))
-    }) {
-        return Ok(own);
     }
     cached_esbuild()
 }
@@ -152,21 +150,27 @@ pub fn npm_package(name: &str, version: &str, why: &str) -> Result<PathBuf, Stri
 mod tests {
     use super::*;
 
+    /// As SST, the app's own esbuild (here a broken one, as a dependency's
+    /// old or other-platform copy is) is not what builds.
     #[test]
-    fn the_app_s_own_esbuild_wins() {
+    fn the_app_s_own_esbuild_is_not_used() {
         let dir = tempfile::tempdir().unwrap();
         let package = dir.path().join("node_modules/esbuild");
         std::fs::create_dir_all(package.join("lib")).unwrap();
-        std::fs::write(package.join("lib/main.js"), "").unwrap();
+        std::fs::write(package.join("lib/main.js"), "throw new Error('broken');").unwrap();
         let nested = dir.path().join("packages/app");
         std::fs::create_dir_all(&nested).unwrap();
         if std::env::var_os("WSGATE_ESBUILD").is_none() {
             let found = esbuild(&nested).unwrap();
-            assert_eq!(
-                found.package,
-                std::fs::canonicalize(dir.path())
-                    .unwrap()
-                    .join("node_modules/esbuild")
+            assert!(
+                !found.package.starts_with(dir.path()),
+                "{:?}",
+                found.package
+            );
+            assert!(
+                found
+                    .package
+                    .ends_with(format!("esbuild-{ESBUILD_VERSION}/node_modules/esbuild"))
             );
         }
     }

@@ -638,3 +638,20 @@ fn a_runtime_wsgate_cannot_run_names_its_line() {
     assert!(stderr.contains("the go runtime"), "{stderr}");
     assert!(stderr.contains("infra/api.ts:3"), "{stderr}");
 }
+
+#[test]
+fn every_secret_without_a_value_is_named_at_once() {
+    let stderr = validate_failure(
+        &[
+            ("sst.config.ts", APP),
+            (
+                "infra/api.ts",
+                "const a = new sst.Secret(\"First\");\nconst b = new sst.Secret(\"Second\");\nnew sst.Secret(\"Third\", \"has a placeholder\");\nconst api = new sst.aws.ApiGatewayWebSocket(\"Api\");\napi.route(\"$default\", { handler: \"h.handler\", link: [a, b] });\n",
+            ),
+        ],
+        &[],
+    );
+    assert!(stderr.contains("wsgate secret set First"), "{stderr}");
+    assert!(stderr.contains("no value either: Second"), "{stderr}");
+    assert!(!stderr.contains("Third"), "{stderr}");
+}

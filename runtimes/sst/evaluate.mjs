@@ -84,11 +84,22 @@ function appLocation(error) {
   return null;
 }
 
+/// A missing secret's message names every secret that has no value, so
+/// they are all set in one go rather than one per run.
+function failureMessage(error) {
+  if (!error?.secretName) return error?.message ?? String(error);
+  const missing = components.registry.secrets
+    .filter((s) => process.env[`SST_SECRET_${s._name}`] === undefined && s._placeholder === undefined)
+    .map((s) => s._name);
+  if (missing.length <= 1) return error.message;
+  return `${error.message}\nThese have no value either: ${missing.filter((n) => n !== error.secretName).join(", ")}; set each with \`wsgate secret set <Name> <value>\``;
+}
+
 function fail(error) {
   send({
     type: "error",
     kind: error?.name ?? "Error",
-    message: error?.message ?? String(error),
+    message: failureMessage(error),
     location: appLocation(error) ?? appLocation({ stack: error?.__wsgateSite }),
     stack: String(error?.stack ?? ""),
     secret: error?.secretName ?? null,
