@@ -334,3 +334,46 @@ async fn events_past_reserved_concurrency_are_throttled_at_once() {
     assert_eq!((done, refused), (1, 14));
     server.shutdown().await;
 }
+
+/// A Python handler runs in the app's own virtual environment (what `uv
+/// sync` makes; SST runs handlers with `uv run`), so its dependencies,
+/// installed there and not on the machine, import.
+#[tokio::test]
+async fn python_handlers_run_in_the_app_s_virtual_environment() {
+    let dir = app(
+        "name = \"Fns\"\n[routes]\nvenv = { handler = \"uses_dep.handler\", return_response = true }\n",
+    );
+    let status = std::process::Command::new("python3")
+        .args(["-m", "venv", "--without-pip"])
+        .arg(dir.path().join(".venv"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let version = std::process::Command::new(dir.path().join(".venv/bin/python3"))
+        .args([
+            "-c",
+            "import sys; print(f'python{sys.version_info[0]}.{sys.version_info[1]}')",
+        ])
+        .output()
+        .unwrap();
+    let site = dir
+        .path()
+        .join(".venv/lib")
+        .join(String::from_utf8_lossy(&version.stdout).trim())
+        .join("site-packages");
+    std::fs::write(site.join("only_in_the_venv.py"), "WHERE = 'venv'\n").unwrap();
+    std::fs::write(
+        dir.path().join("uses_dep.py"),
+        "import only_in_the_venv\n\ndef handler(event, context):\n    return {'statusCode': 200, 'body': only_in_the_venv.WHERE}\n",
+    )
+    .unwrap();
+    let server = build(dir.path())
+        .await
+        .unwrap()
+        .bind(any_port())
+        .await
+        .unwrap();
+    let mut client = connect(&server.url()).await;
+    assert_eq!(ask(&mut client, "venv").await, "venv");
+    server.shutdown().await;
+}

@@ -184,7 +184,7 @@ impl FunctionIntegration {
                 };
                 let bundle = bundle::bundle(config_dir, &state_dir, &spec.handler, &build)?;
                 let resolved = bundle.resolved.clone();
-                let (program, args) = resolve::program(&state_dir, resolved.runtime);
+                let (program, args) = resolve::program(config_dir, &state_dir, resolved.runtime);
                 export = Some((resolved.source.clone(), resolved.export.clone()));
                 built = Some(bundle);
                 // The runtime the function declares, else SST's default
@@ -213,6 +213,17 @@ impl FunctionIntegration {
                     // Lambda's Python runtime writes print() at once
                     // (stdout is a pipe here, block-buffered otherwise).
                     runtime_env.push(("PYTHONUNBUFFERED".to_string(), "1".to_string()));
+                    // SST's PYTHONPATH: the project's root, and `src/` in it.
+                    let mut paths = vec![config_dir.to_path_buf()];
+                    if config_dir.join("src").is_dir() {
+                        paths.push(config_dir.join("src"));
+                    }
+                    if let Ok(joined) = std::env::join_paths(paths) {
+                        runtime_env.push((
+                            "PYTHONPATH".to_string(),
+                            joined.to_string_lossy().into_owned(),
+                        ));
+                    }
                     // boto3, as Lambda's Python runtimes provide it; a
                     // handler that needs none still runs without it.
                     match crate::services::runtime_sdk::python_path() {

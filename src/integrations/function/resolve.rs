@@ -165,6 +165,33 @@ fn run_build(
     Ok(built.inputs)
 }
 
+/// What runs an app's Python handlers.
+enum PythonProject {
+    /// A `pyproject.toml`, and `uv` on the PATH.
+    Uv,
+    /// The app's virtual environment's interpreter (`.venv`, `venv`).
+    Venv(PathBuf),
+    /// The machine's `python3`.
+    None,
+}
+
+fn python_project(app_dir: &Path) -> PythonProject {
+    let uv_on_path = || {
+        std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("uv").is_file()))
+    };
+    if app_dir.join("pyproject.toml").is_file() && uv_on_path() {
+        return PythonProject::Uv;
+    }
+    for venv in [".venv", "venv"] {
+        let python = app_dir.join(venv).join("bin").join("python3");
+        if python.is_file() {
+            return PythonProject::Venv(python);
+        }
+    }
+    PythonProject::None
+}
+
 /// Writes the bootstraps wsgate ships into the state folder.
 pub fn write_bootstraps(state_dir: &Path) -> Result<(PathBuf, PathBuf), String> {
     let folder = state_dir.join("runtimes");
@@ -183,8 +210,9 @@ pub fn write_bootstraps(state_dir: &Path) -> Result<(PathBuf, PathBuf), String> 
     Ok((node, python))
 }
 
-/// The interpreter and bootstrap that run a resolved handler.
-pub fn program(state_dir: &Path, runtime: Runtime) -> (PathBuf, Vec<String>) {
+/// The interpreter and bootstrap that run a resolved handler of the app
+/// in `app_dir`.
+pub fn program(app_dir: &Path, state_dir: &Path, runtime: Runtime) -> (PathBuf, Vec<String>) {
     let folder = state_dir.join("runtimes");
     match runtime {
         // Source maps: a handler's stack traces name its own files.
@@ -195,9 +223,26 @@ pub fn program(state_dir: &Path, runtime: Runtime) -> (PathBuf, Vec<String>) {
                 folder.join("bootstrap.mjs").display().to_string(),
             ],
         ),
-        Runtime::Python => (
-            "python3".into(),
-            vec![folder.join("bootstrap.py").display().to_string()],
-        ),
+        Runtime::Python => {
+            let bootstrap = folder.join("bootstrap.py").display().to_string();
+            match python_project(app_dir) {
+                // As SST runs Python handlers: `uv run` in the app's uv
+                // project (pkg/runtime/python/python.go), so its locked
+                // dependencies are there.
+                PythonProject::Uv => (
+                    "uv".into(),
+                    vec![
+                        "run".into(),
+                        "--project".into(),
+                        app_dir.display().to_string(),
+                        "python".into(),
+                        bootstrap,
+                    ],
+                ),
+                // Without uv, the environment `uv sync` (or venv) made.
+                PythonProject::Venv(python) => (python, vec![bootstrap]),
+                PythonProject::None => ("python3".into(), vec![bootstrap]),
+            }
+        }
     }
 }
