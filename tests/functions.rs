@@ -377,3 +377,36 @@ async fn python_handlers_run_in_the_app_s_virtual_environment() {
     assert_eq!(ask(&mut client, "venv").await, "venv");
     server.shutdown().await;
 }
+
+/// A library's warning at load is the same for every instance: it is
+/// shown for the first, noted for the others; what instances print while
+/// handling is shown for each.
+#[tokio::test]
+async fn start_up_output_repeated_by_instances_is_shown_once() {
+    let dir = app(
+        "name = \"Fns\"\n[routes]\nwarns = { handler = \"warns.handler\", return_response = true, concurrency = 3 }\n",
+    );
+    std::fs::write(
+        dir.path().join("warns.mjs"),
+        "console.warn(\"Warning: a start-up block\\nits second line\");\nexport async function handler() {\n  console.log(\"handling one\");\n  await new Promise((r) => setTimeout(r, 800));\n  return { statusCode: 200, body: \"ok\" };\n}\n",
+    )
+    .unwrap();
+    let log = dir.path().join("serve.log");
+    let serve = common::serve::Serve::start_logging_to(&dir.path().join("wsgate.toml"), &[], &log);
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let mut client = connect(&serve.url).await;
+        send_text(&mut client, r#"{"action":"warns"}"#).await;
+        clients.push(client);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for client in &mut clients {
+        assert_eq!(next_text(client).await, "ok");
+    }
+    drop(serve);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    // One at start-up check, then three instances for the three messages.
+    assert_eq!(logged.matches("its second line").count(), 1, "{logged}");
+    assert!(logged.matches("not shown again").count() >= 2, "{logged}");
+    assert_eq!(logged.matches("handling one").count(), 3, "{logged}");
+}

@@ -32,6 +32,35 @@ pub struct Launch {
     pub cwd: PathBuf,
     pub env: Vec<(String, String)>,
     pub memory_limit_bytes: u64,
+    /// What the function's instances printed while starting, shared by
+    /// all of them.
+    pub startup_output: Arc<StartupOutput>,
+}
+
+/// The lines a function's instances print while they start (before their
+/// first invocation): a library's warning at load is the same for every
+/// instance, so an instance's start-up line that an earlier instance
+/// already printed is not shown again (a note says so, once per instance).
+#[derive(Debug, Default)]
+pub struct StartupOutput {
+    seen: std::sync::Mutex<std::collections::HashSet<u64>>,
+}
+
+/// Start-up lines remembered per function, at most.
+const STARTUP_LINES_KEPT: usize = 4096;
+
+impl StartupOutput {
+    /// Whether this start-up line is new (to be shown).
+    fn first_time(&self, stream: &str, line: &[u8]) -> bool {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (stream, line).hash(&mut hasher);
+        let mut seen = self.seen.lock().expect("lock poisoned");
+        if seen.len() >= STARTUP_LINES_KEPT {
+            return true;
+        }
+        seen.insert(hasher.finish())
+    }
 }
 
 pub struct Instance {
@@ -88,11 +117,34 @@ impl Instance {
         // Only this tree may take the instance's invocations.
         api.admit_only(Arc::clone(&tree));
         let label: Arc<str> = Arc::from(launch.label.as_str());
-        if let Some(stdout) = child.stdout.take() {
-            tokio::spawn(log_lines(stdout, Arc::clone(&label), id, "stdout"));
-        }
-        if let Some(stderr) = child.stderr.take() {
-            tokio::spawn(log_lines(stderr, Arc::clone(&label), id, "stderr"));
+        for (output, stream) in [
+            (
+                child
+                    .stdout
+                    .take()
+                    .map(|o| Box::new(o) as Box<dyn AsyncRead + Unpin + Send>),
+                "stdout",
+            ),
+            (
+                child
+                    .stderr
+                    .take()
+                    .map(|o| Box::new(o) as Box<dyn AsyncRead + Unpin + Send>),
+                "stderr",
+            ),
+        ] {
+            if let Some(output) = output {
+                tokio::spawn(log_lines(
+                    output,
+                    Output {
+                        label: Arc::clone(&label),
+                        instance: id,
+                        stream,
+                        startup: Arc::clone(&launch.startup_output),
+                        started: api.polled_watch(),
+                    },
+                ));
+            }
         }
         let (exited_tx, exited) = watch::channel(None);
         let kill = CancellationToken::new();
@@ -206,16 +258,42 @@ pub fn command(
     command
 }
 
-/// Forwards a process's output to the log, a line at a time, prefixed with
-/// the route; any bytes are accepted (shown lossily), long lines are cut.
-async fn log_lines(
-    mut output: impl AsyncRead + Unpin,
+/// One output stream of an instance, as it is logged.
+struct Output {
     label: Arc<str>,
     instance: u64,
     stream: &'static str,
-) {
+    startup: Arc<StartupOutput>,
+    /// Turns true once the instance asked for its first invocation.
+    started: watch::Receiver<bool>,
+}
+
+impl Output {
+    /// Logs a line, unless it is start-up output an earlier instance of
+    /// the function printed already; `noted` keeps the note to once.
+    fn line(&self, line: &[u8], noted: &mut bool) {
+        if !*self.started.borrow() && !self.startup.first_time(self.stream, line) {
+            if !*noted {
+                *noted = true;
+                tracing::info!(
+                    target: "wsgate::function",
+                    route = %self.label,
+                    instance = self.instance,
+                    "(start-up output an earlier instance printed is not shown again)"
+                );
+            }
+            return;
+        }
+        emit(&self.label, self.instance, self.stream, line);
+    }
+}
+
+/// Forwards a process's output to the log, a line at a time, prefixed with
+/// the route; any bytes are accepted (shown lossily), long lines are cut.
+async fn log_lines(mut output: impl AsyncRead + Unpin, to: Output) {
     let mut pending: Vec<u8> = Vec::new();
     let mut chunk = [0u8; 4096];
+    let mut noted = false;
     loop {
         let n = match output.read(&mut chunk).await {
             Ok(0) | Err(_) => break,
@@ -224,15 +302,15 @@ async fn log_lines(
         pending.extend_from_slice(&chunk[..n]);
         while let Some(end) = pending.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = pending.drain(..=end).collect();
-            emit(&label, instance, stream, &line[..line.len() - 1]);
+            to.line(&line[..line.len() - 1], &mut noted);
         }
         if pending.len() > MAX_LOG_LINE {
-            emit(&label, instance, stream, &pending);
+            to.line(&pending, &mut noted);
             pending.clear();
         }
     }
     if !pending.is_empty() {
-        emit(&label, instance, stream, &pending);
+        to.line(&pending, &mut noted);
     }
 }
 

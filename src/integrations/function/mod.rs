@@ -257,6 +257,7 @@ impl FunctionIntegration {
             cwd: config_dir.to_path_buf(),
             env: static_env,
             memory_limit_bytes: spec.memory_bytes,
+            startup_output: Arc::default(),
         };
         let arn = format!("arn:aws:lambda:{}:{ACCOUNT_ID}:function:{name}", env.region);
         let (timeout, concurrency) = (spec.timeout, spec.concurrency);

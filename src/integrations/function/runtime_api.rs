@@ -138,6 +138,12 @@ impl RuntimeApi {
         let _ = polled.wait_for(|p| *p).await;
     }
 
+    /// Whether the runtime has asked for an invocation yet (its init is
+    /// over), as it changes.
+    pub fn polled_watch(&self) -> watch::Receiver<bool> {
+        self.state.polled.subscribe()
+    }
+
     /// The error the runtime reported from `/init/error`, if any.
     pub fn init_error(&self) -> Option<String> {
         self.state.init_error.lock().expect("lock poisoned").clone()
