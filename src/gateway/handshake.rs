@@ -6,7 +6,7 @@ use super::connection;
 use super::registry::{ConnectionEntry, OutboundReceiver};
 use super::{ConnectAuth, Gateway, InvokeError};
 use crate::access_log::Record;
-use crate::admin::{console, metrics};
+use crate::admin::metrics;
 use crate::auth::authorizer::Verdict;
 use crate::auth::keyring::Caller;
 use crate::auth::policy::INVOKE;
@@ -425,7 +425,7 @@ where
     let route = routing.route("$connect");
     // The event is built for the handler, or for the access log or the
     // console alone.
-    if route.is_some() || gateway.access_log.is_some() || console::get().is_some() {
+    if route.is_some() || gateway.access_log.is_some() || super::observe::get().is_some() {
         let mut event = Event::connect(&gateway.api, &meta, request_id, &request);
         if connect_authorizer.is_some() {
             event.request_context.authorizer = connect_authorizer.map(Arc::new);

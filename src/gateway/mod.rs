@@ -5,13 +5,14 @@ pub mod connection;
 pub mod handshake;
 pub mod limits;
 pub mod listener;
+pub mod observe;
 pub mod paths;
 pub mod registry;
 pub mod router;
 pub mod throttle;
 
 use crate::access_log::{self, AccessLog};
-use crate::admin::{console, metrics};
+use crate::admin::metrics;
 use crate::auth::Authenticator;
 use crate::auth::authorizer::Authorizer;
 use crate::auth::keyring::ACCOUNT_ID;
@@ -234,7 +235,7 @@ impl Gateway {
                 Err(InvokeError::TimedOut(_)) => 504,
             },
             reply_status: result.as_ref().ok().map(|r| r.status_code),
-            trace: console::get().map(|_| {
+            trace: observe::get().map(|_| {
                 Box::new(access_log::Trace {
                     event: event.clone(),
                     reply: traced_reply(&result),
@@ -250,8 +251,8 @@ impl Gateway {
     /// is on (the record is only built for one of them).
     pub fn log<'a>(&self, record: impl FnOnce() -> access_log::Record<'a>) {
         let metrics = metrics::get();
-        let console = console::get();
-        if self.access_log.is_none() && metrics.is_none() && console.is_none() {
+        let observer = observe::get();
+        if self.access_log.is_none() && metrics.is_none() && observer.is_none() {
             return;
         }
         let mut record = record();
@@ -259,9 +260,9 @@ impl Gateway {
             self.count(m, &record);
         }
         let line = self.access_log.as_ref().map(|log| log.render(&record));
-        if let Some(console) = console {
+        if let Some(observer) = observer {
             let trace = record.integration.as_mut().and_then(|i| i.trace.take());
-            console.event(&self.metric_api, &record, trace, line.clone());
+            observer.event(&self.metric_api, &record, trace, line.clone());
         }
         if let (Some(log), Some(line)) = (&self.access_log, line) {
             log.send(line);

@@ -39,9 +39,12 @@ const LIVE_BACKLOG: usize = 1_024;
 
 static RECORDER: OnceLock<Recorder> = OnceLock::new();
 
-/// Turns recording on (idempotent) and returns the recorder.
+/// Turns recording on (idempotent) and returns the recorder, which then
+/// observes the data plane.
 pub fn enable() -> &'static Recorder {
-    RECORDER.get_or_init(Recorder::new)
+    let recorder = RECORDER.get_or_init(Recorder::new);
+    crate::gateway::observe::install(recorder);
+    recorder
 }
 
 /// The recorder, if the console is on.
@@ -345,6 +348,22 @@ impl Recorder {
         let _ = self
             .live
             .send(Bytes::from(format!("event: {kind}\ndata: {data}\n\n")));
+    }
+}
+
+impl crate::gateway::observe::Observer for Recorder {
+    fn event(
+        &self,
+        api: &Arc<String>,
+        record: &Record<'_>,
+        trace: Option<Box<Trace>>,
+        access_log_line: Option<String>,
+    ) {
+        Recorder::event(self, api, record, trace, access_log_line);
+    }
+
+    fn log_line(&self, route: &str, instance: u64, stream: &'static str, text: &str) {
+        Recorder::log_line(self, route, instance, stream, text);
     }
 }
 

@@ -1,7 +1,6 @@
 //! One function instance: a process started with `AWS_LAMBDA_RUNTIME_API`
 //! pointing at its own Runtime API server, watched for exit and memory.
 
-use super::pool::InstanceEnv;
 use super::runtime_api::{Invocation, RuntimeApi};
 use crate::auth::keyring::SessionLease;
 use crate::process::tree::{self, ProcessTree};
@@ -23,6 +22,13 @@ const MEMORY_CHECK_EVERY: Duration = Duration::from_millis(100);
 const MAX_LOG_LINE: usize = 8 * 1024;
 
 /// How to start an instance.
+/// What an instance gets when it starts: variables computed then, and the
+/// session credentials it holds until it ends.
+pub struct InstanceEnv {
+    pub vars: Vec<(String, String)>,
+    pub lease: Option<SessionLease>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Launch {
     /// Label for logs, e.g. the route key.
@@ -319,7 +325,7 @@ fn emit(label: &str, instance: u64, stream: &'static str, line: &[u8]) {
     let text = String::from_utf8_lossy(cut);
     let text = text.trim_end_matches('\r');
     tracing::info!(target: "wsgate::function", route = %label, instance, "{}", text);
-    if let Some(console) = crate::admin::console::get() {
-        console.log_line(label, instance, stream, text);
+    if let Some(observer) = crate::gateway::observe::get() {
+        observer.log_line(label, instance, stream, text);
     }
 }

@@ -2,10 +2,9 @@
 //! invocation at a time, more start up to `concurrency`, and a bounded
 //! number of invocations may wait for one.
 
-use super::instance::{Instance, Launch, MEMORY_EXCEEDED};
+use super::instance::{Instance, InstanceEnv, Launch, MEMORY_EXCEEDED};
 use super::runtime_api::{Answer, Invocation, Outcome};
 use crate::admin::metrics;
-use crate::auth::keyring::SessionLease;
 use crate::integrations::InstanceCounts;
 use bytes::Bytes;
 use std::sync::Mutex;
@@ -28,13 +27,6 @@ pub enum InvokeFailure {
     Throttled(usize),
     #[error("{0}")]
     Start(String),
-}
-
-/// What an instance gets when it starts: variables computed then, and the
-/// session credentials it holds until it ends.
-pub struct InstanceEnv {
-    pub vars: Vec<(String, String)>,
-    pub lease: Option<SessionLease>,
 }
 
 pub type DynamicEnv = Box<dyn Fn() -> InstanceEnv + Send + Sync>;
