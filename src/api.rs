@@ -110,8 +110,16 @@ fn function_env(
 ) -> Result<Vec<(String, String)>, BuildError> {
     let mut env = hosting.env.clone();
     if config.local_tls {
-        let ca = crate::local_ca::LocalCa::open(&crate::local_ca::dir(config.dir()))
-            .map_err(BuildError::Domain)?;
+        // Covering the names the server's certificate will carry, so the
+        // CA the handlers trust is the one that signs it.
+        let api_id = config
+            .api_id
+            .clone()
+            .unwrap_or_else(|| api_id_for(&config.name));
+        let names = crate::local_ca::served_names(config.listen, &api_id, &config.region);
+        let ca =
+            crate::local_ca::LocalCa::open_covering(&crate::local_ca::dir(config.dir()), &names)
+                .map_err(BuildError::Domain)?;
         env.extend(ca.trust_env());
     }
     Ok(env)
@@ -612,29 +620,13 @@ impl WebSocketApi {
         let local = match &self.local_tls {
             None => None,
             Some(local) => {
-                let ca =
-                    crate::local_ca::LocalCa::open(&local.ca_dir).map_err(BuildError::Domain)?;
-                let mut names: Vec<String> =
-                    vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
-                if !addr.ip().is_unspecified() && !addr.ip().is_loopback() {
-                    names.push(addr.ip().to_string());
-                }
-                // The name API Gateway gives the API, which handlers reach
-                // wsgate by (see `served_hosts`).
-                names.push(crate::ids::execute_api_host(
+                let names = crate::local_ca::served_names(
+                    Some(addr),
                     &self.effective_api_id(),
                     &self.region,
-                ));
-                if let Ok(host) = std::fs::read_to_string("/etc/hostname") {
-                    let host = host.trim();
-                    if !host.is_empty()
-                        && host
-                            .bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-                    {
-                        names.push(host.to_string());
-                    }
-                }
+                );
+                let ca = crate::local_ca::LocalCa::open_covering(&local.ca_dir, &names)
+                    .map_err(BuildError::Domain)?;
                 Some(ca.issue("server", &names).map_err(BuildError::Domain)?)
             }
         };

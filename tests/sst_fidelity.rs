@@ -174,6 +174,16 @@ async fn sst_rules_from_sst_s_source() {
         assert_eq!(failed["message"], "Internal server error", "{route}");
     }
     let logged = std::fs::read_to_string(&log).unwrap();
+    // One local CA for all four APIs (it permits their names from the
+    // start), never made anew while they start.
+    assert_eq!(
+        logged
+            .matches("created a local certificate authority")
+            .count(),
+        1,
+        "{logged}"
+    );
+    assert!(!logged.contains("is made anew"), "{logged}");
     for route in ["ungranted", "denied"] {
         assert!(
             logged.lines().any(

@@ -180,6 +180,28 @@ pub async fn load(config_file: &Path, options: &LoadOptions) -> Result<SstApp, S
             message: "the app defines no sst.aws.ApiGatewayWebSocket: there is nothing for wsgate to serve".into(),
         });
     }
+    // The local CA covers every name the app's APIs are served by before
+    // it issues for any, so it is not made anew halfway through.
+    let mut names = Vec::new();
+    for api in &definition.apis {
+        let api_id = api
+            .api_id
+            .clone()
+            .unwrap_or_else(|| crate::ids::api_id_for(&api.name));
+        names.extend(crate::local_ca::served_names(
+            None,
+            &api_id,
+            &options.region,
+        ));
+        names.extend(api.domain.as_ref().map(|d| d.name.clone()));
+    }
+    crate::local_ca::LocalCa::open_covering(&crate::local_ca::dir(&app_dir), &names).map_err(
+        |message| SstError::Config {
+            file: config_file.clone(),
+            location: None,
+            message,
+        },
+    )?;
     let mut apis = Vec::new();
     for (index, api) in definition.apis.iter().enumerate() {
         let (addr, listener) = match listeners.iter().position(|(name, _, _)| *name == api.name) {
@@ -376,7 +398,10 @@ fn domain_settings(
     domain: &definition::DomainDefinition,
 ) -> Result<crate::domain::DomainSettings, String> {
     let app_dir = file.parent().unwrap_or(Path::new("."));
-    let ca = crate::local_ca::LocalCa::open(&crate::local_ca::dir(app_dir))?;
+    let ca = crate::local_ca::LocalCa::open_covering(
+        &crate::local_ca::dir(app_dir),
+        std::slice::from_ref(&domain.name),
+    )?;
     let label: String = domain
         .name
         .chars()
