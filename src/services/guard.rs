@@ -12,10 +12,6 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use tokio::net::TcpListener;
@@ -59,7 +55,12 @@ impl Guard {
             signers: RwLock::new(Vec::new()),
         });
         let stop = CancellationToken::new();
-        tokio::spawn(serve(listener, Arc::clone(&shared), stop.clone()));
+        tokio::spawn(super::serve_http(
+            listener,
+            Arc::clone(&shared),
+            |shared, request| async move { admit(&shared, request).await },
+            stop.clone(),
+        ));
         Ok(Guard {
             endpoint,
             shared,
@@ -79,31 +80,6 @@ impl Guard {
 
     pub fn stop(&self) {
         self.stop.cancel();
-    }
-}
-
-async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: CancellationToken) {
-    loop {
-        let stream = tokio::select! {
-            _ = stop.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(_) => continue,
-            },
-        };
-        let shared = Arc::clone(&shared);
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |request| {
-                let shared = Arc::clone(&shared);
-                async move { Ok::<_, Infallible>(admit(&shared, request).await) }
-            });
-            let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                _ = connection => {}
-                _ = stop.cancelled() => {}
-            }
-        });
     }
 }
 

@@ -13,12 +13,8 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde_json::json;
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::sync::{Arc, RwLock};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -57,7 +53,12 @@ impl LambdaApi {
         );
         let functions: Functions = Arc::default();
         let stop = CancellationToken::new();
-        tokio::spawn(serve(listener, Arc::clone(&functions), stop.clone()));
+        tokio::spawn(super::serve_http(
+            listener,
+            Arc::clone(&functions),
+            |functions, request| async move { invoke(&functions, request).await },
+            stop.clone(),
+        ));
         Ok(LambdaApi {
             endpoint,
             functions,
@@ -86,31 +87,6 @@ impl LambdaApi {
 
     pub fn stop(&self) {
         self.stop.cancel();
-    }
-}
-
-async fn serve(listener: TcpListener, functions: Functions, stop: CancellationToken) {
-    loop {
-        let stream = tokio::select! {
-            _ = stop.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(_) => continue,
-            },
-        };
-        let functions = Arc::clone(&functions);
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |request| {
-                let functions = Arc::clone(&functions);
-                async move { Ok::<_, Infallible>(invoke(&functions, request).await) }
-            });
-            let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                _ = connection => {}
-                _ = stop.cancelled() => {}
-            }
-        });
     }
 }
 

@@ -442,3 +442,24 @@ pub async fn run_peer(
     );
     stdout
 }
+
+/// Copies an app's folder, leaving out what a run makes or installs
+/// (`.wsgate`, `.sst`, `node_modules`).
+pub fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let name = entry.file_name();
+        if [".wsgate", ".sst", "node_modules"]
+            .iter()
+            .any(|skip| name == *skip)
+        {
+            continue;
+        }
+        let target = to.join(&name);
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
