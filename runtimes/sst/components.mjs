@@ -293,7 +293,8 @@ function functionBuilder(name, definition, defaultArgs, argsTransform) {
   return output(definition).apply((definition) => {
     const byArn = typeof definition === "string" && definition.startsWith("arn:");
     const fn = buildFunction(name, definition, defaultArgs, argsTransform);
-    // A function the app made itself keeps its own line.
+    // Made here, it is reported at the app's call; one the app made
+    // itself (named by its ARN) keeps its own line.
     if (!byArn) fn.__site = site;
     return fn;
   });

@@ -88,7 +88,7 @@ function appLocation(error) {
 /// they are all set in one go rather than one per run.
 function failureMessage(error) {
   if (!error?.secretName) return error?.message ?? String(error);
-  const missing = components.registry.secrets
+  const missing = registry.secrets
     .filter((s) => process.env[`SST_SECRET_${s._name}`] === undefined && s._placeholder === undefined)
     .map((s) => s._name);
   if (missing.length <= 1) return error.message;
@@ -224,7 +224,6 @@ await new Promise((resolve) => {
 });
 await settle();
 
-/// The definition wsgate serves.
 /// A component's description; an error in it names where the app made it.
 async function describe(component) {
   try {
@@ -233,6 +232,8 @@ async function describe(component) {
     throw withSite(error, component.__site);
   }
 }
+
+/// The definition wsgate serves.
 const apis = [];
 for (const api of registry.apis) apis.push(await describe(api));
 const tables = [];
