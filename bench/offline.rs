@@ -129,11 +129,15 @@ async fn main() {
         rows.push((one, many));
     }
     let (offline, gate) = (&rows[0], &rows[1]);
-    println!(
-        "wsgate / serverless-offline: {:.1}x throughput (1 conn), {:.1}x ({connections} conn); p99 {:.2}x, {:.2}x",
-        gate.0.rate / offline.0.rate,
-        gate.1.rate / offline.1.rate,
-        gate.0.p99_us as f64 / offline.0.p99_us as f64,
-        gate.1.p99_us as f64 / offline.1.p99_us as f64,
-    );
+    // The peers' lines bench/run's summary greps for.
+    for (count, gate, offline) in [(1, &gate.0, &offline.0), (connections, &gate.1, &offline.1)] {
+        println!(
+            "peer serverless-offline: round trips {count} connections: wsgate {:.0}/s serverless-offline {:.0}/s ({:.1}x); p99 wsgate {} us serverless-offline {} us",
+            gate.rate,
+            offline.rate,
+            gate.rate / offline.rate,
+            gate.p99_us,
+            offline.p99_us,
+        );
+    }
 }

@@ -442,6 +442,87 @@ mod tests {
         assert_eq!(accepted.load(Ordering::SeqCst), 5);
     }
 
+    /// A backend that serves requests on a kept-alive connection as long
+    /// as the next comes within `idle` (Node's keepAliveTimeout is 5 s),
+    /// and answers the `stall_at`-th request of the first connection never.
+    async fn keep_alive_backend(
+        idle: Duration,
+        stall_at: Option<usize>,
+    ) -> (Endpoint, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let origin = endpoint(listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let first = counter.fetch_add(1, Ordering::SeqCst) == 0;
+                tokio::spawn(async move {
+                    let mut buffer = Vec::new();
+                    let mut served = 0;
+                    loop {
+                        let request_end = loop {
+                            if let Some(end) = find_request(&buffer) {
+                                break end;
+                            }
+                            let mut chunk = [0u8; 4096];
+                            match tokio::time::timeout(idle, socket.read(&mut chunk)).await {
+                                // Idle too long: closed, as the server's timeout does.
+                                Err(_) | Ok(Ok(0)) | Ok(Err(_)) => return,
+                                Ok(Ok(n)) => buffer.extend_from_slice(&chunk[..n]),
+                            }
+                        };
+                        buffer.drain(..request_end);
+                        served += 1;
+                        if first && Some(served) == stall_at {
+                            // Stalls: never answers, never closes.
+                            std::future::pending::<()>().await;
+                        }
+                        if socket.write_all(OK.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (origin, accepted)
+    }
+
+    /// Calls spaced within and past the backend's keep-alive timeout all
+    /// succeed: a connection it closed while idle is never handed out.
+    #[tokio::test]
+    async fn a_backend_closing_idle_connections_fails_no_call() {
+        let (origin, accepted) = keep_alive_backend(Duration::from_millis(100), None).await;
+        let pool = HttpPool::new(4);
+        for pause in [0, 20, 250, 20, 250, 250, 20, 20, 250] {
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+            let reply = pool
+                .post(&origin, "test", Bytes::from_static(b"{}"), 1024)
+                .await
+                .unwrap();
+            assert_eq!(reply.status, 200, "after a {pause} ms pause");
+        }
+        // A new connection after each pause past the timeout only.
+        assert_eq!(accepted.load(Ordering::SeqCst), 5);
+    }
+
+    /// A call whose backend stalls is given up (the gateway's timeout
+    /// drops it) with its connection: the next call gets another.
+    #[tokio::test]
+    async fn a_stalled_connection_is_not_handed_out_again() {
+        let (origin, accepted) = keep_alive_backend(Duration::from_secs(30), Some(2)).await;
+        let pool = HttpPool::new(4);
+        let call = || pool.post(&origin, "test", Bytes::from_static(b"{}"), 1024);
+        assert_eq!(call().await.unwrap().status, 200);
+        let stalled = tokio::time::timeout(Duration::from_millis(300), call()).await;
+        assert!(stalled.is_err(), "the stalled call should time out");
+        let started = tokio::time::Instant::now();
+        for _ in 0..3 {
+            assert_eq!(call().await.unwrap().status, 200);
+        }
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
     #[tokio::test]
     async fn connection_close_is_honoured() {
         let close = "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\n{}";
