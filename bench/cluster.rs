@@ -217,7 +217,7 @@ use util::Socket;
 
 /// Opens `n` connections to `node`, each learning its id.
 async fn open(node: &Node, n: usize) -> Vec<(Socket, String)> {
-    util::open_whoami(&node.url, node.addr, n).await
+    util::open_whoami(&node.url, node.addr, n, 256).await
 }
 
 /// Rate and p50/p99 of POSTs by 64 callers, each to its own URL, with a

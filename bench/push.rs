@@ -171,7 +171,9 @@ use util::Socket;
 
 /// Opens `n` connections to `gateway`, each learning its id.
 async fn open(gateway: &Gateway, n: usize) -> Vec<(Socket, String)> {
-    util::open_whoami(&gateway.url, gateway.addr, n).await
+    // As many at once as the route has instances: its reserved
+    // concurrency throttles past them, as Lambda does.
+    util::open_whoami(&gateway.url, gateway.addr, n, 32).await
 }
 
 #[tokio::main]

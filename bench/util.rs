@@ -56,10 +56,15 @@ pub async fn serve_http(reply: fn(Bytes) -> Bytes) -> SocketAddr {
 
 pub type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
-/// Opens `n` WebSocket connections to `url` at `addr` (256 handshakes at a
-/// time, source addresses spread over 127.0.0.1-16), each asking its
-/// `whoami` route for its connection id.
-pub async fn open_whoami(url: &str, addr: SocketAddr, n: usize) -> Vec<(Socket, String)> {
+/// Opens `n` WebSocket connections to `url` at `addr` (`at_once`
+/// handshakes at a time, source addresses spread over 127.0.0.1-16), each
+/// asking its `whoami` route for its connection id.
+pub async fn open_whoami(
+    url: &str,
+    addr: SocketAddr,
+    n: usize,
+    at_once: usize,
+) -> Vec<(Socket, String)> {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
     futures_util::stream::iter(0..n)
@@ -90,7 +95,7 @@ pub async fn open_whoami(url: &str, addr: SocketAddr, n: usize) -> Vec<(Socket, 
                 (ws, id)
             }
         })
-        .buffer_unordered(256)
+        .buffer_unordered(at_once)
         .collect()
         .await
 }
