@@ -318,29 +318,7 @@ async fn sst_globals_components_and_https_management_endpoints() {
     }
 }
 
-/// `wsgate validate` on an app whose files are given; its stderr.
-fn validate_failure(files: &[(&str, &str)], env: &[(&str, &str)]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    for (path, text) in files {
-        let path = dir.path().join(path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    }
-    let output = Command::new(env!("CARGO_BIN_EXE_wsgate"))
-        .args(["validate", "--stage", "bad"])
-        .current_dir(dir.path())
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    assert!(
-        !output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stdout)
-    );
-    String::from_utf8_lossy(&output.stderr).to_string()
-}
-
-const APP: &str = "export default $config({ app() { return { name: \"bad\", home: \"aws\" }; }, async run() { await import(\"./infra/api\"); } });\n";
+const APP: &str = SST_APP;
 
 #[test]
 fn a_config_that_throws_names_the_app_s_own_file_and_line() {

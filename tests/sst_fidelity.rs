@@ -216,33 +216,22 @@ async fn sst_rules_from_sst_s_source() {
     assert_eq!(json(&mut late).await, "late");
 }
 
-/// `wsgate validate` on a config; its stderr when it fails.
-fn validate(config: &str, extra: &[(&str, &str)]) -> std::process::Output {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("sst.config.ts"), config).unwrap();
-    for (path, text) in extra {
-        let path = dir.path().join(path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    }
-    wsgate(dir.path(), &["validate", "--stage", "v"])
-}
-
-const APP: &str = "export default $config({ app() { return { name: \"v\", home: \"aws\" }; }, async run() { await import(\"./infra/api\"); } });\n";
+const APP: &str = SST_APP;
 
 #[test]
 fn an_error_inside_a_component_names_the_app_s_line() {
     // The domain is checked after an await, inside wsgate's own code: the
     // error still names the line that made the component.
-    let output = validate(
-        APP,
-        &[(
-            "infra/api.ts",
-            "\n\nnew sst.aws.ApiGatewayWebSocket(\"Api\", { domain: { path: \"v1\" } });\n",
-        )],
+    let stderr = validate_failure(
+        &[
+            ("sst.config.ts", APP),
+            (
+                "infra/api.ts",
+                "\n\nnew sst.aws.ApiGatewayWebSocket(\"Api\", { domain: { path: \"v1\" } });\n",
+            ),
+        ],
+        &[],
     );
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
     assert!(
         stderr.contains("Either domain \"name\" or \"nameId\" is required"),
         "{stderr}"
@@ -252,15 +241,16 @@ fn an_error_inside_a_component_names_the_app_s_line() {
 
 #[test]
 fn a_name_sst_does_not_export_is_still_refused() {
-    let output = validate(
-        APP,
-        &[(
-            "infra/api.ts",
-            "new sst.aws.ApiGatewayWebSocket(\"Api\");\nsst.aws.StepFunctions.lambdaInvokee({});\n",
-        )],
+    let stderr = validate_failure(
+        &[
+            ("sst.config.ts", APP),
+            (
+                "infra/api.ts",
+                "new sst.aws.ApiGatewayWebSocket(\"Api\");\nsst.aws.StepFunctions.lambdaInvokee({});\n",
+            ),
+        ],
+        &[],
     );
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
     assert!(stderr.contains("infra/api.ts:2"), "{stderr}");
 }
 

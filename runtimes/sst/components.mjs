@@ -9,6 +9,9 @@ import { dirname, join } from "node:path";
 import { scanPlatform } from "./catalog.mjs";
 import { Output, all, interpolate, isOutput, output, promiseOf, resolveDeep, secret } from "./pulumi.mjs";
 
+/// The app's folder: the config's.
+const APP_DIR = dirname(process.env.WSGATE_SST_CONFIG ?? ".");
+
 /// Everything the config created, in order.
 export const registry = {
   components: [],
@@ -221,7 +224,7 @@ export const DEFAULT_RETENTION = (() => {
 
 /// The version of the `sst` package the app's folder resolves, if any.
 function installedSstVersion() {
-  let dir = dirname(process.env.WSGATE_SST_CONFIG ?? ".");
+  let dir = APP_DIR;
   for (;;) {
     try {
       const version = JSON.parse(readFileSync(join(dir, "node_modules", "sst", "package.json"), "utf8")).version;
@@ -742,10 +745,8 @@ function standInClass(type, label, statics) {
 /// SST's namespaces as the app's platform has them: its own
 /// `.sst/platform` when `sst install` wrote one, else the catalog made
 /// from SST's source (`scripts/sst-catalog`).
-export const catalog = (() => {
-  const appDir = dirname(process.env.WSGATE_SST_CONFIG ?? ".");
-  return scanPlatform(join(appDir, ".sst", "platform")) ?? JSON.parse(readFileSync(new URL("./catalog.json", import.meta.url), "utf8"));
-})();
+export const catalog =
+  scanPlatform(join(APP_DIR, ".sst", "platform")) ?? JSON.parse(readFileSync(new URL("./catalog.json", import.meta.url), "utf8"));
 
 /// Pulumi's type of an SST component (`sst:aws:Bucket`); `sst.x`'s are
 /// `sst:sst:` as SST types them (experimental/dev-command.ts).

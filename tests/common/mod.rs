@@ -463,3 +463,30 @@ pub fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// An SST config whose `run()` imports `infra/api.ts`, for tests that give
+/// that file.
+pub const SST_APP: &str = "export default $config({ app() { return { name: \"bad\", home: \"aws\" }; }, async run() { await import(\"./infra/api\"); } });\n";
+
+/// `wsgate validate` on an SST app whose files are given (which must
+/// fail); its stderr.
+pub fn validate_failure(files: &[(&str, &str)], env: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, text) in files {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_wsgate"))
+        .args(["validate", "--stage", "bad"])
+        .current_dir(dir.path())
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        !output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    String::from_utf8_lossy(&output.stderr).to_string()
+}
