@@ -353,19 +353,9 @@ mod tests {
                 tokio::spawn(async move {
                     let mut buffer = Vec::new();
                     for _ in 0..per_connection {
-                        // Read one request: headers, then the body its
-                        // Content-Length gives.
-                        let request_end = loop {
-                            if let Some(end) = find_request(&buffer) {
-                                break end;
-                            }
-                            let mut chunk = [0u8; 4096];
-                            match socket.read(&mut chunk).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-                            }
-                        };
-                        buffer.drain(..request_end);
+                        if !next_request(&mut socket, &mut buffer, None).await {
+                            return;
+                        }
                         if socket.write_all(reply.as_bytes()).await.is_err() {
                             return;
                         }
@@ -374,6 +364,35 @@ mod tests {
             }
         });
         (origin, accepted)
+    }
+
+    /// Reads one request off `socket` (headers, then the body its
+    /// Content-Length gives), each read waiting at most `idle`; false when
+    /// the connection ends (or stays idle) first.
+    async fn next_request(
+        socket: &mut tokio::net::TcpStream,
+        buffer: &mut Vec<u8>,
+        idle: Option<Duration>,
+    ) -> bool {
+        loop {
+            if let Some(end) = find_request(buffer) {
+                buffer.drain(..end);
+                return true;
+            }
+            let mut chunk = [0u8; 4096];
+            let read = socket.read(&mut chunk);
+            let read = match idle {
+                Some(idle) => match tokio::time::timeout(idle, read).await {
+                    Ok(read) => read,
+                    Err(_) => return false,
+                },
+                None => read.await,
+            };
+            match read {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+            }
+        }
     }
 
     fn endpoint(address: std::net::SocketAddr) -> Endpoint {
@@ -460,18 +479,10 @@ mod tests {
                     let mut buffer = Vec::new();
                     let mut served = 0;
                     loop {
-                        let request_end = loop {
-                            if let Some(end) = find_request(&buffer) {
-                                break end;
-                            }
-                            let mut chunk = [0u8; 4096];
-                            match tokio::time::timeout(idle, socket.read(&mut chunk)).await {
-                                // Idle too long: closed, as the server's timeout does.
-                                Err(_) | Ok(Ok(0)) | Ok(Err(_)) => return,
-                                Ok(Ok(n)) => buffer.extend_from_slice(&chunk[..n]),
-                            }
-                        };
-                        buffer.drain(..request_end);
+                        // Idle too long: closed, as the server's timeout does.
+                        if !next_request(&mut socket, &mut buffer, Some(idle)).await {
+                            return;
+                        }
                         served += 1;
                         if first && Some(served) == stall_at {
                             // Stalls: never answers, never closes.
