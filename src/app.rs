@@ -1,13 +1,15 @@
-//! An app from either front door, served: finds the config (`wsgate.toml`
-//! or `sst.config.ts`), loads it into API configs, starts the local
-//! services its components need, and serves every API.
+//! An app from any front door, served: finds the config (`wsgate.toml`,
+//! `sst.config.ts` or a CloudFormation template), loads it into API
+//! configs, starts the local services its components need, and serves
+//! every API.
 
+use crate::cloudformation;
 use crate::config::{self, Config};
 use crate::integrations::function::Hosting;
 use crate::services::dynamodb::DynamoDb;
 use crate::services::hybrid;
 use crate::services::lambda::LambdaApi;
-use crate::sst::definition::Definition;
+use crate::sst::definition::{Definition, TableDefinition};
 use crate::sst::{self, SstApp};
 use crate::{Server, WebSocketApi};
 use std::net::SocketAddr;
@@ -19,12 +21,14 @@ use std::sync::Arc;
 pub enum ConfigFile {
     Toml(PathBuf),
     Sst(PathBuf),
+    /// A CloudFormation or SAM template.
+    CloudFormation(PathBuf),
 }
 
 impl ConfigFile {
     pub fn path(&self) -> &Path {
         match self {
-            ConfigFile::Toml(p) | ConfigFile::Sst(p) => p,
+            ConfigFile::Toml(p) | ConfigFile::Sst(p) | ConfigFile::CloudFormation(p) => p,
         }
     }
 
@@ -44,6 +48,8 @@ pub fn find_config(explicit: Option<&Path>, dir: &Path) -> Result<ConfigFile, St
             .is_some_and(|n| n.ends_with(".ts") || n.ends_with(".js") || n.ends_with(".mts"));
         if is_sst {
             ConfigFile::Sst(path)
+        } else if cloudformation::is_template_file(&path) {
+            ConfigFile::CloudFormation(path)
         } else {
             ConfigFile::Toml(path)
         }
@@ -59,13 +65,19 @@ pub fn find_config(explicit: Option<&Path>, dir: &Path) -> Result<ConfigFile, St
     }
     let toml = dir.join("wsgate.toml");
     let sst = dir.join(sst::CONFIG_FILE);
+    let template = cloudformation::TEMPLATE_FILES
+        .iter()
+        .map(|name| dir.join(name))
+        .find(|path| path.is_file());
     if toml.is_file() {
         Ok(ConfigFile::Toml(toml))
     } else if sst.is_file() {
         Ok(ConfigFile::Sst(sst))
+    } else if let Some(template) = template {
+        Ok(ConfigFile::CloudFormation(template))
     } else {
         Err(format!(
-            "no wsgate.toml or sst.config.ts in {}: run wsgate in the app's folder, or give --config <file>",
+            "no wsgate.toml, sst.config.ts or template.yaml in {}: run wsgate in the app's folder, or give --config <file>",
             if dir.as_os_str().is_empty() {
                 Path::new(".")
             } else {
@@ -81,8 +93,12 @@ pub fn find_config(explicit: Option<&Path>, dir: &Path) -> Result<ConfigFile, St
 pub struct Options {
     /// `--listen`, over the config's `listen`.
     pub listen: Option<SocketAddr>,
-    /// `--stage` (SST apps).
+    /// `--stage`: an SST app's stage, or which stage of a template's API.
     pub stage: Option<String>,
+    /// `--parameter-overrides` (templates).
+    pub parameter_overrides: std::collections::BTreeMap<String, String>,
+    /// `--stack-name` (templates).
+    pub stack_name: Option<String>,
     /// Serving (bind listeners, `$dev` is true) or only checking.
     pub serving: bool,
     pub insecure_dev: bool,
@@ -112,6 +128,23 @@ pub struct App {
     /// SST apps: everything the config described.
     pub definition: Option<Definition>,
     pub stage: Option<String>,
+    /// The tables the local DynamoDB serves.
+    pub tables: Vec<TableDefinition>,
+    /// What an SST app or a template adds to its APIs, for the start-up
+    /// lines and the outputs file.
+    pub about: Option<About>,
+}
+
+/// An SST app's or a stack's name, what of it is not run locally, and its
+/// outputs.
+#[derive(Debug, Clone)]
+pub struct About {
+    /// `SST app chat (stage dev)`, `CloudFormation stack chat`.
+    pub title: String,
+    pub stand_ins: Vec<String>,
+    pub notices: Vec<String>,
+    /// SST's `run()` return value; a template's `Outputs`.
+    pub outputs: serde_json::Value,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -153,6 +186,8 @@ impl App {
                     file,
                     definition: None,
                     stage: None,
+                    tables: Vec::new(),
+                    about: None,
                 })
             }
             ConfigFile::Sst(path) => {
@@ -174,11 +209,53 @@ impl App {
                     stage,
                     ..
                 } = sst::load(path, &load).await?;
+                let about = About {
+                    title: format!("SST app {} (stage {stage})", definition.app.name),
+                    stand_ins: definition
+                        .stand_ins
+                        .iter()
+                        .map(|s| format!("{} {}", s.kind, s.name))
+                        .collect(),
+                    notices: definition.notices.clone(),
+                    outputs: definition.outputs.clone(),
+                };
                 Ok(App {
                     apis,
                     file,
+                    tables: definition.tables.clone(),
                     definition: Some(definition),
                     stage: Some(stage),
+                    about: Some(about),
+                })
+            }
+            ConfigFile::CloudFormation(path) => {
+                let load = cloudformation::LoadOptions {
+                    listen: options.listen.unwrap_or_else(default_listen),
+                    bind: options.serving,
+                    region: config::DEFAULT_REGION.into(),
+                    stage: options.stage.clone(),
+                    parameter_overrides: options.parameter_overrides.clone(),
+                    stack_name: options.stack_name.clone(),
+                };
+                let stack = cloudformation::load(path, &load)
+                    .await
+                    .map_err(|e| match e {
+                        cloudformation::LoadError::Template(e) => AppError::Config(e),
+                        cloudformation::LoadError::Other(e) => AppError::Other(e),
+                    })?;
+                let about = About {
+                    title: format!("CloudFormation stack {}", stack.name),
+                    stand_ins: stack.stand_ins,
+                    notices: Vec::new(),
+                    outputs: serde_json::Value::Object(stack.outputs),
+                };
+                Ok(App {
+                    apis: stack.apis,
+                    file,
+                    definition: None,
+                    stage: None,
+                    tables: stack.tables,
+                    about: Some(about),
                 })
             }
         }
@@ -231,11 +308,7 @@ impl App {
             hosting.aws_credentials = Some(aws.credentials);
             return Ok((services, hosting));
         }
-        let tables = self
-            .definition
-            .as_ref()
-            .map(|d| d.tables.clone())
-            .unwrap_or_default();
+        let tables = self.tables.clone();
         if !tables.is_empty() {
             let started = std::time::Instant::now();
             let dynamodb = DynamoDb::start(data_dir, reset)
@@ -327,8 +400,7 @@ impl App {
         }
         Ok(Running {
             servers,
-            definition: self.definition,
-            stage: self.stage,
+            about: self.about,
             services,
             file: self.file,
             hosting,
@@ -380,8 +452,7 @@ async fn settled_text(path: &Path, apart: std::time::Duration) -> Option<String>
 /// The served app.
 pub struct Running {
     pub servers: Vec<(Config, Server)>,
-    pub definition: Option<Definition>,
-    pub stage: Option<String>,
+    pub about: Option<About>,
     pub services: Services,
     /// Where the app came from, and what its functions were given: a
     /// reload reads the one and builds with the other.

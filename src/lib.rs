@@ -7,6 +7,7 @@ pub mod admin;
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod cloudformation;
 pub mod cluster;
 pub mod config;
 pub mod domain;

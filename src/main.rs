@@ -20,13 +20,36 @@ struct Cli {
 
 #[derive(clap::Args, Clone)]
 struct AppArgs {
-    /// The app definition: wsgate.toml or sst.config.ts (default: the one
-    /// in the current folder).
+    /// The app definition: wsgate.toml, sst.config.ts or a CloudFormation
+    /// or SAM template (default: the one in the current folder, in that
+    /// order; templates as template.yaml, template.yml, template.json).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// The SST stage (default: SST's personal stage, your user name).
+    /// The SST stage (default: SST's personal stage, your user name); for
+    /// a template, which stage of its API to serve.
     #[arg(long)]
     stage: Option<String>,
+    /// Template parameters, as `sam deploy` takes them: `K=V` (over
+    /// samconfig.toml's).
+    #[arg(long, num_args = 1.., value_name = "K=V")]
+    parameter_overrides: Vec<String>,
+    /// A template's stack name (`AWS::StackName`; default: samconfig.toml's,
+    /// else the folder's name).
+    #[arg(long)]
+    stack_name: Option<String>,
+}
+
+impl AppArgs {
+    /// The load options these arguments give.
+    fn options(&self) -> anyhow::Result<Options> {
+        Ok(Options {
+            stage: self.stage.clone(),
+            parameter_overrides: wsgate::cloudformation::parse_overrides(&self.parameter_overrides)
+                .map_err(|e| anyhow::anyhow!("--parameter-overrides: {e}"))?,
+            stack_name: self.stack_name.clone(),
+            ..Options::default()
+        })
+    }
 }
 
 #[derive(Subcommand)]
@@ -193,27 +216,29 @@ fn main() -> ExitCode {
             admin,
             admin_token,
             no_console,
-        } => runtime().and_then(|rt| {
-            rt.block_on(serve(
-                &app,
-                Shutdown {
-                    drain: drain_timeout,
-                    admin,
-                    admin_token,
-                    console: !no_console,
-                },
-                Options {
-                    listen,
-                    stage: app.stage.clone(),
-                    serving: true,
-                    insecure_dev,
-                    reset,
-                    aws,
-                    cluster,
-                    node,
-                    without_secrets: false,
-                },
-            ))
+        } => app.options().and_then(|options| {
+            runtime().and_then(|rt| {
+                rt.block_on(serve(
+                    &app,
+                    Shutdown {
+                        drain: drain_timeout,
+                        admin,
+                        admin_token,
+                        console: !no_console,
+                    },
+                    Options {
+                        listen,
+                        serving: true,
+                        insecure_dev,
+                        reset,
+                        aws,
+                        cluster,
+                        node,
+                        without_secrets: false,
+                        ..options
+                    },
+                ))
+            })
         }),
         Command::Validate { app } => runtime().and_then(|rt| rt.block_on(validate(&app))),
         Command::Logs {
@@ -249,10 +274,7 @@ fn config_file(args: &AppArgs) -> anyhow::Result<ConfigFile> {
 
 async fn validate(args: &AppArgs) -> anyhow::Result<()> {
     let file = config_file(args)?;
-    let options = Options {
-        stage: args.stage.clone(),
-        ..Options::default()
-    };
+    let options = args.options()?;
     let mut app = App::load(file.clone(), &options).await?;
     app.check(&options).await?;
     for (config, _) in &app.apis {
@@ -365,17 +387,12 @@ fn print_started(
 ) -> anyhow::Result<()> {
     let dir = file.dir();
     let outputs_file = write_outputs(dir, &outputs_json(running)?)?;
-    if let (Some(definition), Some(stage)) = (&running.definition, &running.stage) {
-        println!("wsgate: SST app {} (stage {stage})", definition.app.name);
-        if !definition.stand_ins.is_empty() {
-            let listed: Vec<String> = definition
-                .stand_ins
-                .iter()
-                .map(|s| format!("{} {}", s.kind, s.name))
-                .collect();
-            println!("  not run locally:    {}", listed.join(", "));
+    if let Some(about) = &running.about {
+        println!("wsgate: {}", about.title);
+        if !about.stand_ins.is_empty() {
+            println!("  not run locally:    {}", about.stand_ins.join(", "));
         }
-        for notice in &definition.notices {
+        for notice in &about.notices {
             println!("  note:               {notice}");
         }
     }
@@ -418,9 +435,7 @@ fn print_started(
     if let Some(endpoint) = running.services.lambda.as_ref().map(|l| &l.endpoint) {
         println!("  lambda:             {endpoint} (AWS_ENDPOINT_URL_LAMBDA; signed calls only)");
     }
-    if let Some(serde_json::Value::Object(returned)) =
-        running.definition.as_ref().map(|d| &d.outputs)
-    {
+    if let Some(serde_json::Value::Object(returned)) = running.about.as_ref().map(|a| &a.outputs) {
         for (key, value) in returned {
             println!("  output {key}: {value}");
         }
@@ -440,7 +455,7 @@ fn print_started(
 /// `.wsgate/outputs.json`: a wsgate.toml app's `url` and
 /// `managementEndpoint`; an SST app's run() outputs and each API's.
 fn outputs_json(running: &Running) -> anyhow::Result<serde_json::Value> {
-    if running.definition.is_none()
+    if running.about.is_none()
         && let [(_, server)] = running.servers.as_slice()
     {
         return Ok(serde_json::to_value(server.outputs())?);
@@ -449,9 +464,7 @@ fn outputs_json(running: &Running) -> anyhow::Result<serde_json::Value> {
     for (config, server) in &running.servers {
         all.insert(config.name.clone(), serde_json::to_value(server.outputs())?);
     }
-    if let Some(serde_json::Value::Object(returned)) =
-        running.definition.as_ref().map(|d| &d.outputs)
-    {
+    if let Some(serde_json::Value::Object(returned)) = running.about.as_ref().map(|a| &a.outputs) {
         all.extend(returned.clone());
     }
     Ok(serde_json::Value::Object(all))
@@ -482,9 +495,8 @@ async fn logs(
     use wsgate::access_log::reader::{self, Filter};
     let file = config_file(args)?;
     let options = Options {
-        stage: args.stage.clone(),
         without_secrets: true,
-        ..Options::default()
+        ..args.options()?
     };
     let app = App::load(file.clone(), &options).await?;
     let since = since

@@ -175,3 +175,62 @@ mod tests {
         }
     }
 }
+
+/// A PyPI package, pinned, with its dependencies, in wsgate's cache
+/// (`<cache>/<name>-<version>`, a folder for `sys.path`), installed once
+/// (one caller at a time) with the machine's `python3 -m pip`; `why` says
+/// what needs it.
+pub fn pip_package(name: &str, version: &str, why: &str) -> Result<PathBuf, String> {
+    static INSTALLING: Mutex<()> = Mutex::new(());
+    let target = cache_dir().join(format!("{name}-{version}"));
+    // Written last, so a folder without it is an install that stopped.
+    let marker = |target: &Path| target.join(".wsgate-installed");
+    if marker(&target).is_file() {
+        return Ok(target);
+    }
+    let _one_at_a_time = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
+    if marker(&target).is_file() {
+        return Ok(target);
+    }
+    tracing::info!(
+        "{why}: installing {name}=={version} once into {}",
+        target.display()
+    );
+    // Installed beside, then moved in place, as the npm packages are.
+    let staging = cache_dir().join(format!(
+        "{name}-{version}.installing-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&staging);
+    let output = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--target",
+        ])
+        .arg(&staging)
+        .arg(format!("{name}=={version}"))
+        .output()
+        .map_err(|e| format!("{why}: cannot run python3 -m pip: {e}"))?;
+    if !output.status.success() {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(format!(
+            "{why}: `pip install {name}=={version}` failed (offline?): {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    std::fs::write(marker(&staging), version)
+        .map_err(|e| format!("cannot write into {}: {e}", staging.display()))?;
+    let _ = std::fs::remove_dir_all(&target);
+    if let Err(e) = std::fs::rename(&staging, &target)
+        && !marker(&target).is_file()
+    {
+        return Err(format!("cannot move {name} into {}: {e}", target.display()));
+    }
+    let _ = std::fs::remove_dir_all(&staging);
+    Ok(target)
+}

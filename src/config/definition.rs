@@ -204,6 +204,7 @@ pub enum Source {
     #[default]
     Toml,
     Sst,
+    CloudFormation,
 }
 
 /// One `[[credentials]]` key pair and what it may do.

@@ -8,9 +8,9 @@
 //! `python3` has none.
 
 use crate::toolchain::{cache_dir, npm_package};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 /// The AWS SDK for JavaScript v3 version the `@aws-sdk/*` packages are
 /// pinned to.
@@ -99,54 +99,11 @@ pub fn python_path() -> Result<Option<PathBuf>, String> {
 
 /// boto3, pinned, installed once into `<cache>/boto3-<version>`.
 fn install_boto3() -> Result<PathBuf, String> {
-    static INSTALLING: Mutex<()> = Mutex::new(());
-    let target = cache_dir().join(format!("boto3-{BOTO3_VERSION}"));
-    let installed = |target: &Path| target.join("boto3").join("__init__.py").is_file();
-    if installed(&target) {
-        return Ok(target);
-    }
-    let _one_at_a_time = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
-    if installed(&target) {
-        return Ok(target);
-    }
-    tracing::info!(
-        "Python handlers get boto3 as Lambda provides it: installing boto3=={BOTO3_VERSION} once into {}",
-        target.display()
-    );
-    // Beside, then moved in place, as the npm packages are.
-    let staging = cache_dir().join(format!(
-        "boto3-{BOTO3_VERSION}.installing-{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&staging);
-    let output = Command::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-input",
-            "--target",
-        ])
-        .arg(&staging)
-        .arg(format!("boto3=={BOTO3_VERSION}"))
-        .output()
-        .map_err(|e| format!("boto3 for Python handlers: cannot run python3 -m pip: {e}"))?;
-    if !output.status.success() {
-        let _ = std::fs::remove_dir_all(&staging);
-        return Err(format!(
-            "boto3 for Python handlers: `pip install boto3=={BOTO3_VERSION}` failed (offline?): {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        ));
-    }
-    if let Err(e) = std::fs::rename(&staging, &target)
-        && !installed(&target)
-    {
-        return Err(format!("cannot move boto3 into {}: {e}", target.display()));
-    }
-    let _ = std::fs::remove_dir_all(&staging);
-    Ok(target)
+    crate::toolchain::pip_package(
+        "boto3",
+        BOTO3_VERSION,
+        "Python handlers get boto3 as Lambda provides it",
+    )
 }
 
 #[cfg(test)]

@@ -393,7 +393,7 @@ fn api_config(
 
 /// SST's `domain` (a name, a base path): served with a certificate the
 /// local CA issues for it, as wsgate cannot use an ACM certificate.
-fn domain_settings(
+pub(crate) fn domain_settings(
     file: &Path,
     domain: &definition::DomainDefinition,
 ) -> Result<crate::domain::DomainSettings, String> {

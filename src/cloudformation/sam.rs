@@ -1,0 +1,235 @@
+//! SAM templates (`Transform: AWS::Serverless-2016-10-31`) expanded with
+//! AWS's own transform, the `aws-sam-translator` package (the code the
+//! CloudFormation service and `sam validate` run), so `Globals`, `Events`,
+//! policy templates and `AWS::Serverless::WebSocketApi` mean exactly what
+//! SAM says. It runs in the machine's `python3`, from a pinned copy in
+//! wsgate's cache.
+//!
+//! Local code: the translator takes only S3 locations, so a local
+//! `CodeUri` is given to it as `s3://wsgate-local-code/<folder>`, as
+//! `sam package` would upload it, and read back from the translated
+//! template's `Code` (see `LOCAL_CODE_BUCKET`).
+
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+/// The transform SAM templates name.
+pub const SAM_TRANSFORM: &str = "AWS::Serverless-2016-10-31";
+/// The pinned translator.
+pub const TRANSLATOR_VERSION: &str = "1.115.0";
+/// The bucket name a local folder is given to the translator under.
+pub const LOCAL_CODE_BUCKET: &str = "wsgate-local-code";
+const SCRIPT: &str = include_str!("../../runtimes/cloudformation/sam_translate.py");
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The template's transforms (`Transform` is one name or a list).
+pub fn transforms(root: &Value) -> Vec<String> {
+    match root.get("Transform") {
+        Some(Value::String(name)) => vec![name.clone()],
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// One problem the translator found, with the resource it is about.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TranslatorError {
+    pub logical_id: Option<String>,
+    pub message: String,
+}
+
+#[derive(serde::Deserialize)]
+struct Answer {
+    template: Option<Value>,
+    #[serde(default)]
+    errors: Vec<TranslatorError>,
+}
+
+/// Expands a SAM template. `parameters` holds the parameter values and
+/// pseudo parameters the translator may resolve.
+pub async fn expand(
+    mut root: Value,
+    state_dir: &Path,
+    parameters: &BTreeMap<String, String>,
+    region: &str,
+) -> Result<Value, Vec<TranslatorError>> {
+    let single = |message: String| {
+        vec![TranslatorError {
+            logical_id: None,
+            message,
+        }]
+    };
+    give_local_code_as_s3(&mut root);
+    // The translator expands only its own transform.
+    if let Some(object) = root.as_object_mut() {
+        let others: Vec<Value> = transforms(&Value::Object(object.clone()))
+            .into_iter()
+            .filter(|t| t != SAM_TRANSFORM)
+            .map(Value::String)
+            .collect();
+        object.insert("Transform".into(), Value::String(SAM_TRANSFORM.into()));
+        if !others.is_empty() {
+            return Err(single(format!(
+                "not supported by wsgate: the Transform {} beside SAM's",
+                others
+                    .iter()
+                    .map(|v| v.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    let translator = tokio::task::spawn_blocking(|| {
+        crate::toolchain::pip_package(
+            "aws-sam-translator",
+            TRANSLATOR_VERSION,
+            "SAM templates are expanded with AWS's own transform",
+        )
+    })
+    .await
+    .map_err(|e| single(e.to_string()))?
+    .map_err(single)?;
+    let script = state_dir.join("runtimes").join("sam_translate.py");
+    std::fs::create_dir_all(state_dir.join("runtimes"))
+        .and_then(|()| std::fs::write(&script, SCRIPT))
+        .map_err(|e| single(format!("cannot write {}: {e}", script.display())))?;
+    let request = json!({ "template": root, "parameters": parameters, "region": region });
+    let mut child = tokio::process::Command::new("python3")
+        .arg(&script)
+        .env("PYTHONPATH", &translator)
+        // The translator reads no credentials; keep boto3 off the network.
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| single(format!("cannot run python3 for SAM's transform: {e}")))?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let body = request.to_string();
+    let write = async move {
+        use tokio::io::AsyncWriteExt;
+        let _ = stdin.write_all(body.as_bytes()).await;
+    };
+    let (_, output) = tokio::time::timeout(TIMEOUT, async {
+        tokio::join!(write, child.wait_with_output())
+    })
+    .await
+    .map_err(|_| {
+        single(format!(
+            "SAM's transform took longer than {}s",
+            TIMEOUT.as_secs()
+        ))
+    })?;
+    let output = output.map_err(|e| single(format!("SAM's transform: {e}")))?;
+    if !output.status.success() {
+        return Err(single(format!(
+            "SAM's transform failed:\n{}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    let answer: Answer = serde_json::from_slice(&output.stdout)
+        .map_err(|e| single(format!("SAM's transform said something unreadable: {e}")))?;
+    match answer.template {
+        Some(template) if answer.errors.is_empty() => Ok(template),
+        _ => Err(answer.errors),
+    }
+}
+
+/// Local `CodeUri`/`ContentUri` folders as the S3 locations the
+/// translator takes; a Zip function with neither gets the template's own
+/// folder, as `sam build` gives it.
+fn give_local_code_as_s3(root: &mut Value) {
+    let local = |value: &mut Value| {
+        if let Value::String(path) = value
+            && !path.starts_with("s3://")
+        {
+            *value = Value::String(format!(
+                "s3://{LOCAL_CODE_BUCKET}/{}",
+                path.trim_end_matches('/')
+            ));
+        }
+    };
+    let global_code = root.pointer("/Globals/Function/CodeUri").is_some();
+    if let Some(code) = root.pointer_mut("/Globals/Function/CodeUri") {
+        local(code);
+    }
+    let Some(resources) = root.get_mut("Resources").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for resource in resources.values_mut() {
+        let kind = resource
+            .get("Type")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let Some(properties) = resource
+            .get_mut("Properties")
+            .and_then(Value::as_object_mut)
+        else {
+            continue;
+        };
+        match kind.as_str() {
+            "AWS::Serverless::Function" => {
+                let image = properties.get("PackageType").and_then(Value::as_str) == Some("Image");
+                let inline = properties.contains_key("InlineCode");
+                match properties.get_mut("CodeUri") {
+                    Some(code) => local(code),
+                    None if !image && !global_code && !inline => {
+                        properties.insert(
+                            "CodeUri".into(),
+                            Value::String(format!("s3://{LOCAL_CODE_BUCKET}/.")),
+                        );
+                    }
+                    None => {}
+                }
+            }
+            "AWS::Serverless::LayerVersion" => {
+                if let Some(content) = properties.get_mut("ContentUri") {
+                    local(content);
+                }
+            }
+            "AWS::Serverless::StateMachine"
+            | "AWS::Serverless::Api"
+            | "AWS::Serverless::HttpApi" => {
+                if let Some(definition) = properties.get_mut("DefinitionUri") {
+                    local(definition);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_code_is_given_as_s3() {
+        let mut root = json!({"Resources": {
+            "A": {"Type": "AWS::Serverless::Function", "Properties": {"CodeUri": "onconnect/"}},
+            "B": {"Type": "AWS::Serverless::Function", "Properties": {"Handler": "app.handler"}},
+            "C": {"Type": "AWS::Serverless::Function", "Properties": {"CodeUri": "s3://bucket/key"}},
+        }});
+        give_local_code_as_s3(&mut root);
+        assert_eq!(
+            root["Resources"]["A"]["Properties"]["CodeUri"],
+            "s3://wsgate-local-code/onconnect"
+        );
+        assert_eq!(
+            root["Resources"]["B"]["Properties"]["CodeUri"],
+            "s3://wsgate-local-code/."
+        );
+        assert_eq!(
+            root["Resources"]["C"]["Properties"]["CodeUri"],
+            "s3://bucket/key"
+        );
+    }
+}
