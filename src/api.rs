@@ -357,15 +357,14 @@ impl WebSocketApi {
         function_env: &[(String, String)],
     ) -> Result<WebSocketApi, BuildError> {
         let mut api = self;
-        let aws_credentials = &hosting.aws_credentials;
         for function in &config.invokable {
             let (integration, _) =
-                api.integration_for(function, config, client, function_env, aws_credentials)?;
+                api.integration_for(function, config, client, function_env, hosting)?;
             api.invokable.push((function.key.clone(), integration));
         }
         for route in &config.routes {
             let (integration, timeout) =
-                api.integration_for(route, config, client, function_env, aws_credentials)?;
+                api.integration_for(route, config, client, function_env, hosting)?;
             api = api.route_with(
                 &route.key,
                 integration,
@@ -390,7 +389,7 @@ impl WebSocketApi {
                         config,
                         client,
                         function_env,
-                        aws_credentials,
+                        hosting,
                     )?;
                     api.connect_auth = Some(ConnectAuth::Lambda(Arc::new(Authorizer {
                         name: name.clone(),
@@ -413,7 +412,7 @@ impl WebSocketApi {
         config: &Config,
         client: &HttpPool,
         function_env: &[(String, String)],
-        aws_credentials: &Option<Credentials>,
+        hosting: &function::Hosting,
     ) -> Result<(Arc<dyn Integration>, Option<Duration>), BuildError> {
         match &route.handler {
             HandlerSpec::Url(url) => {
@@ -435,7 +434,8 @@ impl WebSocketApi {
                         outputs: RwLock::new(None),
                         keyring,
                         extra: function_env.to_vec(),
-                        aws_credentials: aws_credentials.clone(),
+                        hosts: hosting.hosts.clone(),
+                        aws_credentials: hosting.aws_credentials.clone(),
                     })
                 }));
                 let spec = function_spec(route);

@@ -330,6 +330,38 @@ impl App {
             ));
             services.dynamodb = Some(dynamodb);
         }
+        let mut backends = Vec::new();
+        let region = self
+            .apis
+            .first()
+            .map_or(config::DEFAULT_REGION, |(config, _)| config.region.as_str());
+        let host = |service| crate::services::regional::host(service, region);
+        let address = |endpoint: &str| {
+            endpoint
+                .trim_start_matches("http://")
+                .parse::<SocketAddr>()
+                .ok()
+        };
+        if let Some(guard) = services
+            .dynamodb
+            .as_ref()
+            .and_then(|d| address(&d.endpoint))
+        {
+            backends.push((host("dynamodb"), guard));
+        }
+        if let Some(lambda) = services.lambda.as_ref().and_then(|l| address(&l.endpoint)) {
+            backends.push((host("lambda"), lambda));
+        }
+        if !backends.is_empty() {
+            let regional = crate::services::regional::RegionalEndpoints::start(
+                &crate::local_ca::dir(self.file.dir()),
+                backends,
+            )
+            .await
+            .map_err(AppError::Other)?;
+            hosting.hosts = regional.hosts();
+            services.regional = Some(regional);
+        }
         Ok((services, hosting))
     }
 
@@ -587,10 +619,15 @@ impl Running {
 pub struct Services {
     pub dynamodb: Option<DynamoDb>,
     pub lambda: Option<LambdaApi>,
+    /// The services' AWS host names, for handlers.
+    pub regional: Option<crate::services::regional::RegionalEndpoints>,
 }
 
 impl Services {
     pub async fn stop(self) {
+        if let Some(regional) = &self.regional {
+            regional.stop();
+        }
         if let Some(lambda) = &self.lambda {
             lambda.stop();
         }

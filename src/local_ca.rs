@@ -366,6 +366,10 @@ pub fn served_names(
     }
     names.push(crate::ids::execute_api_host(api_id, region));
     names.extend(machine_host_name());
+    // The local services' regional names, which handlers reach too
+    // (`services::regional`): covered from the start, so the CA is not
+    // made anew once a service starts.
+    names.extend(crate::services::regional::service_hosts(region));
     names
 }
 

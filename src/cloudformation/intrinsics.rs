@@ -213,13 +213,13 @@ impl<'t> Resolver<'t> {
                 };
                 self.get_att(&resource, &attribute).map(Some)
             }
-            "Fn::Sub" => self.sub(argument).map(|s| Some(Value::String(s))),
+            "Fn::Sub" => self.sub(argument).map(|s| Some(Value::String(self.localize(s)))),
             "Fn::Join" => {
                 let items = args(2)?;
                 let delimiter = text(&self.required(&items[0], "Fn::Join's delimiter")?)?;
                 let list = self.list(&items[1], "Fn::Join")?;
                 let parts: Vec<String> = list.iter().map(text).collect::<Result<_, _>>()?;
-                Ok(Some(Value::String(parts.join(&delimiter))))
+                Ok(Some(Value::String(self.localize(parts.join(&delimiter)))))
             }
             "Fn::Select" => {
                 let items = args(2)?;
@@ -309,6 +309,28 @@ impl<'t> Resolver<'t> {
             ),
             other => Err(format!("not supported by wsgate: {other}")),
         }
+    }
+
+    /// A URL a template builds for a served API (`https://${Api}.execute-api.
+    /// ${AWS::Region}.amazonaws.com/${Stage}`) is its local endpoint, as
+    /// `Fn::GetAtt Api.ApiEndpoint` is; the same host name without a
+    /// scheme is kept (handlers reach it too, see `function::served_hosts`).
+    fn localize(&self, mut built: String) -> String {
+        for (id, endpoint) in &self.endpoints {
+            let host =
+                crate::ids::execute_api_host(&attributes::api_id(self, id), &self.pseudo.region);
+            if !built.contains(&host) {
+                continue;
+            }
+            let local = endpoint.trim_start_matches("wss://");
+            for scheme in ["wss", "https", "ws", "http"] {
+                built = built.replace(
+                    &format!("{scheme}://{host}"),
+                    &format!("{scheme}://{local}"),
+                );
+            }
+        }
+        built
     }
 
     fn list(&self, value: &Value, what: &str) -> Result<Vec<Value>, String> {

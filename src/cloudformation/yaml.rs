@@ -38,6 +38,9 @@ pub struct SyntaxError {
 
 /// Deeper than any template nests; bounds the parser's recursion.
 const MAX_DEPTH: usize = 256;
+/// More values than a 1 MB template holds; bounds what aliases can copy
+/// (a "billion laughs" of nested aliases).
+const MAX_VALUES: usize = 2_000_000;
 
 /// Reads a template's text.
 pub fn parse(text: &str) -> Result<Document, SyntaxError> {
@@ -46,6 +49,7 @@ pub fn parse(text: &str) -> Result<Document, SyntaxError> {
         anchors: HashMap::new(),
         lines: HashMap::new(),
         last_line: 1,
+        values: 0,
     };
     let mut root = Value::Null;
     loop {
@@ -71,9 +75,12 @@ pub fn parse(text: &str) -> Result<Document, SyntaxError> {
 
 struct Reader<'a> {
     events: Parser<'a, saphyr_parser::StrInput<'a>>,
-    anchors: HashMap<usize, Value>,
+    /// Each anchor's value, and how many values it holds.
+    anchors: HashMap<usize, (Value, usize)>,
     lines: HashMap<String, usize>,
     last_line: usize,
+    /// Values made so far, aliases' copies included.
+    values: usize,
 }
 
 impl<'a> Reader<'a> {
@@ -108,6 +115,8 @@ impl<'a> Reader<'a> {
         depth: usize,
     ) -> Result<Value, SyntaxError> {
         let line = span.start.line();
+        let values_before = self.values;
+        self.count(1, line)?;
         if depth > MAX_DEPTH {
             return Err(SyntaxError {
                 line,
@@ -167,10 +176,12 @@ impl<'a> Reader<'a> {
                 (Value::Object(map), anchor, tag)
             }
             Event::Alias(id) => {
-                return self.anchors.get(&id).cloned().ok_or(SyntaxError {
+                let (value, size) = self.anchors.get(&id).cloned().ok_or(SyntaxError {
                     line,
                     message: "an alias (*name) names no anchor before it".into(),
-                });
+                })?;
+                self.count(size, line)?;
+                return Ok(value);
             }
             other => {
                 return Err(SyntaxError {
@@ -186,9 +197,23 @@ impl<'a> Reader<'a> {
             _ => value,
         };
         if anchor != 0 {
-            self.anchors.insert(anchor, value.clone());
+            self.anchors
+                .insert(anchor, (value.clone(), self.values - values_before));
         }
         Ok(value)
+    }
+
+    fn count(&mut self, values: usize, line: usize) -> Result<(), SyntaxError> {
+        self.values = self.values.saturating_add(values);
+        if self.values > MAX_VALUES {
+            return Err(SyntaxError {
+                line,
+                message: format!(
+                    "the template makes more than {MAX_VALUES} values (aliases copying aliases?)"
+                ),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -342,6 +367,17 @@ mod tests {
         assert!(error.message.contains("!Bogus"), "{error:?}");
         let deep = "[".repeat(5000);
         assert!(parse(&deep).is_err());
+    }
+
+    #[test]
+    fn aliases_cannot_multiply_without_bound() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..12 {
+            let p = i - 1;
+            text.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
+        }
+        let error = parse(&text).unwrap_err();
+        assert!(error.message.contains("more than"), "{error:?}");
     }
 
     #[test]

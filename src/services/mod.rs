@@ -1,12 +1,14 @@
 //! Local AWS services an app's components need, run as child processes
 //! (process trees, like function instances): `dynamodb` for
 //! `sst.aws.Dynamo` tables; `runtime_sdk`, the AWS SDK Lambda's runtimes
-//! provide, as a cached install.
+//! provide, as a cached install; `regional`, the services' AWS host names
+//! for handlers.
 
 pub mod dynamodb;
 pub mod guard;
 pub mod hybrid;
 pub mod lambda;
+pub mod regional;
 pub mod runtime_sdk;
 
 use bytes::Bytes;

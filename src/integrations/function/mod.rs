@@ -48,6 +48,8 @@ pub struct Environment {
     /// Variables every function gets from the gateway (local services'
     /// endpoints, the local CA).
     pub extra: Vec<(String, String)>,
+    /// Local services' AWS host names and their ports (`Hosting::hosts`).
+    pub hosts: Vec<(String, u16)>,
     /// The user's own AWS credentials, given to every function instead of
     /// a session of its own (hybrid mode: data on AWS).
     pub aws_credentials: Option<crate::auth::keyring::Credentials>,
@@ -57,6 +59,9 @@ pub struct Environment {
 #[derive(Debug, Clone, Default)]
 pub struct Hosting {
     pub env: Vec<(String, String)>,
+    /// AWS host names of local services (`dynamodb.<region>.amazonaws.com`)
+    /// and the local port that serves each, for handlers.
+    pub hosts: Vec<(String, u16)>,
     /// Hybrid mode: functions use these (the user's) AWS credentials.
     pub aws_credentials: Option<crate::auth::keyring::Credentials>,
 }
@@ -383,7 +388,8 @@ fn lambda_environment(env: &Environment, spec: &FunctionSpec, name: &str) -> Ins
 
 /// The host names this API answers to on AWS, each with the local port
 /// that serves it: `<apiId>.execute-api.<region>.amazonaws.com` (what
-/// handlers build from `requestContext.apiId`) and the custom domain. The
+/// handlers build from `requestContext.apiId`) and the custom domain; and
+/// the local services' regional names (`dynamodb.<region>.amazonaws.com`). The
 /// bootstraps send a handler's connections to these names (on 443, 80 or
 /// no port) to that port, keeping the name for TLS and `Host`, so the
 /// URLs a handler writes for AWS reach wsgate.
@@ -395,6 +401,9 @@ fn served_hosts(env: &Environment, outputs: &Outputs) -> serde_json::Value {
         return serde_json::json!({});
     };
     let mut hosts = serde_json::Map::new();
+    for (name, port) in &env.hosts {
+        hosts.insert(name.clone(), (*port).into());
+    }
     hosts.insert(
         crate::ids::execute_api_host(&env.api_id, &env.region),
         port.into(),
