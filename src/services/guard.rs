@@ -86,7 +86,7 @@ impl Guard {
 /// Checks a request and forwards it, or refuses it.
 async fn admit(shared: &Shared, request: Request<Incoming>) -> Response<Full<Bytes>> {
     if request.headers().contains_key(http::header::ORIGIN)
-        || !crate::auth::loopback_host(request.headers())
+        || !super::regional::addressed_to_service(request.headers(), shared.service)
     {
         return refuse(
             "AccessDeniedException",

@@ -93,7 +93,7 @@ impl LambdaApi {
 /// `POST /2015-03-31/functions/{name}/invocations`.
 async fn invoke(functions: &Functions, request: Request<Incoming>) -> Response<Full<Bytes>> {
     if request.headers().contains_key(http::header::ORIGIN)
-        || !crate::auth::loopback_host(request.headers())
+        || !super::regional::addressed_to_service(request.headers(), "lambda")
     {
         return error(
             StatusCode::FORBIDDEN,

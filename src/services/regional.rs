@@ -21,6 +21,30 @@ pub fn host(service: &str, region: &str) -> String {
     format!("{service}.{region}.amazonaws.com")
 }
 
+/// Whether a request to a local service is addressed to it as a machine
+/// client addresses it: by a loopback name, or by the service's own AWS
+/// name (which reaches it only through this front, from a handler). A
+/// browser led there by DNS rebinding names the attacker's host instead.
+pub fn addressed_to_service(headers: &http::HeaderMap, service: &str) -> bool {
+    if crate::auth::loopback_host(headers) {
+        return true;
+    }
+    let Some(host) = headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let name = host
+        .rsplit_once(':')
+        .map_or(host, |(name, _)| name)
+        .to_ascii_lowercase();
+    name.strip_prefix(service)
+        .and_then(|rest| rest.strip_prefix('.'))
+        .and_then(|rest| rest.strip_suffix(".amazonaws.com"))
+        .is_some_and(|region| !region.is_empty() && !region.contains('.'))
+}
+
 /// The host names of the services wsgate can run, in `region`.
 pub fn service_hosts(region: &str) -> Vec<String> {
     SERVICES
@@ -115,4 +139,39 @@ async fn pass(
         return;
     };
     let _ = tokio::io::copy_bidirectional(&mut tls, &mut service).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(value: &str) -> http::HeaderMap {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(http::header::HOST, value.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn services_answer_their_own_names_and_loopback_only() {
+        for ok in [
+            "127.0.0.1:8000",
+            "localhost",
+            "dynamodb.us-east-1.amazonaws.com",
+            "dynamodb.eu-west-2.amazonaws.com:443",
+        ] {
+            assert!(addressed_to_service(&host(ok), "dynamodb"), "{ok}");
+        }
+        for refused in [
+            "evil.example",
+            "dynamodb.us-east-1.amazonaws.com.evil.example",
+            "lambda.us-east-1.amazonaws.com",
+            "dynamodb.amazonaws.com",
+            "xdynamodb.us-east-1.amazonaws.com",
+        ] {
+            assert!(
+                !addressed_to_service(&host(refused), "dynamodb"),
+                "{refused}"
+            );
+        }
+    }
 }

@@ -1,0 +1,223 @@
+//! CloudFormation and SAM templates as the app definition: AWS's own
+//! `simple-websockets-chat-app` unmodified, the SAM example, plain
+//! CloudFormation with inline code calling services by their AWS host
+//! names, and templates wsgate refuses, each named by file, line and
+//! logical id.
+
+mod common;
+
+use common::serve::Serve;
+use common::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A copy of an app folder, as a user would have it.
+fn copy_of(folder: &Path) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(folder, dir.path());
+    dir
+}
+
+async fn json(client: &mut Client) -> Value {
+    let text = next_text(client).await;
+    serde_json::from_str(&text).unwrap_or(Value::String(text))
+}
+
+#[tokio::test]
+async fn aws_simple_websockets_chat_app_chats_unmodified() {
+    let dir = copy_of(&repo().join("tests/fixtures/cloudformation/simple-websockets-chat-app"));
+    let serve = Serve::start(&dir.path().join("template.yaml"), &[]);
+    let printed = serve.printed.join("\n");
+    assert!(printed.contains("CloudFormation stack"), "{printed}");
+    // Its output, built with !Join from the API's id, is the local endpoint.
+    let local = serve.url.replace("ws://", "wss://");
+    assert!(
+        printed.contains(&format!("output WebSocketURI: \"{local}\"")),
+        "{printed}"
+    );
+    assert!(serve.url.ends_with("/Prod"), "{}", serve.url);
+
+    let mut alice = connect(&serve.url).await;
+    let mut bob = connect(&serve.url).await;
+    // sendmessage scans the table $connect wrote, and posts to each through
+    // https://<apiId>.execute-api.<region>.amazonaws.com/Prod, as on AWS.
+    send_text(
+        &mut alice,
+        r#"{"action":"sendmessage","data":"hello from alice"}"#,
+    )
+    .await;
+    assert_eq!(next_text(&mut alice).await, "hello from alice");
+    assert_eq!(next_text(&mut bob).await, "hello from alice");
+    // $disconnect deletes bob's row: the next message reaches alice alone.
+    bob.close(None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    send_text(&mut alice, r#"{"action":"sendmessage","data":"anyone?"}"#).await;
+    assert_eq!(next_text(&mut alice).await, "anyone?");
+    assert_silent(&mut alice, Duration::from_millis(500)).await;
+}
+
+#[tokio::test]
+async fn sam_chat_example_end_to_end() {
+    let dir = copy_of(&repo().join("examples/sam-chat"));
+    let serve = Serve::start(&dir.path().join("template.yaml"), &[]);
+    let url = &serve.url;
+    assert!(url.ends_with("/prod"), "{url}");
+    // The authorizer (Python) reads ?token=: none is 401, a wrong one 403.
+    assert_eq!(try_connect(url, &[]).await.err(), Some(401));
+    assert_eq!(
+        try_connect(&format!("{url}?token=nope&name=eve"), &[])
+            .await
+            .err(),
+        Some(403)
+    );
+    let mut alice = connect(&format!("{url}?token=let-me-in&name=alice")).await;
+    let mut bob = connect(&format!("{url}?token=let-me-in&name=bob")).await;
+    send_text(&mut alice, r#"{"action":"sendmessage","text":"hi all"}"#).await;
+    let expected = serde_json::json!({"from": "alice", "text": "hi all"});
+    assert_eq!(json(&mut alice).await, expected);
+    assert_eq!(json(&mut bob).await, expected);
+    // $default (Python, boto3 as Lambda provides it) answers through the
+    // management API at the API's AWS host name.
+    send_text(&mut bob, r#"{"action":"dance"}"#).await;
+    assert_eq!(json(&mut bob).await["error"], "unknown action");
+    assert_silent(&mut alice, Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn handlers_reach_services_by_their_aws_host_names() {
+    let dir = copy_of(&repo().join("tests/fixtures/cloudformation/service-hosts"));
+    let serve = Serve::start(&dir.path().join("template.yaml"), &[]);
+    let mut client = connect(&serve.url).await;
+    // Inline Node.js code, its SDK calling dynamodb.us-east-1.amazonaws.com.
+    send_text(&mut client, r#"{"action":"node"}"#).await;
+    assert_eq!(
+        json(&mut client).await,
+        serde_json::json!({"stored": true, "unused": null})
+    );
+    // Inline Python code, boto3 calling the same name.
+    send_text(&mut client, r#"{"action":"python"}"#).await;
+    let reply = json(&mut client).await;
+    assert_eq!(reply["stored"], true, "{reply}");
+    assert_eq!(reply["host"], "https://dynamodb.us-east-1.amazonaws.com");
+}
+
+/// `wsgate validate` in a folder holding these files (which must fail);
+/// its stderr.
+fn refused(files: &[(&str, &str)], args: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, text) in files {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_wsgate"))
+        .arg("validate")
+        .args(args)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        !output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    String::from_utf8_lossy(&output.stderr).to_string()
+}
+
+/// The 1-based line of the first line of `text` containing `needle`.
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines().position(|l| l.contains(needle)).unwrap() + 1
+}
+
+const API: &str = "Resources:\n  Api:\n    Type: AWS::ApiGatewayV2::Api\n    Properties:\n      Name: chat\n      ProtocolType: WEBSOCKET\n      RouteSelectionExpression: $request.body.action\n  Stage:\n    Type: AWS::ApiGatewayV2::Stage\n    Properties:\n      ApiId: !Ref Api\n      StageName: dev\n";
+
+#[test]
+fn refused_templates_name_file_line_and_logical_id() {
+    // A MOCK integration: the integration model is not there yet.
+    let template = format!(
+        "{API}  Route:\n    Type: AWS::ApiGatewayV2::Route\n    Properties:\n      ApiId: !Ref Api\n      RouteKey: $connect\n      Target: !Sub integrations/${{Mock}}\n  Mock:\n    Type: AWS::ApiGatewayV2::Integration\n    Properties:\n      ApiId: !Ref Api\n      IntegrationType: MOCK\n"
+    );
+    let error = refused(&[("template.yaml", &template)], &[]);
+    let line = line_of(&template, "  Mock:");
+    assert!(
+        error.contains(&format!(
+            "template.yaml:{line}: `Mock`: not supported by wsgate: IntegrationType MOCK"
+        )),
+        "{error}"
+    );
+
+    // A property wsgate does not run names its own line.
+    let template = format!(
+        "{API}  Integ:\n    Type: AWS::ApiGatewayV2::Integration\n    Properties:\n      ApiId: !Ref Api\n      IntegrationType: AWS\n      RequestTemplates:\n        $default: '{{}}'\n"
+    );
+    let error = refused(&[("template.yaml", &template)], &[]);
+    let line = line_of(&template, "RequestTemplates");
+    assert!(
+        error.contains(&format!("template.yaml:{line}: `Integ`: not supported by wsgate: AWS::ApiGatewayV2::Integration RequestTemplates")),
+        "{error}"
+    );
+    let template = format!("{API}      Bogus: 1\n");
+    let error = refused(&[("template.yaml", &template)], &[]);
+    assert!(
+        error.contains(
+            "`Stage`: not supported by wsgate: AWS::ApiGatewayV2::Stage has no property Bogus"
+        ),
+        "{error}"
+    );
+
+    // Only an HTTP API: said so.
+    let error = refused(&[("template.yaml", &API.replace("WEBSOCKET", "HTTP"))], &[]);
+    assert!(
+        error.contains("the template defines only REST or HTTP APIs (Api (HTTP API))"),
+        "{error}"
+    );
+
+    // A cycle of Refs is reported, not looped on.
+    let template = format!(
+        "{API}  A:\n    Type: AWS::DynamoDB::Table\n    Properties:\n      TableName: !Ref B\n      KeySchema: [{{AttributeName: id, KeyType: HASH}}]\n      AttributeDefinitions: [{{AttributeName: id, AttributeType: S}}]\n  B:\n    Type: AWS::DynamoDB::Table\n    Properties:\n      TableName: !Ref A\n"
+    );
+    let error = refused(&[("template.yaml", &template)], &[]);
+    assert!(error.contains("a cycle of references"), "{error}");
+
+    // A parameter with no default, and an override it does not declare.
+    let template = format!("Parameters:\n  Token:\n    Type: String\n{API}");
+    let error = refused(&[("template.yaml", &template)], &[]);
+    assert!(
+        error.contains("template.yaml:2: `Token`: parameter Token has no Default: give it with --parameter-overrides Token=<value>"),
+        "{error}"
+    );
+    let error = refused(
+        &[("template.yaml", API)],
+        &["--parameter-overrides", "Nope=1"],
+    );
+    assert!(error.contains("does not declare"), "{error}");
+
+    // A YAML error names its line; an unknown short tag is refused.
+    let error = refused(&[("template.yaml", &format!("{API}  X: [\n"))], &[]);
+    assert!(error.contains("template.yaml:"), "{error}");
+    let error = refused(
+        &[(
+            "template.yaml",
+            &format!("{API}      Description: !Bogus x\n"),
+        )],
+        &[],
+    );
+    assert!(
+        error.contains("!Bogus is not a CloudFormation function"),
+        "{error}"
+    );
+
+    // SAM's own checks, at the SAM resource's line.
+    let template = "Transform: AWS::Serverless-2016-10-31\nResources:\n  Chat:\n    Type: AWS::Serverless::WebSocketApi\n    Properties:\n      Routes: {}\n";
+    let error = refused(&[("template.yaml", template)], &[]);
+    assert!(
+        error.contains("template.yaml:3: `Chat`:") && error.contains("RouteSelectionExpression"),
+        "{error}"
+    );
+}
