@@ -23,12 +23,17 @@ pub enum ConfigFile {
     Sst(PathBuf),
     /// A CloudFormation or SAM template.
     CloudFormation(PathBuf),
+    /// A CDK app's `cdk.json`.
+    Cdk(PathBuf),
 }
 
 impl ConfigFile {
     pub fn path(&self) -> &Path {
         match self {
-            ConfigFile::Toml(p) | ConfigFile::Sst(p) | ConfigFile::CloudFormation(p) => p,
+            ConfigFile::Toml(p)
+            | ConfigFile::Sst(p)
+            | ConfigFile::CloudFormation(p)
+            | ConfigFile::Cdk(p) => p,
         }
     }
 
@@ -46,8 +51,14 @@ pub fn find_config(explicit: Option<&Path>, dir: &Path) -> Result<ConfigFile, St
             .file_name()
             .and_then(|n| n.to_str())
             .is_some_and(|n| n.ends_with(".ts") || n.ends_with(".js") || n.ends_with(".mts"));
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         if is_sst {
             ConfigFile::Sst(path)
+        } else if name == cloudformation::cdk::CDK_JSON {
+            ConfigFile::Cdk(path)
         } else if cloudformation::is_template_file(&path) {
             ConfigFile::CloudFormation(path)
         } else {
@@ -69,15 +80,18 @@ pub fn find_config(explicit: Option<&Path>, dir: &Path) -> Result<ConfigFile, St
         .iter()
         .map(|name| dir.join(name))
         .find(|path| path.is_file());
+    let cdk = dir.join(cloudformation::cdk::CDK_JSON);
     if toml.is_file() {
         Ok(ConfigFile::Toml(toml))
     } else if sst.is_file() {
         Ok(ConfigFile::Sst(sst))
+    } else if cdk.is_file() {
+        Ok(ConfigFile::Cdk(cdk))
     } else if let Some(template) = template {
         Ok(ConfigFile::CloudFormation(template))
     } else {
         Err(format!(
-            "no wsgate.toml, sst.config.ts or template.yaml in {}: run wsgate in the app's folder, or give --config <file>",
+            "no wsgate.toml, sst.config.ts, cdk.json or template.yaml in {}: run wsgate in the app's folder, or give --config <file>",
             if dir.as_os_str().is_empty() {
                 Path::new(".")
             } else {
@@ -86,6 +100,30 @@ pub fn find_config(explicit: Option<&Path>, dir: &Path) -> Result<ConfigFile, St
             .display()
         ))
     }
+}
+
+/// A template (from a file, `cdk synth` or `serverless package`) as the
+/// app's APIs; `config_file` is the file the app is defined in.
+async fn load_stack(
+    template: &Path,
+    config_file: &Path,
+    stack_name: Option<String>,
+    options: &Options,
+) -> Result<cloudformation::Stack, AppError> {
+    let load = cloudformation::LoadOptions {
+        listen: options.listen.unwrap_or_else(default_listen),
+        bind: options.serving,
+        region: config::DEFAULT_REGION.into(),
+        stage: options.stage.clone(),
+        parameter_overrides: options.parameter_overrides.clone(),
+        stack_name: options.stack_name.clone(),
+    };
+    cloudformation::load(template, config_file, stack_name, &load)
+        .await
+        .map_err(|e| match e {
+            cloudformation::LoadError::Template(e) => AppError::Config(e),
+            cloudformation::LoadError::Other(e) => AppError::Other(e),
+        })
 }
 
 /// How an app is loaded and served.
@@ -229,35 +267,39 @@ impl App {
                 })
             }
             ConfigFile::CloudFormation(path) => {
-                let load = cloudformation::LoadOptions {
-                    listen: options.listen.unwrap_or_else(default_listen),
-                    bind: options.serving,
-                    region: config::DEFAULT_REGION.into(),
-                    stage: options.stage.clone(),
-                    parameter_overrides: options.parameter_overrides.clone(),
-                    stack_name: options.stack_name.clone(),
-                };
-                let stack = cloudformation::load(path, &load)
-                    .await
-                    .map_err(|e| match e {
-                        cloudformation::LoadError::Template(e) => AppError::Config(e),
-                        cloudformation::LoadError::Other(e) => AppError::Other(e),
-                    })?;
-                let about = About {
-                    title: format!("CloudFormation stack {}", stack.name),
-                    stand_ins: stack.stand_ins,
-                    notices: Vec::new(),
-                    outputs: serde_json::Value::Object(stack.outputs),
-                };
-                Ok(App {
-                    apis: stack.apis,
-                    file,
-                    definition: None,
-                    stage: None,
-                    tables: stack.tables,
-                    about: Some(about),
-                })
+                let stack = load_stack(path, path, None, options).await?;
+                Ok(App::of_stack(file, "CloudFormation stack", stack))
             }
+            ConfigFile::Cdk(path) => {
+                let app_dir = file.dir();
+                cloudformation::cdk::synth(app_dir)
+                    .await
+                    .map_err(AppError::Other)?;
+                let synthesized =
+                    cloudformation::cdk::stack(app_dir, options.stack_name.as_deref())
+                        .map_err(AppError::Other)?;
+                let stack =
+                    load_stack(&synthesized.template, path, Some(synthesized.name), options)
+                        .await?;
+                Ok(App::of_stack(file, "CDK stack", stack))
+            }
+        }
+    }
+
+    fn of_stack(file: ConfigFile, kind: &str, stack: cloudformation::Stack) -> App {
+        let about = About {
+            title: format!("{kind} {}", stack.name),
+            stand_ins: stack.stand_ins,
+            notices: Vec::new(),
+            outputs: serde_json::Value::Object(stack.outputs),
+        };
+        App {
+            apis: stack.apis,
+            file,
+            definition: None,
+            stage: None,
+            tables: stack.tables,
+            about: Some(about),
         }
     }
 
@@ -461,6 +503,35 @@ fn apply_cluster_options(config: &mut Config, options: &Options) -> Result<(), A
     Ok(())
 }
 
+/// Applies a new config to a running API, keeping what only a restart
+/// may change (and saying so).
+async fn apply_reload(old: &mut Config, server: &mut Server, mut new: Config, hosting: &Hosting) {
+    let need_restart = crate::reload::keep_fixed_settings(old, &mut new);
+    if !need_restart.is_empty() {
+        tracing::warn!(
+            settings = %need_restart.join(", "),
+            "reload: these changed and apply at the next start"
+        );
+    }
+    match server.reload(old, &new, hosting).await {
+        Ok(applied) => {
+            if applied.is_empty() {
+                tracing::info!("reload: nothing to apply");
+            } else {
+                tracing::info!(
+                    added = ?applied.added,
+                    changed = ?applied.changed,
+                    removed = ?applied.removed,
+                    settings = ?applied.settings,
+                    "reload: applied; open connections stay"
+                );
+            }
+            *old = new;
+        }
+        Err(error) => tracing::error!("reload: {error}; the running config stays"),
+    }
+}
+
 /// How far apart two reads of a changed config must agree.
 const SETTLED_READS_APART: std::time::Duration = std::time::Duration::from_millis(150);
 /// How long a change that may let more in must stay unchanged.
@@ -493,16 +564,21 @@ pub struct Running {
 }
 
 impl Running {
-    /// Re-reads `wsgate.toml` and applies what changed (SIGHUP, or the
-    /// file was saved). A config with problems is reported with its
+    /// Re-reads the app's definition and applies what changed (SIGHUP, or
+    /// the file was saved): `wsgate.toml`, or a template (a CDK app is
+    /// synthesized anew). A definition with problems is reported with its
     /// file:line and ignored: the running one stays in force.
     pub async fn reload(&mut self, options: &Options) {
-        let ConfigFile::Toml(path) = &self.file else {
-            tracing::warn!(
+        match self.file.clone() {
+            ConfigFile::Toml(path) => self.reload_toml(&path, options).await,
+            ConfigFile::Sst(_) => tracing::warn!(
                 "reload: changes to sst.config.ts apply at the next start (edits to handler code apply at once)"
-            );
-            return;
-        };
+            ),
+            ConfigFile::CloudFormation(_) | ConfigFile::Cdk(_) => self.reload_stack(options).await,
+        }
+    }
+
+    async fn reload_toml(&mut self, path: &Path, options: &Options) {
         // A file being written is read until it stops changing, so a
         // prefix that happens to be valid is not applied.
         let Some(text) = settled_text(path, SETTLED_READS_APART).await else {
@@ -543,29 +619,34 @@ impl Running {
             );
             return;
         }
-        let need_restart = crate::reload::keep_fixed_settings(old, &mut new);
-        if !need_restart.is_empty() {
-            tracing::warn!(
-                settings = %need_restart.join(", "),
-                "reload: these changed and apply at the next start"
-            );
-        }
-        match server.reload(old, &new, &self.hosting).await {
-            Ok(applied) => {
-                if applied.is_empty() {
-                    tracing::info!("reload: nothing to apply");
-                } else {
-                    tracing::info!(
-                        added = ?applied.added,
-                        changed = ?applied.changed,
-                        removed = ?applied.removed,
-                        settings = ?applied.settings,
-                        "reload: applied; open connections stay"
-                    );
-                }
-                *old = new;
+        apply_reload(old, server, new, &self.hosting).await;
+    }
+
+    /// A template's APIs, loaded anew (not bound: they keep their ports)
+    /// and applied to the running ones by name.
+    async fn reload_stack(&mut self, options: &Options) {
+        let reading = Options {
+            serving: false,
+            ..options.clone()
+        };
+        let app = match App::load(self.file.clone(), &reading).await {
+            Ok(app) => app,
+            Err(error) => {
+                tracing::error!("reload: {error}; the running config stays");
+                return;
             }
-            Err(error) => tracing::error!("reload: {error}; the running config stays"),
+        };
+        for (mut new, _) in app.apis {
+            let Some((old, server)) = self.servers.iter_mut().find(|(c, _)| c.name == new.name)
+            else {
+                tracing::warn!(api = %new.name, "reload: a new API is served from the next start");
+                continue;
+            };
+            new.listen = old.listen;
+            if options.aws {
+                new.region.clone_from(&old.region);
+            }
+            apply_reload(old, server, new, &self.hosting).await;
         }
     }
 

@@ -34,8 +34,8 @@ struct AppArgs {
     #[arg(long, num_args = 1.., value_name = "K=V")]
     parameter_overrides: Vec<String>,
     /// A template's stack name (`AWS::StackName`; default: samconfig.toml's,
-    /// else the folder's name).
-    #[arg(long)]
+    /// else the folder's name); for a CDK app, the stack to serve.
+    #[arg(long, visible_alias = "stack")]
     stack_name: Option<String>,
 }
 
@@ -339,7 +339,7 @@ async fn serve(args: &AppArgs, shutdown: Shutdown, options: Options) -> anyhow::
     }
     print_started(&file, &running, admin.as_deref())?;
     // SIGHUP, or saving the config file, reloads it; SIGTERM/SIGINT stop.
-    let (_watcher, mut changes) = watch_config(file.path());
+    let (_watcher, mut changes) = watch_config(&file);
     loop {
         tokio::select! {
             stop = signals.next() => match stop {
@@ -756,36 +756,67 @@ impl Signals {
 }
 
 /// A message each time the config file is written or replaced (its
-/// folder is watched: editors often save by renaming a new file over it).
+/// folder is watched: editors often save by renaming a new file over it);
+/// for a CDK app, each time a file `cdk watch` would watch changes.
 /// Nothing arrives if the folder cannot be watched; SIGHUP still works.
 fn watch_config(
-    file: &Path,
+    file: &ConfigFile,
 ) -> (
     Option<notify::RecommendedWatcher>,
     tokio::sync::mpsc::UnboundedReceiver<()>,
 ) {
     use notify::Watcher;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let Some(name) = file.file_name().map(|n| n.to_os_string()) else {
+    let path = file.path();
+    let Some(name) = path.file_name().map(|n| n.to_os_string()) else {
         return (None, rx);
     };
-    let folder = file
+    let folder = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."))
         .to_path_buf();
+    // Events name absolute paths; the rules compare against this one.
+    let folder = std::fs::canonicalize(&folder).unwrap_or(folder);
+    let cdk_rules = match file {
+        ConfigFile::Cdk(_) => match wsgate::cloudformation::cdk::WatchRules::read(&folder) {
+            Ok(rules) => Some(rules),
+            Err(error) => {
+                tracing::warn!(%error, "cannot watch the CDK app for changes; SIGHUP synthesizes it anew");
+                return (None, rx);
+            }
+        },
+        _ => None,
+    };
+    let recursive = cdk_rules.is_some();
+    let watched_folders: Vec<PathBuf> = match &cdk_rules {
+        Some(rules) => std::fs::read_dir(&folder)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|p| p.is_dir() && rules.may_hold_watched(p))
+            .collect(),
+        None => Vec::new(),
+    };
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };
-        let ours = event
-            .paths
-            .iter()
-            .any(|p| p.file_name() == Some(name.as_os_str()));
-        if ours && (event.kind.is_modify() || event.kind.is_create()) {
+        let ours = event.paths.iter().any(|p| match &cdk_rules {
+            Some(rules) => rules.watches(p),
+            None => p.file_name() == Some(name.as_os_str()),
+        });
+        let removed = recursive && event.kind.is_remove();
+        if ours && (event.kind.is_modify() || event.kind.is_create() || removed) {
             let _ = tx.send(());
         }
     });
     let watching = watcher.and_then(|mut watcher| {
         watcher.watch(&folder, notify::RecursiveMode::NonRecursive)?;
+        // A CDK app's folders, each with all it holds, but not the ones
+        // never watched (node_modules, cdk.out: thousands of folders).
+        for sub in watched_folders {
+            watcher.watch(&sub, notify::RecursiveMode::Recursive)?;
+        }
         Ok(watcher)
     });
     match watching {

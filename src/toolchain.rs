@@ -188,7 +188,11 @@ pub fn pip_package(name: &str, version: &str, why: &str) -> Result<PathBuf, Stri
     if marker(&target).is_file() {
         return Ok(target);
     }
+    // One install at a time, in this process and across processes (tests,
+    // a cluster's nodes on one machine).
     let _one_at_a_time = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
+    let _one_process =
+        crate::state_dir::Lock::take(&cache_dir().join(format!("{name}-{version}.lock")))?;
     if marker(&target).is_file() {
         return Ok(target);
     }

@@ -110,13 +110,16 @@ fn created(r: &Resolver, id: &str) -> Result<bool> {
     r.is_created(id).map_err(|e| Refusal::of(id, e))
 }
 
-pub fn plan(
-    r: &Resolver,
-    dir: &Path,
-    state_dir: &Path,
-    stage: Option<&str>,
-    apis: &[String],
-) -> Result<Plan> {
+/// Where a template's files are: its own folder (code paths are relative
+/// to it) and the app's (handler paths, `.wsgate`).
+#[derive(Debug, Clone, Copy)]
+pub struct Folders<'a> {
+    pub template: &'a Path,
+    pub app: &'a Path,
+    pub state: &'a Path,
+}
+
+pub fn plan(r: &Resolver, dir: Folders, stage: Option<&str>, apis: &[String]) -> Result<Plan> {
     let mut stand_ins = Vec::new();
     let served_ids: Vec<String> = apis.iter().map(|api| api_id(r, api)).collect();
     // Resource types wsgate runs have their properties checked up front.
@@ -178,14 +181,7 @@ pub fn plan(
     let mut used_functions = BTreeSet::new();
     let mut plans = Vec::new();
     for api in apis {
-        plans.push(api_plan(
-            r,
-            dir,
-            state_dir,
-            api,
-            stage,
-            &mut used_functions,
-        )?);
+        plans.push(api_plan(r, dir, api, stage, &mut used_functions)?);
     }
     let mut tables = Vec::new();
     let mut invokable = Vec::new();
@@ -197,7 +193,7 @@ pub fn plan(
             Some("AWS::DynamoDB::Table") => tables.push(table(r, id)?),
             Some("AWS::Lambda::Function") if !used_functions.contains(id) => {
                 let name = attributes::function_name(r, id).map_err(|e| Refusal::of(id, e))?;
-                match function(r, dir, state_dir, id, &name) {
+                match function(r, dir, id, &name) {
                     Ok(config) => invokable.push(config),
                     // A function nothing routes to, in a runtime wsgate
                     // does not run, is a stand-in rather than an error.
@@ -252,8 +248,7 @@ fn by_ref(r: &Resolver, ids: &[&String], value: &str) -> Result<Option<String>> 
 
 fn api_plan(
     r: &Resolver,
-    dir: &Path,
-    state_dir: &Path,
+    dir: Folders,
     api: &str,
     wanted_stage: Option<&str>,
     used_functions: &mut BTreeSet<String>,
@@ -383,7 +378,7 @@ fn api_plan(
         used.insert(function_id.clone());
         let name =
             attributes::function_name(r, &function_id).map_err(|e| Refusal::of(&function_id, e))?;
-        function(r, dir, state_dir, &function_id, &name)
+        function(r, dir, &function_id, &name)
     };
 
     let mut authorizers = Vec::new();
@@ -636,13 +631,7 @@ fn throttle(settings: &Value) -> Option<ThrottleSettings> {
 
 /// A Lambda function of the template as a handler: its code folder, its
 /// handler, runtime, environment, limits and role.
-fn function(
-    r: &Resolver,
-    dir: &Path,
-    state_dir: &Path,
-    id: &str,
-    name: &str,
-) -> Result<RouteConfig> {
+fn function(r: &Resolver, dir: Folders, id: &str, name: &str) -> Result<RouteConfig> {
     let property = |key: &str| r.property(id, key).map_err(|e| Refusal::of(id, e));
     let string = |key: &str| r.string_property(id, key).map_err(|e| Refusal::of(id, e));
     if string("PackageType")?.as_deref() == Some("Image") {
@@ -674,11 +663,11 @@ fn function(
     } else {
         module.to_string()
     };
-    let code = code_folder(r, dir, state_dir, id, &runtime, &property("Code")?)?;
-    let handler_string = if code.is_empty() || code == "." {
+    let code = code_folder(r, dir, id, &runtime, &property("Code")?)?;
+    let handler_string = if code.as_os_str().is_empty() {
         format!("{module}.{export}")
     } else {
-        format!("{}/{module}.{export}", code.trim_end_matches('/'))
+        format!("{}/{module}.{export}", code.display())
     };
     config::check_handler_path(&handler_string).map_err(|e| Refusal::of(id, e))?;
     let mut environment = BTreeMap::new();
@@ -732,15 +721,30 @@ fn function(
     })
 }
 
-/// Where a function's code is, relative to the template's folder.
+/// Where a function's code is, relative to the app's folder (handler
+/// strings are).
 fn code_folder(
     r: &Resolver,
-    dir: &Path,
-    state_dir: &Path,
+    dir: Folders,
     id: &str,
     runtime: &str,
     code: &Option<Value>,
-) -> Result<String> {
+) -> Result<std::path::PathBuf> {
+    let in_app = |path: &Path| -> Result<std::path::PathBuf> {
+        let path = normalize(path);
+        path.strip_prefix(dir.app)
+            .map(Path::to_path_buf)
+            .map_err(|_| {
+                Refusal::of(
+                    id,
+                    format!(
+                        "the code folder {} is outside the app's folder {}",
+                        path.display(),
+                        dir.app.display()
+                    ),
+                )
+            })
+    };
     // The CDK's assets: the folder in cdk.out, named in the metadata.
     let metadata = r.resource(id).and_then(|res| res.get("Metadata"));
     if let Some(path) = metadata
@@ -751,7 +755,7 @@ fn code_folder(
             .and_then(Value::as_str)
             == Some("Code")
     {
-        return Ok(path.to_string());
+        return in_app(&dir.template.join(path));
     }
     let Some(Value::Object(code)) = code else {
         return Err(Refusal::of(id, "Code is missing"));
@@ -759,7 +763,7 @@ fn code_folder(
     if let Some(inline) = code.get("ZipFile") {
         // Lambda names inline code index.js / index.py.
         let source = text(inline).map_err(|e| Refusal::of(id, format!("Code.ZipFile: {e}")))?;
-        let folder = state_dir.join("cloudformation").join(id);
+        let folder = dir.state.join("cloudformation").join(id);
         let file = folder.join(if runtime.starts_with("python") {
             "index.py"
         } else {
@@ -768,14 +772,13 @@ fn code_folder(
         std::fs::create_dir_all(&folder)
             .and_then(|()| std::fs::write(&file, source))
             .map_err(|e| Refusal::of(id, format!("cannot write {}: {e}", file.display())))?;
-        let relative = folder.strip_prefix(dir).unwrap_or(&folder);
-        return Ok(relative.display().to_string());
+        return in_app(&folder);
     }
     match (
         code.get("S3Bucket").and_then(Value::as_str),
         code.get("S3Key").and_then(Value::as_str),
     ) {
-        (Some(LOCAL_CODE_BUCKET), Some(key)) => Ok(key.to_string()),
+        (Some(LOCAL_CODE_BUCKET), Some(key)) => in_app(&dir.template.join(key)),
         (Some(bucket), key) => Err(Refusal::of(
             id,
             format!(
@@ -788,6 +791,21 @@ fn code_folder(
             "not supported by wsgate: Code without S3Bucket or ZipFile (a container image?)",
         )),
     }
+}
+
+/// `a/./b/../c` as `a/c`, without touching the file system.
+fn normalize(path: &Path) -> std::path::PathBuf {
+    let mut out = std::path::PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// The statements of a role's inline policies and of the `AWS::IAM::Policy`

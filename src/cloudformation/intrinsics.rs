@@ -53,7 +53,9 @@ impl Pseudo {
 pub struct Resolver<'t> {
     root: &'t Value,
     pub pseudo: Pseudo,
-    parameters: BTreeMap<String, Value>,
+    /// Each parameter's value, or why it has none here (a Systems Manager
+    /// parameter, refused only where it is used).
+    parameters: BTreeMap<String, Result<Value, String>>,
     /// The local endpoint of each WebSocket API (`ApiEndpoint`), by
     /// logical id.
     pub endpoints: BTreeMap<String, String>,
@@ -92,8 +94,24 @@ impl<'t> Resolver<'t> {
         }
         let mut parameters = BTreeMap::new();
         for (name, declaration) in &declared {
-            let value = parameter_value(name, declaration, overrides.get(name))
-                .map_err(|message| (name.clone(), message))?;
+            let kind = declaration
+                .get("Type")
+                .and_then(Value::as_str)
+                .unwrap_or("String");
+            let value = if kind.starts_with("AWS::SSM::Parameter::Value")
+                && !overrides.contains_key(name)
+            {
+                Err(format!(
+                    "not supported by wsgate: parameter {name} reads Systems Manager parameter {}; give its value with --parameter-overrides {name}=<value>",
+                    declaration
+                        .get("Default")
+                        .map(|d| d.to_string())
+                        .unwrap_or_default()
+                ))
+            } else {
+                Ok(parameter_value(name, declaration, overrides.get(name))
+                    .map_err(|message| (name.clone(), message))?)
+            };
             parameters.insert(name.clone(), value);
         }
         Ok(Resolver {
@@ -354,7 +372,7 @@ impl<'t> Resolver<'t> {
             "AWS::NotificationARNs" => Value::Array(Vec::new()),
             _ => {
                 if let Some(value) = self.parameters.get(name) {
-                    return Ok(Some(value.clone()));
+                    return value.clone().map(Some);
                 }
                 if self.resource(name).is_none() {
                     return Err(format!(
@@ -571,11 +589,6 @@ fn parameter_value(
             ));
         }
     };
-    if kind.starts_with("AWS::SSM::Parameter::Value") && given.is_none() {
-        return Err(format!(
-            "not supported by wsgate: parameter {name} reads Systems Manager parameter \"{raw}\"; give its value with --parameter-overrides {name}=<value>"
-        ));
-    }
     if let Some(Value::Array(allowed)) = declaration.get("AllowedValues") {
         let allowed: Vec<String> = allowed.iter().filter_map(|v| text(v).ok()).collect();
         if !allowed.contains(&raw) {

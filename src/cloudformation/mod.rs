@@ -9,6 +9,7 @@
 
 pub mod attributes;
 pub mod build;
+pub mod cdk;
 pub mod intrinsics;
 pub mod properties;
 pub mod sam;
@@ -72,11 +73,24 @@ pub enum LoadError {
     Other(String),
 }
 
-/// Reads a template and builds its WebSocket APIs' configs.
-pub async fn load(file: &Path, options: &LoadOptions) -> Result<Stack, LoadError> {
-    let file = std::fs::canonicalize(file)
-        .map_err(|e| LoadError::Other(format!("cannot read {}: {e}", file.display())))?;
-    let dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
+/// Reads a template and builds its WebSocket APIs' configs. `config_file`
+/// is the file the app is defined in (the template itself, `cdk.json`,
+/// `serverless.yml`): handler paths and `.wsgate` are in its folder.
+/// `stack_name` is the name the tool that made the template gives it.
+pub async fn load(
+    file: &Path,
+    config_file: &Path,
+    stack_name: Option<String>,
+    options: &LoadOptions,
+) -> Result<Stack, LoadError> {
+    let canonical = |path: &Path| {
+        std::fs::canonicalize(path)
+            .map_err(|e| LoadError::Other(format!("cannot read {}: {e}", path.display())))
+    };
+    let file = canonical(file)?;
+    let config_file = canonical(config_file)?;
+    let template_dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let dir = config_file.parent().unwrap_or(Path::new(".")).to_path_buf();
     let refuse = |line: Option<usize>, key: Option<String>, message: String| {
         LoadError::Template(ConfigError {
             file: file.clone(),
@@ -104,9 +118,8 @@ pub async fn load(file: &Path, options: &LoadOptions) -> Result<Stack, LoadError
     let samconfig = SamConfig::read(&dir);
     let mut overrides = samconfig.parameter_overrides.clone();
     overrides.extend(options.parameter_overrides.clone());
-    let stack_name = options
-        .stack_name
-        .clone()
+    let stack_name = stack_name
+        .or_else(|| options.stack_name.clone())
         .or(samconfig.stack_name)
         .unwrap_or_else(|| folder_stack_name(&dir));
     let pseudo = Pseudo {
@@ -223,14 +236,13 @@ pub async fn load(file: &Path, options: &LoadOptions) -> Result<Stack, LoadError
         listeners.push((addr, listener));
     }
     let resolver = Resolver::new(&root, pseudo, &overrides, endpoints).map_err(parameter_error)?;
-    let plan = build::plan(
-        &resolver,
-        &dir,
-        &state_dir,
-        options.stage.as_deref(),
-        &websocket,
-    )
-    .map_err(refusal)?;
+    let folders = build::Folders {
+        template: &template_dir,
+        app: &dir,
+        state: &state_dir,
+    };
+    let plan =
+        build::plan(&resolver, folders, options.stage.as_deref(), &websocket).map_err(refusal)?;
 
     // The local CA covers every name served before it issues for any.
     let mut names = Vec::new();
@@ -253,7 +265,7 @@ pub async fn load(file: &Path, options: &LoadOptions) -> Result<Stack, LoadError
         let domain = match &api.domain {
             Some((name, path)) => Some(
                 crate::sst::domain_settings(
-                    &file,
+                    &config_file,
                     &DomainDefinition {
                         name: name.clone(),
                         path: path.clone(),
@@ -270,7 +282,7 @@ pub async fn load(file: &Path, options: &LoadOptions) -> Result<Stack, LoadError
             None => None,
         };
         let config = Config {
-            file: file.clone(),
+            file: config_file.clone(),
             source: Source::CloudFormation,
             app: AppIdentity {
                 name: stack_name.clone(),
