@@ -150,6 +150,7 @@ pub struct RouteOptions {
 pub struct WebSocketApi {
     name: String,
     stage: String,
+    root_paths: bool,
     route_selection_expression: String,
     limits: Limits,
     binary: BinaryMode,
@@ -224,6 +225,7 @@ impl WebSocketApi {
         WebSocketApi {
             name: name.into(),
             stage: "$default".into(),
+            root_paths: false,
             route_selection_expression: DEFAULT_EXPRESSION.into(),
             limits: Limits::default(),
             binary: BinaryMode::default(),
@@ -259,13 +261,16 @@ impl WebSocketApi {
         let function_env = function_env(config, hosting)?;
         let local_tls = config.local_tls.then(|| LocalTls {
             ca_dir: crate::local_ca::dir(config.dir()),
-            secure_outputs: config.source == crate::config::Source::Sst,
+            // API Gateway's URLs are wss:// and https://, as SST's and a
+            // template's outputs say; wsgate.toml's are its own.
+            secure_outputs: config.source != crate::config::Source::Toml,
         });
         let aws_credentials = hosting.aws_credentials.clone();
         let mut api = WebSocketApi::new(&config.name)
             .cluster_option(config.cluster.clone())
             .local_tls(local_tls)
             .stage(&config.stage)
+            .root_paths(config.root_paths)
             .region(&config.region)
             .api_id(config.api_id.clone())
             .route_selection_expression(&config.route_selection_expression)
@@ -527,6 +532,12 @@ impl WebSocketApi {
         self
     }
 
+    /// Serves the stage at `/` too (serverless-offline's paths).
+    pub fn root_paths(mut self, yes: bool) -> Self {
+        self.root_paths = yes;
+        self
+    }
+
     pub fn route_selection_expression(mut self, expression: impl Into<String>) -> Self {
         self.route_selection_expression = expression.into();
         self
@@ -741,6 +752,7 @@ impl WebSocketApi {
                 stage: self.stage.into(),
             },
             name: self.name,
+            root_paths: self.root_paths,
             routing: arc_swap::ArcSwap::from_pointee(routing),
             limits: self.limits.clone(),
             binary: self.binary,

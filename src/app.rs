@@ -25,6 +25,8 @@ pub enum ConfigFile {
     CloudFormation(PathBuf),
     /// A CDK app's `cdk.json`.
     Cdk(PathBuf),
+    /// A Serverless Framework service's `serverless.yml`.
+    Serverless(PathBuf),
 }
 
 impl ConfigFile {
@@ -33,7 +35,8 @@ impl ConfigFile {
             ConfigFile::Toml(p)
             | ConfigFile::Sst(p)
             | ConfigFile::CloudFormation(p)
-            | ConfigFile::Cdk(p) => p,
+            | ConfigFile::Cdk(p)
+            | ConfigFile::Serverless(p) => p,
         }
     }
 
@@ -55,7 +58,9 @@ pub fn find_config(explicit: Option<&Path>, dir: &Path) -> Result<ConfigFile, St
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or_default();
-        if is_sst {
+        if cloudformation::serverless::SERVERLESS_FILES.contains(&name) {
+            ConfigFile::Serverless(path)
+        } else if is_sst {
             ConfigFile::Sst(path)
         } else if name == cloudformation::cdk::CDK_JSON {
             ConfigFile::Cdk(path)
@@ -87,11 +92,17 @@ pub fn find_config(explicit: Option<&Path>, dir: &Path) -> Result<ConfigFile, St
         Ok(ConfigFile::Sst(sst))
     } else if cdk.is_file() {
         Ok(ConfigFile::Cdk(cdk))
+    } else if let Some(serverless) = cloudformation::serverless::SERVERLESS_FILES
+        .iter()
+        .map(|name| dir.join(name))
+        .find(|path| path.is_file())
+    {
+        Ok(ConfigFile::Serverless(serverless))
     } else if let Some(template) = template {
         Ok(ConfigFile::CloudFormation(template))
     } else {
         Err(format!(
-            "no wsgate.toml, sst.config.ts, cdk.json or template.yaml in {}: run wsgate in the app's folder, or give --config <file>",
+            "no wsgate.toml, sst.config.ts, cdk.json, serverless.yml or template.yaml in {}: run wsgate in the app's folder, or give --config <file>",
             if dir.as_os_str().is_empty() {
                 Path::new(".")
             } else {
@@ -109,6 +120,7 @@ async fn load_stack(
     config_file: &Path,
     stack_name: Option<String>,
     options: &Options,
+    root_paths: bool,
 ) -> Result<cloudformation::Stack, AppError> {
     let load = cloudformation::LoadOptions {
         listen: options.listen.unwrap_or_else(default_listen),
@@ -117,6 +129,8 @@ async fn load_stack(
         stage: options.stage.clone(),
         parameter_overrides: options.parameter_overrides.clone(),
         stack_name: options.stack_name.clone(),
+        root_paths,
+        serving_at: options.serving_at.clone(),
     };
     cloudformation::load(template, config_file, stack_name, &load)
         .await
@@ -137,6 +151,8 @@ pub struct Options {
     pub parameter_overrides: std::collections::BTreeMap<String, String>,
     /// `--stack-name` (templates).
     pub stack_name: Option<String>,
+    /// Where the APIs are served already (a reload reads the app again).
+    pub serving_at: Vec<SocketAddr>,
     /// Serving (bind listeners, `$dev` is true) or only checking.
     pub serving: bool,
     pub insecure_dev: bool,
@@ -267,7 +283,7 @@ impl App {
                 })
             }
             ConfigFile::CloudFormation(path) => {
-                let stack = load_stack(path, path, None, options).await?;
+                let stack = load_stack(path, path, None, options, false).await?;
                 Ok(App::of_stack(file, "CloudFormation stack", stack))
             }
             ConfigFile::Cdk(path) => {
@@ -278,10 +294,40 @@ impl App {
                 let synthesized =
                     cloudformation::cdk::stack(app_dir, options.stack_name.as_deref())
                         .map_err(AppError::Other)?;
-                let stack =
-                    load_stack(&synthesized.template, path, Some(synthesized.name), options)
-                        .await?;
+                let stack = load_stack(
+                    &synthesized.template,
+                    path,
+                    Some(synthesized.name),
+                    options,
+                    false,
+                )
+                .await?;
                 Ok(App::of_stack(file, "CDK stack", stack))
+            }
+            ConfigFile::Serverless(path) => {
+                let packaged =
+                    cloudformation::serverless::package(file.dir(), options.stage.as_deref())
+                        .await
+                        .map_err(AppError::Other)?;
+                // A drop-in for serverless-offline: its WebSocket port
+                // unless --listen says otherwise.
+                let options = Options {
+                    listen: options.listen.or(Some(SocketAddr::from((
+                        [127, 0, 0, 1],
+                        packaged.websocket_port,
+                    )))),
+                    stage: None,
+                    ..options.clone()
+                };
+                let stack = load_stack(
+                    &packaged.template,
+                    path,
+                    Some(packaged.stack_name),
+                    &options,
+                    true,
+                )
+                .await?;
+                Ok(App::of_stack(file, "Serverless service", stack))
             }
         }
     }
@@ -574,7 +620,9 @@ impl Running {
             ConfigFile::Sst(_) => tracing::warn!(
                 "reload: changes to sst.config.ts apply at the next start (edits to handler code apply at once)"
             ),
-            ConfigFile::CloudFormation(_) | ConfigFile::Cdk(_) => self.reload_stack(options).await,
+            ConfigFile::CloudFormation(_) | ConfigFile::Cdk(_) | ConfigFile::Serverless(_) => {
+                self.reload_stack(options).await
+            }
         }
     }
 
@@ -627,6 +675,11 @@ impl Running {
     async fn reload_stack(&mut self, options: &Options) {
         let reading = Options {
             serving: false,
+            serving_at: self
+                .servers
+                .iter()
+                .map(|(_, server)| server.local_addr())
+                .collect(),
             ..options.clone()
         };
         let app = match App::load(self.file.clone(), &reading).await {

@@ -390,7 +390,7 @@ fn print_started(
     if let Some(about) = &running.about {
         println!("wsgate: {}", about.title);
         if !about.stand_ins.is_empty() {
-            println!("  not run locally:    {}", about.stand_ins.join(", "));
+            println!("  not run locally:    {}", about.stand_ins.join("; "));
         }
         for notice in &about.notices {
             println!("  note:               {notice}");

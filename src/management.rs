@@ -6,7 +6,7 @@ use crate::admin::metrics;
 use crate::auth::policy::MANAGE_CONNECTIONS;
 use crate::auth::{AuthError, sigv4};
 use crate::gateway::Gateway;
-use crate::gateway::paths::{self, Target};
+use crate::gateway::paths::Target;
 use crate::gateway::registry::PushError;
 use crate::ids::new_id;
 use bytes::Bytes;
@@ -55,7 +55,7 @@ pub async fn handle(gateway: &Gateway, request: Request<Incoming>) -> Reply {
     });
     let target = match on_domain {
         Some(domain) => domain.classify(request.uri().path()),
-        None => paths::classify(request.uri().path(), &gateway.api.stage),
+        None => gateway.classify_path(request.uri().path()),
     };
     match target {
         Target::Endpoint => respond(

@@ -1,8 +1,8 @@
-//! CloudFormation and SAM templates as the app definition: AWS's own
-//! `simple-websockets-chat-app` unmodified, the SAM example, plain
-//! CloudFormation with inline code calling services by their AWS host
-//! names, and templates wsgate refuses, each named by file, line and
-//! logical id.
+//! CloudFormation and the tools that write it as the app definition:
+//! AWS's own `simple-websockets-chat-app` unmodified, the SAM, CDK and
+//! Serverless Framework examples end to end, plain CloudFormation with
+//! inline code calling services by their AWS host names, and templates
+//! wsgate refuses, each named by file, line and logical id.
 
 mod common;
 
@@ -17,11 +17,27 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A copy of an app folder, as a user would have it.
+/// A copy of an app folder, as a user would have it (its installed
+/// packages linked in).
 fn copy_of(folder: &Path) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     copy_tree(folder, dir.path());
+    if folder.join("package.json").is_file() {
+        assert!(
+            folder.join("node_modules").is_dir(),
+            "run scripts/setup: {} needs `npm ci`",
+            folder.display()
+        );
+        std::os::unix::fs::symlink(folder.join("node_modules"), dir.path().join("node_modules"))
+            .unwrap();
+    }
     dir
+}
+
+/// The served URL as plain ws:// (API Gateway's, printed, is wss://; the
+/// same port serves both).
+fn plain(url: &str) -> String {
+    url.replacen("wss://", "ws://", 1)
 }
 
 async fn json(client: &mut Client) -> Value {
@@ -36,15 +52,19 @@ async fn aws_simple_websockets_chat_app_chats_unmodified() {
     let printed = serve.printed.join("\n");
     assert!(printed.contains("CloudFormation stack"), "{printed}");
     // Its output, built with !Join from the API's id, is the local endpoint.
-    let local = serve.url.replace("ws://", "wss://");
     assert!(
-        printed.contains(&format!("output WebSocketURI: \"{local}\"")),
+        printed.contains(&format!("output WebSocketURI: \"{}\"", serve.url)),
         "{printed}"
     );
-    assert!(serve.url.ends_with("/Prod"), "{}", serve.url);
+    assert!(
+        serve.url.starts_with("wss://") && serve.url.ends_with("/Prod"),
+        "{}",
+        serve.url
+    );
 
-    let mut alice = connect(&serve.url).await;
-    let mut bob = connect(&serve.url).await;
+    let url = plain(&serve.url);
+    let mut alice = connect(&url).await;
+    let mut bob = connect(&url).await;
     // sendmessage scans the table $connect wrote, and posts to each through
     // https://<apiId>.execute-api.<region>.amazonaws.com/Prod, as on AWS.
     send_text(
@@ -66,9 +86,39 @@ async fn aws_simple_websockets_chat_app_chats_unmodified() {
 async fn sam_chat_example_end_to_end() {
     let dir = copy_of(&repo().join("examples/sam-chat"));
     let serve = Serve::start(&dir.path().join("template.yaml"), &[]);
-    let url = &serve.url;
+    let url = plain(&serve.url);
     assert!(url.ends_with("/prod"), "{url}");
-    // The authorizer (Python) reads ?token=: none is 401, a wrong one 403.
+    // The authorizer is Python; $connect, sendmessage and $disconnect Node.
+    let mut alice = chat(&url).await;
+    // $default (Python, boto3 as Lambda provides it) answers through the
+    // management API at the API's AWS host name.
+    send_text(&mut alice, r#"{"action":"dance"}"#).await;
+    assert_eq!(json(&mut alice).await["error"], "unknown action");
+}
+
+#[tokio::test]
+async fn handlers_reach_services_by_their_aws_host_names() {
+    let dir = copy_of(&repo().join("tests/fixtures/cloudformation/service-hosts"));
+    let serve = Serve::start(&dir.path().join("template.yaml"), &[]);
+    let mut client = connect(&plain(&serve.url)).await;
+    // Inline Node.js code, its SDK calling dynamodb.us-east-1.amazonaws.com.
+    send_text(&mut client, r#"{"action":"node"}"#).await;
+    assert_eq!(
+        json(&mut client).await,
+        serde_json::json!({"stored": true, "unused": null})
+    );
+    // Inline Python code, boto3 calling the same name.
+    send_text(&mut client, r#"{"action":"python"}"#).await;
+    let reply = json(&mut client).await;
+    assert_eq!(reply["stored"], true, "{reply}");
+    assert_eq!(reply["host"], "https://dynamodb.us-east-1.amazonaws.com");
+}
+
+/// Alice and bob join the chat at `url` with the token; alice's message
+/// reaches both with her name; a message without a known action gets the
+/// `$default` hint (or API Gateway's Forbidden where there is no
+/// `$default`). Returns alice's client.
+async fn chat(url: &str) -> Client {
     assert_eq!(try_connect(url, &[]).await.err(), Some(401));
     assert_eq!(
         try_connect(&format!("{url}?token=nope&name=eve"), &[])
@@ -82,29 +132,85 @@ async fn sam_chat_example_end_to_end() {
     let expected = serde_json::json!({"from": "alice", "text": "hi all"});
     assert_eq!(json(&mut alice).await, expected);
     assert_eq!(json(&mut bob).await, expected);
-    // $default (Python, boto3 as Lambda provides it) answers through the
-    // management API at the API's AWS host name.
-    send_text(&mut bob, r#"{"action":"dance"}"#).await;
-    assert_eq!(json(&mut bob).await["error"], "unknown action");
-    assert_silent(&mut alice, Duration::from_millis(300)).await;
+    alice
 }
 
 #[tokio::test]
-async fn handlers_reach_services_by_their_aws_host_names() {
-    let dir = copy_of(&repo().join("tests/fixtures/cloudformation/service-hosts"));
-    let serve = Serve::start(&dir.path().join("template.yaml"), &[]);
-    let mut client = connect(&serve.url).await;
-    // Inline Node.js code, its SDK calling dynamodb.us-east-1.amazonaws.com.
-    send_text(&mut client, r#"{"action":"node"}"#).await;
-    assert_eq!(
-        json(&mut client).await,
-        serde_json::json!({"stored": true, "unused": null})
+async fn cdk_chat_example_end_to_end_with_live_code() {
+    let dir = copy_of(&repo().join("examples/cdk-chat"));
+    // The app's own `cdk synth`; NodejsFunction's bundles are its assets.
+    let serve = Serve::start(&dir.path().join("cdk.json"), &[]);
+    let printed = serve.printed.join("\n");
+    assert!(printed.contains("CDK stack CdkChatStack"), "{printed}");
+    // The stage's callbackUrl and url (Fn::Join of the API's id) are local.
+    assert!(
+        printed.contains(&format!("output WebSocketURL: \"{}\"", serve.url)),
+        "{printed}"
     );
-    // Inline Python code, boto3 calling the same name.
-    send_text(&mut client, r#"{"action":"python"}"#).await;
-    let reply = json(&mut client).await;
-    assert_eq!(reply["stored"], true, "{reply}");
-    assert_eq!(reply["host"], "https://dynamodb.us-east-1.amazonaws.com");
+    let url = plain(&serve.url);
+    let mut alice = chat(&url).await;
+
+    // An edit to a NodejsFunction's entry is synthesized and served.
+    let entry = dir.path().join("lambda/sendmessage.ts");
+    let source = std::fs::read_to_string(&entry).unwrap();
+    std::fs::write(&entry, source.replace("text });", "text, edited: true });")).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        send_text(&mut alice, r#"{"action":"sendmessage","text":"again"}"#).await;
+        if json(&mut alice).await["edited"] == true {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the edit was not served in 120 s"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+#[tokio::test]
+async fn serverless_chat_example_is_a_drop_in_for_serverless_offline() {
+    let dir = copy_of(&repo().join("examples/serverless-chat"));
+    // custom.serverless-offline.websocketPort is where it listens.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("serverless.yml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("websocketPort: 3001", &format!("websocketPort: {port}")),
+    )
+    .unwrap();
+    let serve = Serve::start_where_the_app_says(&config, &[]);
+    assert_eq!(serve.url, format!("wss://127.0.0.1:{port}/dev"));
+    assert!(
+        serve
+            .printed
+            .join("\n")
+            .contains("Serverless service serverless-chat-dev")
+    );
+
+    // As API Gateway serves it (with the stage), and as serverless-offline
+    // does (at the root), where a client configured for it connects.
+    let mut alice = chat(&plain(&serve.url)).await;
+    let mut carol = connect(&format!(
+        "ws://127.0.0.1:{port}/?token=let-me-in&name=carol"
+    ))
+    .await;
+    send_text(
+        &mut carol,
+        r#"{"action":"sendmessage","text":"from the root"}"#,
+    )
+    .await;
+    let expected = serde_json::json!({"from": "carol", "text": "from the root"});
+    assert_eq!(json(&mut carol).await, expected);
+    assert_eq!(json(&mut alice).await, expected);
+    // $default answers through https://<domainName>/<stage>.
+    send_text(&mut carol, r#"{"action":"dance"}"#).await;
+    assert_eq!(json(&mut carol).await["error"], "unknown action");
 }
 
 /// `wsgate validate` in a folder holding these files (which must fail);

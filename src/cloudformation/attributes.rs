@@ -22,8 +22,18 @@ pub fn reference(r: &Resolver, id: &str) -> Result<Value, String> {
         "AWS::Lambda::Function" => function_name(r, id)?,
         "AWS::DynamoDB::Table" => table_name(r, id)?,
         "AWS::IAM::Role" => named(r, id, "RoleName")?,
-        "AWS::Lambda::Permission" | "AWS::Lambda::LayerVersion" | "AWS::Lambda::Version" => {
-            arn(r, "lambda", &format!("function:{}", generated_name(r, id)))
+        // A version's ARN: its function's, qualified.
+        "AWS::Lambda::Version" => match r.string_property(id, "FunctionName")? {
+            Some(function) if function.starts_with("arn:") => format!("{function}:1"),
+            Some(function) => arn(r, "lambda", &format!("function:{function}:1")),
+            None => arn(
+                r,
+                "lambda",
+                &format!("function:{}:1", generated_name(r, id)),
+            ),
+        },
+        "AWS::Lambda::LayerVersion" => {
+            arn(r, "lambda", &format!("layer:{}:1", generated_name(r, id)))
         }
         "AWS::SQS::Queue" => format!(
             "https://sqs.{}.{}/{}/{}",

@@ -210,8 +210,25 @@ pub fn plan(r: &Resolver, dir: Folders, stage: Option<&str>, apis: &[String]) ->
         apis: plans,
         tables,
         invokable,
-        stand_ins,
+        stand_ins: grouped(stand_ins),
     })
+}
+
+/// `<type> <id>` items as one `<type> <id>, <id>` item per type, in the
+/// template's order.
+fn grouped(items: Vec<String>) -> Vec<String> {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for item in items {
+        let (kind, id) = item.split_once(' ').unwrap_or((&item, ""));
+        match groups.iter_mut().find(|(k, _)| k == kind) {
+            Some((_, ids)) => ids.push(id.to_string()),
+            None => groups.push((kind.to_string(), vec![id.to_string()])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(kind, ids)| format!("{kind} {}", ids.join(", ")))
+        .collect()
 }
 
 /// The resources of one type that belong to an API (`ApiId: !Ref Api`).

@@ -13,6 +13,7 @@ pub mod cdk;
 pub mod intrinsics;
 pub mod properties;
 pub mod sam;
+pub mod serverless;
 pub mod yaml;
 
 use crate::config::{AppIdentity, BinaryMode, Config, ConfigError, Problem, Retention, Source};
@@ -52,6 +53,11 @@ pub struct LoadOptions {
     pub parameter_overrides: BTreeMap<String, String>,
     /// `--stack-name`; else samconfig.toml's, else the folder's name.
     pub stack_name: Option<String>,
+    /// Serve each API's stage at `/` too (`Config::root_paths`).
+    pub root_paths: bool,
+    /// Where the APIs are served already, in the template's order (a
+    /// reload): their endpoints are these.
+    pub serving_at: Vec<SocketAddr>,
 }
 
 /// A template, loaded.
@@ -212,7 +218,9 @@ pub async fn load(
     let mut endpoints = BTreeMap::new();
     for (index, id) in websocket.iter().enumerate() {
         let mut addr = options.listen;
-        if addr.port() != 0 {
+        if let Some(running) = options.serving_at.get(index) {
+            addr = *running;
+        } else if addr.port() != 0 {
             addr.set_port(addr.port().saturating_add(index as u16));
         }
         let listener = if options.bind {
@@ -284,6 +292,7 @@ pub async fn load(
         let config = Config {
             file: config_file.clone(),
             source: Source::CloudFormation,
+            root_paths: options.root_paths,
             app: AppIdentity {
                 name: stack_name.clone(),
                 stage: api.stage.clone(),

@@ -169,6 +169,10 @@ pub struct Config {
     pub invokable: Vec<RouteConfig>,
     /// `[cluster]`: run as one node of a cluster on NATS.
     pub cluster: Option<ClusterSettings>,
+    /// The stage is also served at `/` (and `/@connections/<id>`), as
+    /// serverless-offline serves it: a Serverless service's clients keep
+    /// their URLs.
+    pub root_paths: bool,
 }
 
 /// `[cluster]` (or `--cluster`): how this node reaches NATS.

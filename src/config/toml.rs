@@ -512,6 +512,7 @@ fn check(file: &Path, raw: RawConfig, c: &mut Checker) -> Config {
     Config {
         file: file.to_path_buf(),
         source: Source::Toml,
+        root_paths: false,
         app: AppIdentity {
             name: name.clone(),
             stage: stage.clone(),

@@ -3,7 +3,7 @@
 
 use super::Gateway;
 use super::handshake::{self, HEAD_TIMEOUT, HeadError, MAX_HEAD_BYTES, read_head, write_response};
-use super::paths::{self, Target};
+use super::paths::Target;
 use crate::management;
 use bytes::{Buf, Bytes, BytesMut};
 use hyper::server::conn::http1;
@@ -178,10 +178,7 @@ async fn serve_stream<S>(
             .push(("X-Forwarded-Proto".into(), "https".into()));
     }
     let upgrade = match domain {
-        None => {
-            head.wants_websocket()
-                && paths::classify(head.path(), &gateway.api.stage) == Target::Endpoint
-        }
+        None => head.wants_websocket() && gateway.classify_path(head.path()) == Target::Endpoint,
         Some(domain) => {
             let target = domain.classify(head.path());
             // A Host the domain does not map is Forbidden, as an unmapped

@@ -62,6 +62,8 @@ pub enum InvokeError {
 pub struct Gateway {
     pub name: String,
     pub api: ApiInfo,
+    /// The stage is served at `/` too (serverless-offline's paths).
+    pub root_paths: bool,
     /// Routes, authorizer and throttling: replaced whole by a reload.
     pub routing: ArcSwap<Routing>,
     pub limits: Limits,
@@ -148,6 +150,15 @@ pub enum ConnectAuth {
 }
 
 impl Gateway {
+    /// What a request path on the API's own host addresses: the stage's
+    /// paths, and with `root_paths` the same at `/`.
+    pub fn classify_path(&self, path: &str) -> paths::Target {
+        match paths::classify(path, &self.api.stage) {
+            paths::Target::Forbidden if self.root_paths => paths::classify(path, "$default"),
+            target => target,
+        }
+    }
+
     /// The ARN API Gateway gives `rest` (a route key, or a management
     /// method and path) on this API and stage.
     pub fn arn(&self, rest: &str) -> String {

@@ -361,6 +361,7 @@ fn api_config(
         cluster: None,
         file: file.to_path_buf(),
         source: Source::Sst,
+        root_paths: false,
         app: AppIdentity {
             name: definition.app.name.clone(),
             stage: definition.app.stage.clone(),

@@ -22,6 +22,13 @@ impl Serve {
         Serve::start_with(config, args, &[])
     }
 
+    /// As `start`, without `--listen`: where the app says it listens.
+    pub fn start_where_the_app_says(config: &Path, args: &[&str]) -> Serve {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wsgate"));
+        command.arg("serve").arg("--config").arg(config).args(args);
+        Serve::spawn_command(command, &[])
+    }
+
     pub fn start_with(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Serve {
         Serve::spawn(
             Command::new(env!("CARGO_BIN_EXE_wsgate")),
@@ -79,12 +86,13 @@ impl Serve {
         if !args.contains(&"--listen") {
             command.args(["--listen", "127.0.0.1:0"]);
         }
-        command
-            .arg("--config")
-            .arg(config)
-            .args(args)
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped());
+        command.arg("--config").arg(config).args(args);
+        Serve::spawn_command(command, env)
+    }
+
+    /// Runs a `serve` command line and waits for its outputs.
+    fn spawn_command(mut command: Command, env: &[(&str, &str)]) -> Serve {
+        command.envs(env.iter().copied()).stdout(Stdio::piped());
         let mut child = command.spawn().expect("wsgate starts");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let (mut url, mut management_endpoint, mut key) = (None, None, None);
