@@ -1,8 +1,11 @@
-//! SST apps: start-up time (spawn to "ready") of the chat-rooms example
-//! (its sst.config.ts evaluated, a local DynamoDB table, a secret, seven
-//! functions started once) beside a wsgate.toml app of seven Node.js
-//! handlers, measured the same way in the same run; then live code: the
-//! time from saving a handler to the next invocation running it.
+//! Start-up time (spawn to "ready") through each front door, beside a
+//! wsgate.toml app of seven Node.js handlers measured the same way in the
+//! same run: the SST chat-rooms example (its sst.config.ts evaluated, a
+//! local DynamoDB table, a secret, seven functions started once), and the
+//! SAM, CDK and Serverless chat examples (their template from AWS's
+//! transform, `cdk synth`, `serverless package`; a table; their
+//! functions). Then live code: the time from saving an SST handler to the
+//! next invocation running it.
 //!
 //! `cargo run --release --example sst -- [--runs N] [--edits N]`
 //! (expects the release `wsgate` binary beside this example's, and
@@ -144,14 +147,50 @@ async fn main() {
     let (sst, toml) = (median(sst), median(toml));
     println!("start-up, warm (spawn to ready), median of {runs}:");
     println!(
-        "  wsgate.toml, 7 Node.js functions:              {:>6} ms",
+        "  wsgate.toml, 7 Node.js functions:                      {:>6} ms",
         toml.as_millis()
     );
     println!(
-        "  sst-chat-rooms (config, table, secret, 7 functions): {:>6} ms ({:.2}x)",
+        "  sst-chat-rooms (config, table, secret, 7 functions):   {:>6} ms ({:.2}x)",
         sst.as_millis(),
         sst.as_secs_f64() / toml.as_secs_f64()
     );
+    for (label, folder, config) in [
+        (
+            "sam-chat (AWS's SAM transform, table, 5 functions)",
+            "sam-chat",
+            "template.yaml",
+        ),
+        (
+            "cdk-chat (cdk synth, table, 4 functions)",
+            "cdk-chat",
+            "cdk.json",
+        ),
+        (
+            "serverless-chat (serverless package, table, 5 functions)",
+            "serverless-chat",
+            "serverless.yml",
+        ),
+    ] {
+        let example = repo.join("examples").join(folder);
+        let app = tempfile::tempdir().unwrap();
+        copy_tree(&example, app.path());
+        if example.join("node_modules").is_dir() {
+            std::os::unix::fs::symlink(
+                example.join("node_modules"),
+                app.path().join("node_modules"),
+            )
+            .unwrap();
+        }
+        let config = app.path().join(config);
+        drop(serve(&config, &[]));
+        let started = median((0..runs).map(|_| serve(&config, &[]).started_in).collect());
+        println!(
+            "  {label:<55}{:>6} ms ({:.2}x)",
+            started.as_millis(),
+            started.as_secs_f64() / toml.as_secs_f64()
+        );
+    }
 
     // Live code: save a handler, then ask until the reply changes.
     let serving = serve(&sst_config, &["--stage", "bench"]);

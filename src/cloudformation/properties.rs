@@ -308,3 +308,88 @@ fn is_unset(value: &serde_json::Value) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TYPES: &[&str] = &[
+        "AWS::ApiGatewayV2::Api",
+        "AWS::ApiGatewayV2::Route",
+        "AWS::ApiGatewayV2::Integration",
+        "AWS::ApiGatewayV2::Authorizer",
+        "AWS::ApiGatewayV2::Stage",
+        "AWS::ApiGatewayV2::Deployment",
+        "AWS::ApiGatewayV2::DomainName",
+        "AWS::ApiGatewayV2::ApiMapping",
+        "AWS::ApiGatewayV2::RouteResponse",
+        "AWS::Lambda::Function",
+        "AWS::DynamoDB::Table",
+        "AWS::IAM::Role",
+    ];
+
+    /// docs/cloudformation.md lists every property as these tables say.
+    #[test]
+    fn the_docs_list_every_property_as_it_is() {
+        let docs = include_str!("../../docs/cloudformation.md");
+        for kind in TYPES {
+            let section = docs
+                .split(&format!("### {kind}\n"))
+                .nth(1)
+                .unwrap_or_else(|| panic!("docs/cloudformation.md has no section for {kind}"));
+            let section = section.split("\n### ").next().unwrap_or_default();
+            let rows = section.lines().filter(|l| l.starts_with("| `")).count();
+            let properties = table(kind).unwrap();
+            assert_eq!(
+                rows,
+                properties.len(),
+                "{kind}: the docs list {rows} properties"
+            );
+            for (name, support) in properties {
+                let word = match support {
+                    Run => "run",
+                    Accepted => "accepted",
+                    Refused(_) => "refused",
+                };
+                assert!(
+                    section.contains(&format!("| `{name}` | {word} |")),
+                    "{kind}: the docs do not say `{name}` is {word}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn refused_and_unknown_properties_say_why() {
+        let props = |json: serde_json::Value| json.as_object().unwrap().clone();
+        assert!(
+            check(
+                "AWS::ApiGatewayV2::Route",
+                &props(serde_json::json!({"RouteKey": "x", "Target": "y"}))
+            )
+            .is_ok()
+        );
+        // Empty is the same as not given.
+        assert!(
+            check(
+                "AWS::ApiGatewayV2::Route",
+                &props(serde_json::json!({"RequestModels": {}}))
+            )
+            .is_ok()
+        );
+        let (property, why) = check(
+            "AWS::ApiGatewayV2::Integration",
+            &props(serde_json::json!({"RequestTemplates": {"$default": "{}"}})),
+        )
+        .unwrap_err();
+        assert_eq!(property, "RequestTemplates");
+        assert!(why.starts_with("not supported by wsgate"), "{why}");
+        let (property, why) = check(
+            "AWS::Lambda::Function",
+            &props(serde_json::json!({"Handlr": "x"})),
+        )
+        .unwrap_err();
+        assert_eq!(property, "Handlr");
+        assert!(why.contains("no property Handlr"), "{why}");
+    }
+}
