@@ -146,36 +146,6 @@ pub fn npm_package(name: &str, version: &str, why: &str) -> Result<PathBuf, Stri
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// As SST, the app's own esbuild (here a broken one, as a dependency's
-    /// old or other-platform copy is) is not what builds.
-    #[test]
-    fn the_app_s_own_esbuild_is_not_used() {
-        let dir = tempfile::tempdir().unwrap();
-        let package = dir.path().join("node_modules/esbuild");
-        std::fs::create_dir_all(package.join("lib")).unwrap();
-        std::fs::write(package.join("lib/main.js"), "throw new Error('broken');").unwrap();
-        let nested = dir.path().join("packages/app");
-        std::fs::create_dir_all(&nested).unwrap();
-        if std::env::var_os("WSGATE_ESBUILD").is_none() {
-            let found = esbuild(&nested).unwrap();
-            assert!(
-                !found.package.starts_with(dir.path()),
-                "{:?}",
-                found.package
-            );
-            assert!(
-                found
-                    .package
-                    .ends_with(format!("esbuild-{ESBUILD_VERSION}/node_modules/esbuild"))
-            );
-        }
-    }
-}
-
 /// A PyPI package, pinned, with its dependencies, in wsgate's cache
 /// (`<cache>/<name>-<version>`, a folder for `sys.path`), installed once
 /// (one caller at a time) with the machine's `python3 -m pip`; `why` says
@@ -237,4 +207,34 @@ pub fn pip_package(name: &str, version: &str, why: &str) -> Result<PathBuf, Stri
     }
     let _ = std::fs::remove_dir_all(&staging);
     Ok(target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// As SST, the app's own esbuild (here a broken one, as a dependency's
+    /// old or other-platform copy is) is not what builds.
+    #[test]
+    fn the_app_s_own_esbuild_is_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let package = dir.path().join("node_modules/esbuild");
+        std::fs::create_dir_all(package.join("lib")).unwrap();
+        std::fs::write(package.join("lib/main.js"), "throw new Error('broken');").unwrap();
+        let nested = dir.path().join("packages/app");
+        std::fs::create_dir_all(&nested).unwrap();
+        if std::env::var_os("WSGATE_ESBUILD").is_none() {
+            let found = esbuild(&nested).unwrap();
+            assert!(
+                !found.package.starts_with(dir.path()),
+                "{:?}",
+                found.package
+            );
+            assert!(
+                found
+                    .package
+                    .ends_with(format!("esbuild-{ESBUILD_VERSION}/node_modules/esbuild"))
+            );
+        }
+    }
 }

@@ -338,7 +338,7 @@ fn api_plan(
     let settings = r
         .property(&stage_id, "DefaultRouteSettings")
         .map_err(|e| Refusal::of(&stage_id, e))?;
-    let throttle = settings.as_ref().and_then(|s| throttle(s));
+    let throttle = settings.as_ref().and_then(throttle);
     if let Some(Value::Object(per_route)) = r
         .property(&stage_id, "RouteSettings")
         .map_err(|e| Refusal::of(&stage_id, e))?

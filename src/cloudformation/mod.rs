@@ -268,8 +268,10 @@ pub async fn load(
     let mut apis = Vec::new();
     let mut invokable = Some(plan.invokable);
     for (api, (addr, listener)) in plan.apis.into_iter().zip(listeners) {
-        let mut limits = Limits::default();
-        limits.throttle = api.throttle;
+        let limits = Limits {
+            throttle: api.throttle,
+            ..Limits::default()
+        };
         let domain = match &api.domain {
             Some((name, path)) => Some(
                 crate::sst::domain_settings(

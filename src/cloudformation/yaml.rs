@@ -6,7 +6,6 @@
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span, Tag};
 use serde_json::{Map, Number, Value};
-use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// A template read from its text.
@@ -256,11 +255,11 @@ fn single(key: &str, value: Value) -> Value {
 /// A plain scalar as YAML's core schema resolves it (quoted ones are
 /// strings), with YAML 1.1's booleans (`True`, `yes`) as PyYAML, which
 /// AWS's tools use, reads them.
-fn scalar(text: &Cow<'_, str>, style: ScalarStyle) -> Value {
+fn scalar(text: &str, style: ScalarStyle) -> Value {
     if style != ScalarStyle::Plain {
         return Value::String(text.to_string());
     }
-    match text.as_ref() {
+    match text {
         "" | "~" | "null" | "Null" | "NULL" => Value::Null,
         "true" | "True" | "TRUE" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => Value::Bool(true),
         "false" | "False" | "FALSE" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => {
@@ -301,7 +300,7 @@ fn number(text: &str) -> Option<Value> {
 fn core_tagged(text: &str, suffix: &str) -> Value {
     match suffix {
         "str" => Value::String(text.to_string()),
-        _ => scalar(&Cow::Borrowed(text), ScalarStyle::Plain),
+        _ => scalar(text, ScalarStyle::Plain),
     }
 }
 
