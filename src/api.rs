@@ -800,19 +800,8 @@ impl WebSocketApi {
 /// The outputs of an API served at `addr` (an unspecified address is
 /// reached on loopback); with a custom domain, `url` is the domain's, as
 /// SST gives it, and `managementEndpoint` stays on the API's own host.
-fn outputs_for(
-    mut addr: SocketAddr,
-    stage: &str,
-    domain: Option<&Domain>,
-    secure: bool,
-) -> Outputs {
-    if addr.ip().is_unspecified() {
-        addr.set_ip(if addr.is_ipv4() {
-            [127, 0, 0, 1].into()
-        } else {
-            std::net::Ipv6Addr::LOCALHOST.into()
-        });
-    }
+fn outputs_for(addr: SocketAddr, stage: &str, domain: Option<&Domain>, secure: bool) -> Outputs {
+    let addr = crate::listen::reachable(addr);
     Outputs {
         url: domain.map_or_else(
             || format!("{}://{addr}/{stage}", if secure { "wss" } else { "ws" }),

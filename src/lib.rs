@@ -15,6 +15,7 @@ pub mod events;
 pub mod gateway;
 pub mod ids;
 pub mod integrations;
+pub mod listen;
 pub mod local_ca;
 pub mod management;
 pub mod memory;

@@ -10,7 +10,6 @@ use common::serve::Serve;
 use common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 fn repo() -> PathBuf {
@@ -216,24 +215,7 @@ async fn serverless_chat_example_is_a_drop_in_for_serverless_offline() {
 /// `wsgate validate` in a folder holding these files (which must fail);
 /// its stderr.
 fn refused(files: &[(&str, &str)], args: &[&str]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    for (path, text) in files {
-        let path = dir.path().join(path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    }
-    let output = Command::new(env!("CARGO_BIN_EXE_wsgate"))
-        .arg("validate")
-        .args(args)
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        !output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stdout)
-    );
-    String::from_utf8_lossy(&output.stderr).to_string()
+    validate_failure_with(files, &[], args)
 }
 
 /// The 1-based line of the first line of `text` containing `needle`.

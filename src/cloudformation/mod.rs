@@ -217,30 +217,21 @@ pub async fn load(
     let mut listeners = Vec::new();
     let mut endpoints = BTreeMap::new();
     for (index, id) in websocket.iter().enumerate() {
-        let mut addr = options.listen;
-        if let Some(running) = options.serving_at.get(index) {
-            addr = *running;
-        } else if addr.port() != 0 {
-            addr.set_port(addr.port().saturating_add(index as u16));
-        }
+        let mut addr = match options.serving_at.get(index) {
+            Some(running) => *running,
+            None => crate::listen::nth(options.listen, index),
+        };
         let listener = if options.bind {
-            let listener = TcpListener::bind(addr).map_err(|e| {
-                LoadError::Other(if e.kind() == std::io::ErrorKind::AddrInUse {
-                    format!("cannot listen on {addr}: the address is in use; choose another with --listen")
-                } else {
-                    format!("cannot listen on {addr}: {e}")
-                })
-            })?;
-            listener
-                .set_nonblocking(true)
-                .and_then(|()| listener.local_addr())
-                .map(|bound| addr = bound)
-                .map_err(|e| LoadError::Other(format!("cannot use {addr}: {e}")))?;
+            let (bound, listener) = crate::listen::bind(addr).map_err(LoadError::Other)?;
+            addr = bound;
             Some(listener)
         } else {
             None
         };
-        endpoints.insert(id.clone(), format!("wss://{}", reachable(addr)));
+        endpoints.insert(
+            id.clone(),
+            format!("wss://{}", crate::listen::reachable(addr)),
+        );
         listeners.push((addr, listener));
     }
     let resolver = Resolver::new(&root, pseudo, &overrides, endpoints).map_err(parameter_error)?;
@@ -346,17 +337,6 @@ fn resource_line(document: &yaml::Document, id: &str) -> Option<usize> {
         .filter(|original| id.starts_with(original.as_str()))
         .max_by_key(|original| original.len())
         .and_then(|original| document.resource_line(original))
-}
-
-fn reachable(mut addr: SocketAddr) -> SocketAddr {
-    if addr.ip().is_unspecified() {
-        addr.set_ip(if addr.is_ipv4() {
-            [127, 0, 0, 1].into()
-        } else {
-            std::net::Ipv6Addr::LOCALHOST.into()
-        });
-    }
-    addr
 }
 
 /// A stack name from the folder's name: CloudFormation's stack names are

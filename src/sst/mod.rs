@@ -137,23 +137,17 @@ pub async fn load(config_file: &Path, options: &LoadOptions) -> Result<SstApp, S
     };
     let mut listeners: Vec<(String, SocketAddr, Option<TcpListener>)> = Vec::new();
     let listen = |api: &str| -> Result<ListenAnswer, String> {
-        let mut addr = options.listen;
-        if addr.port() != 0 {
-            addr.set_port(addr.port() + listeners.len() as u16);
-        }
+        let mut addr = crate::listen::nth(options.listen, listeners.len());
         let listener = if options.bind {
-            let listener = TcpListener::bind(addr).map_err(|e| bind_error(addr, &e))?;
-            listener
-                .set_nonblocking(true)
-                .map_err(|e| format!("cannot use {addr}: {e}"))?;
-            addr = listener.local_addr().map_err(|e| e.to_string())?;
+            let (bound, listener) = crate::listen::bind(addr)?;
+            addr = bound;
             Some(listener)
         } else {
             None
         };
         listeners.push((api.to_string(), addr, listener));
         Ok(ListenAnswer {
-            host: reachable(addr).to_string(),
+            host: crate::listen::reachable(addr).to_string(),
             port: addr.port(),
             tls: options.tls,
         })
@@ -234,26 +228,6 @@ pub async fn load(config_file: &Path, options: &LoadOptions) -> Result<SstApp, S
         apis,
         stage,
     })
-}
-
-fn bind_error(addr: SocketAddr, error: &std::io::Error) -> String {
-    if error.kind() == std::io::ErrorKind::AddrInUse {
-        format!("cannot listen on {addr}: the address is in use; choose another with --listen")
-    } else {
-        format!("cannot listen on {addr}: {error}")
-    }
-}
-
-/// An address clients can reach: an unspecified one is loopback.
-fn reachable(mut addr: SocketAddr) -> SocketAddr {
-    if addr.ip().is_unspecified() {
-        addr.set_ip(if addr.is_ipv4() {
-            [127, 0, 0, 1].into()
-        } else {
-            std::net::Ipv6Addr::LOCALHOST.into()
-        });
-    }
-    addr
 }
 
 /// One API of the app as the config wsgate serves.

@@ -471,6 +471,16 @@ pub const SST_APP: &str = "export default $config({ app() { return { name: \"bad
 /// `wsgate validate` on an SST app whose files are given (which must
 /// fail); its stderr.
 pub fn validate_failure(files: &[(&str, &str)], env: &[(&str, &str)]) -> String {
+    validate_failure_with(files, env, &["--stage", "bad"])
+}
+
+/// `wsgate validate <args>` in a folder holding these files (which must
+/// fail); its stderr.
+pub fn validate_failure_with(
+    files: &[(&str, &str)],
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> String {
     let dir = tempfile::tempdir().unwrap();
     for (path, text) in files {
         let path = dir.path().join(path);
@@ -478,7 +488,8 @@ pub fn validate_failure(files: &[(&str, &str)], env: &[(&str, &str)]) -> String 
         std::fs::write(path, text).unwrap();
     }
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_wsgate"))
-        .args(["validate", "--stage", "bad"])
+        .arg("validate")
+        .args(args)
         .current_dir(dir.path())
         .envs(env.iter().copied())
         .output()
