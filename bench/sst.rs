@@ -66,19 +66,27 @@ fn serve(config: &Path, args: &[&str]) -> Serving {
     }
 }
 
+/// An app's folder without what a run makes or installs at its top
+/// (`.wsgate`, `.sst`, `node_modules`); nested folders whole (a layer's
+/// `node_modules` is its content).
 fn copy_tree(from: &Path, to: &Path) {
+    copy_folder(from, to, true);
+}
+
+fn copy_folder(from: &Path, to: &Path, top: bool) {
     for entry in std::fs::read_dir(from).unwrap().flatten() {
         let name = entry.file_name();
-        if [".wsgate", ".sst", "node_modules"]
-            .iter()
-            .any(|s| name == *s)
+        if top
+            && [".wsgate", ".sst", "node_modules"]
+                .iter()
+                .any(|s| name == *s)
         {
             continue;
         }
         let target = to.join(&name);
         if entry.file_type().unwrap().is_dir() {
             std::fs::create_dir_all(&target).unwrap();
-            copy_tree(&entry.path(), &target);
+            copy_folder(&entry.path(), &target, false);
         } else {
             std::fs::copy(entry.path(), &target).unwrap();
         }

@@ -217,6 +217,7 @@ fn function_spec(route: &crate::config::RouteConfig) -> FunctionSpec {
         nodejs: route.nodejs.clone(),
         runtime: route.runtime.clone(),
         permissions: route.permissions.clone(),
+        layers: route.layers.clone(),
     }
 }
 

@@ -94,7 +94,7 @@ fn validate_accepts_good_configs_and_names_file_line_key_for_bad_ones() {
     );
     assert!(!stderr.contains('\x1b'), "{stderr:?}");
 
-    // No config in the folder: the hint names both front doors.
+    // No config in the folder: the hint names every front door.
     let empty = tempfile::tempdir().unwrap();
     let none = wsgate()
         .arg("validate")
@@ -104,7 +104,8 @@ fn validate_accepts_good_configs_and_names_file_line_key_for_bad_ones() {
     assert_eq!(none.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&none.stderr);
     assert!(
-        stderr.contains("no wsgate.toml or sst.config.ts") && stderr.contains("--config"),
+        stderr.contains("no wsgate.toml, sst.config.ts, cdk.json, serverless.yml or template.yaml")
+            && stderr.contains("--config"),
         "{stderr}"
     );
 }

@@ -21,6 +21,16 @@ fn repo() -> PathBuf {
 fn copy_of(folder: &Path) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     copy_tree(folder, dir.path());
+    // Layers hold node_modules of their own, which copy_tree leaves out.
+    if folder.join("layers").is_dir() {
+        let copied = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(folder.join("layers"))
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(copied.success());
+    }
     if folder.join("package.json").is_file() {
         assert!(
             folder.join("node_modules").is_dir(),
@@ -308,4 +318,36 @@ fn refused_templates_name_file_line_and_logical_id() {
         error.contains("template.yaml:3: `Chat`:") && error.contains("RouteSelectionExpression"),
         "{error}"
     );
+}
+
+/// A tool that fails: its own output is shown, and wsgate stops.
+#[test]
+fn a_failing_cdk_synth_or_serverless_package_shows_its_own_output() {
+    let tool = "#!/bin/sh\necho \"the tool's own complaint: $*\" >&2\nexit 3\n";
+    for (config, bin) in [("cdk.json", "cdk"), ("serverless.yml", "serverless")] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(config), "{\"app\": \"node app.js\"}\n").unwrap();
+        let bin_dir = dir.path().join("node_modules/.bin");
+        std::fs::create_dir_all(&bin_dir).unwrap();
+        let program = bin_dir.join(bin);
+        std::fs::write(&program, tool).unwrap();
+        let mut permissions = std::fs::metadata(&program).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+        std::fs::set_permissions(&program, permissions).unwrap();
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_wsgate"))
+            .arg("validate")
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("the tool's own complaint"),
+            "{config}: {stderr}"
+        );
+        assert!(
+            stderr.contains("failed (exit status: 3)"),
+            "{config}: {stderr}"
+        );
+    }
 }

@@ -32,9 +32,11 @@ pub fn reference(r: &Resolver, id: &str) -> Result<Value, String> {
                 &format!("function:{}:1", generated_name(r, id)),
             ),
         },
-        "AWS::Lambda::LayerVersion" => {
-            arn(r, "lambda", &format!("layer:{}:1", generated_name(r, id)))
-        }
+        "AWS::Lambda::LayerVersion" => arn(
+            r,
+            "lambda",
+            &format!("layer:{}:1", named(r, id, "LayerName")?),
+        ),
         "AWS::SQS::Queue" => format!(
             "https://sqs.{}.{}/{}/{}",
             r.pseudo.region,

@@ -610,6 +610,7 @@ fn url_route(url: String) -> RouteConfig {
         nodejs: None,
         runtime: None,
         permissions: Vec::new(),
+        layers: Vec::new(),
     }
 }
 
@@ -714,6 +715,13 @@ fn function(r: &Resolver, dir: Folders, id: &str, name: &str) -> Result<RouteCon
     let timeout = number("Timeout")?.unwrap_or(3.0).clamp(1.0, 900.0);
     let memory = number("MemorySize")?.unwrap_or(128.0).clamp(128.0, 10240.0);
     let concurrency = number("ReservedConcurrentExecutions")?.map(|c| c.max(0.0) as usize);
+    let layers = match property("Layers")? {
+        Some(Value::Array(arns)) => arns
+            .iter()
+            .map(|arn| layer_folder(r, dir, id, &text(arn).unwrap_or_default()))
+            .collect::<Result<Vec<_>>>()?,
+        _ => Vec::new(),
+    };
     let permissions = match property("Role")? {
         Some(role) => {
             role_statements(r, &text(&role).unwrap_or_default()).map_err(|e| Refusal::of(id, e))?
@@ -735,7 +743,40 @@ fn function(r: &Resolver, dir: Folders, id: &str, name: &str) -> Result<RouteCon
         nodejs: None,
         runtime: Some(runtime),
         permissions,
+        layers,
     })
+}
+
+/// The content folder of a layer a function names by ARN: an
+/// `AWS::Lambda::LayerVersion` of the template whose content is local
+/// (SAM's `ContentUri`, a CDK asset).
+fn layer_folder(
+    r: &Resolver,
+    dir: Folders,
+    function: &str,
+    arn: &str,
+) -> Result<std::path::PathBuf> {
+    for (id, resource) in r.resources().into_iter().flatten() {
+        if resource.get("Type").and_then(Value::as_str) != Some("AWS::Lambda::LayerVersion") {
+            continue;
+        }
+        let reference = r
+            .resolve(&serde_json::json!({ "Ref": id }))
+            .map_err(|e| Refusal::of(id, e))?
+            .and_then(|v| text(&v).ok());
+        if reference.as_deref() != Some(arn) {
+            continue;
+        }
+        let content = r.property(id, "Content").map_err(|e| Refusal::of(id, e))?;
+        let folder = local_code(r, dir, id, "Content", &content)?;
+        return Ok(dir.app.join(folder));
+    }
+    Err(Refusal::of(
+        function,
+        format!(
+            "not supported by wsgate: the layer {arn} is not in this template; wsgate runs layers whose content is a local folder"
+        ),
+    ))
 }
 
 /// Where a function's code is, relative to the app's folder (handler
@@ -747,37 +788,9 @@ fn code_folder(
     runtime: &str,
     code: &Option<Value>,
 ) -> Result<std::path::PathBuf> {
-    let in_app = |path: &Path| -> Result<std::path::PathBuf> {
-        let path = normalize(path);
-        path.strip_prefix(dir.app)
-            .map(Path::to_path_buf)
-            .map_err(|_| {
-                Refusal::of(
-                    id,
-                    format!(
-                        "the code folder {} is outside the app's folder {}",
-                        path.display(),
-                        dir.app.display()
-                    ),
-                )
-            })
-    };
-    // The CDK's assets: the folder in cdk.out, named in the metadata.
-    let metadata = r.resource(id).and_then(|res| res.get("Metadata"));
-    if let Some(path) = metadata
-        .and_then(|m| m.get("aws:asset:path"))
-        .and_then(Value::as_str)
-        && metadata
-            .and_then(|m| m.get("aws:asset:property"))
-            .and_then(Value::as_str)
-            == Some("Code")
+    if let Some(Value::Object(code)) = code
+        && let Some(inline) = code.get("ZipFile")
     {
-        return in_app(&dir.template.join(path));
-    }
-    let Some(Value::Object(code)) = code else {
-        return Err(Refusal::of(id, "Code is missing"));
-    };
-    if let Some(inline) = code.get("ZipFile") {
         // Lambda names inline code index.js / index.py.
         let source = text(inline).map_err(|e| Refusal::of(id, format!("Code.ZipFile: {e}")))?;
         let folder = dir.state.join("cloudformation").join(id);
@@ -789,25 +802,72 @@ fn code_folder(
         std::fs::create_dir_all(&folder)
             .and_then(|()| std::fs::write(&file, source))
             .map_err(|e| Refusal::of(id, format!("cannot write {}: {e}", file.display())))?;
-        return in_app(&folder);
+        return in_app(dir, id, &folder);
     }
+    local_code(r, dir, id, "Code", code)
+}
+
+/// A function's `Code` or a layer's `Content` that is a local folder: a
+/// CDK asset (`aws:asset:path` in the resource's metadata), or a folder
+/// given to SAM's transform (`LOCAL_CODE_BUCKET`); relative to the app's
+/// folder.
+fn local_code(
+    r: &Resolver,
+    dir: Folders,
+    id: &str,
+    property: &str,
+    code: &Option<Value>,
+) -> Result<std::path::PathBuf> {
+    let metadata = r.resource(id).and_then(|res| res.get("Metadata"));
+    if let Some(path) = metadata
+        .and_then(|m| m.get("aws:asset:path"))
+        .and_then(Value::as_str)
+        && metadata
+            .and_then(|m| m.get("aws:asset:property"))
+            .and_then(Value::as_str)
+            == Some(property)
+    {
+        return in_app(dir, id, &dir.template.join(path));
+    }
+    let Some(Value::Object(code)) = code else {
+        return Err(Refusal::of(id, format!("{property} is missing")));
+    };
     match (
         code.get("S3Bucket").and_then(Value::as_str),
         code.get("S3Key").and_then(Value::as_str),
     ) {
-        (Some(LOCAL_CODE_BUCKET), Some(key)) => in_app(&dir.template.join(key)),
+        (Some(LOCAL_CODE_BUCKET), Some(key)) => in_app(dir, id, &dir.template.join(key)),
         (Some(bucket), key) => Err(Refusal::of(
             id,
             format!(
-                "not supported by wsgate: code in S3 (s3://{bucket}/{}); wsgate runs local code: give a local CodeUri folder",
+                "not supported by wsgate: {property} in S3 (s3://{bucket}/{}); wsgate runs local code: give a local folder (SAM's CodeUri or ContentUri)",
                 key.unwrap_or_default()
             ),
         )),
         _ => Err(Refusal::of(
             id,
-            "not supported by wsgate: Code without S3Bucket or ZipFile (a container image?)",
+            format!(
+                "not supported by wsgate: {property} without S3Bucket or ZipFile (a container image?)"
+            ),
         )),
     }
+}
+
+/// `path` relative to the app's folder, which it must be in.
+fn in_app(dir: Folders, id: &str, path: &Path) -> Result<std::path::PathBuf> {
+    let path = normalize(path);
+    path.strip_prefix(dir.app)
+        .map(Path::to_path_buf)
+        .map_err(|_| {
+            Refusal::of(
+                id,
+                format!(
+                    "the code folder {} is outside the app's folder {}",
+                    path.display(),
+                    dir.app.display()
+                ),
+            )
+        })
 }
 
 /// `a/./b/../c` as `a/c`, without touching the file system.

@@ -192,7 +192,7 @@ pub const FUNCTION: &[(&str, Support)] = &[
         Refused("container image functions are not supported by wsgate"),
     ),
     ("KmsKeyArn", Accepted),
-    ("Layers", Refused("layers are not supported by wsgate yet")),
+    ("Layers", Run),
     ("LoggingConfig", Accepted),
     ("MemorySize", Run),
     ("PackageType", Run),
@@ -206,6 +206,15 @@ pub const FUNCTION: &[(&str, Support)] = &[
     ("Timeout", Run),
     ("TracingConfig", Accepted),
     ("VpcConfig", Accepted),
+];
+
+pub const LAYER_VERSION: &[(&str, Support)] = &[
+    ("CompatibleArchitectures", Accepted),
+    ("CompatibleRuntimes", Accepted),
+    ("Content", Run),
+    ("Description", Accepted),
+    ("LayerName", Run),
+    ("LicenseInfo", Accepted),
 ];
 
 pub const TABLE: &[(&str, Support)] = &[
@@ -259,6 +268,7 @@ pub fn table(kind: &str) -> Option<&'static [(&'static str, Support)]> {
         "AWS::ApiGatewayV2::ApiMapping" => API_MAPPING,
         "AWS::ApiGatewayV2::RouteResponse" => ROUTE_RESPONSE,
         "AWS::Lambda::Function" => FUNCTION,
+        "AWS::Lambda::LayerVersion" => LAYER_VERSION,
         "AWS::DynamoDB::Table" => TABLE,
         "AWS::IAM::Role" => ROLE,
         _ => return None,
@@ -324,6 +334,7 @@ mod tests {
         "AWS::ApiGatewayV2::ApiMapping",
         "AWS::ApiGatewayV2::RouteResponse",
         "AWS::Lambda::Function",
+        "AWS::Lambda::LayerVersion",
         "AWS::DynamoDB::Table",
         "AWS::IAM::Role",
     ];

@@ -97,6 +97,9 @@ pub struct RouteConfig {
     /// The IAM statements of the function's role (SST's `permissions`, and
     /// those its links include); wsgate enforces the execute-api ones.
     pub permissions: Vec<PermissionStatement>,
+    /// Lambda layers: folders holding each layer's content, as Lambda
+    /// extracts it to `/opt` (`nodejs/node_modules`, `python/`).
+    pub layers: Vec<std::path::PathBuf>,
 }
 
 /// One statement of a function's IAM policy, as SST's `permissions` item

@@ -1290,6 +1290,7 @@ fn check_handler(
         nodejs: None,
         runtime: None,
         permissions: Vec::new(),
+        layers: Vec::new(),
     })
 }
 

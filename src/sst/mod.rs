@@ -508,5 +508,6 @@ fn function_route(
         nodejs: function.nodejs.clone(),
         runtime: function.runtime.clone(),
         permissions: function.permissions.clone(),
+        layers: Vec::new(),
     })
 }

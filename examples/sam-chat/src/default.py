@@ -1,10 +1,11 @@
 """$default: a message with no known action gets a hint back, sent through
-the management API with boto3 (which Lambda's Python runtime provides)."""
+the management API with boto3 (which Lambda's Python runtime provides); the
+hint comes from the shared layer."""
 
-import json
 import os
 
 import boto3
+from chat_format import hint
 
 
 def handler(event, context):
@@ -13,6 +14,5 @@ def handler(event, context):
         request["apiId"], os.environ["AWS_REGION"], request["stage"]
     )
     client = boto3.client("apigatewaymanagementapi", endpoint_url=endpoint)
-    hint = {"error": "unknown action", "hint": 'send {"action": "sendmessage", "text": "..."}'}
-    client.post_to_connection(ConnectionId=request["connectionId"], Data=json.dumps(hint).encode())
+    client.post_to_connection(ConnectionId=request["connectionId"], Data=hint().encode())
     return {"statusCode": 200}

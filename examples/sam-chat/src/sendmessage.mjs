@@ -6,6 +6,8 @@ import {
   GoneException,
   PostToConnectionCommand,
 } from "@aws-sdk/client-apigatewaymanagementapi";
+// From the shared layer.
+import { message as chatMessage } from "chat-format";
 
 const ddb = new DynamoDBClient({});
 const api = new ApiGatewayManagementApiClient({ endpoint: process.env.CALLBACK_URL });
@@ -15,7 +17,7 @@ export const handler = async (event) => {
   const { text } = JSON.parse(event.body);
   const { Items = [] } = await ddb.send(new ScanCommand({ TableName: process.env.TABLE_NAME }));
   const sender = Items.find((item) => item.connectionId.S === connectionId);
-  const message = JSON.stringify({ from: sender?.name?.S ?? "anonymous", text });
+  const message = chatMessage(sender?.name?.S ?? "anonymous", text);
   await Promise.all(
     Items.map(async ({ connectionId: { S: to } }) => {
       try {

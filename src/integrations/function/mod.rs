@@ -126,6 +126,8 @@ pub struct FunctionSpec {
     pub runtime: Option<String>,
     /// The function role's IAM statements.
     pub permissions: Vec<PermissionStatement>,
+    /// Its layers' content folders (`RouteConfig::layers`).
+    pub layers: Vec<PathBuf>,
 }
 
 pub struct FunctionIntegration {
@@ -187,6 +189,7 @@ impl FunctionIntegration {
                 let build = resolve::BuildOptions {
                     nodejs: spec.nodejs.clone(),
                     runtime: spec.runtime.clone(),
+                    node_paths: resolve::layer_node_paths(&spec.layers),
                 };
                 let bundle = bundle::bundle(config_dir, &state_dir, &spec.handler, &build)?;
                 let resolved = bundle.resolved.clone();
@@ -224,6 +227,8 @@ impl FunctionIntegration {
                     if config_dir.join("src").is_dir() {
                         paths.push(config_dir.join("src"));
                     }
+                    // Layers, where Lambda's Python runtime looks in /opt.
+                    paths.extend(resolve::layer_python_paths(&spec.layers));
                     if let Ok(joined) = std::env::join_paths(paths) {
                         runtime_env.push((
                             "PYTHONPATH".to_string(),

@@ -103,6 +103,8 @@ pub struct BuildOptions {
     pub nodejs: Option<serde_json::Value>,
     /// The Lambda runtime (`nodejs22.x`): the bundle's target.
     pub runtime: Option<String>,
+    /// Where else packages resolve: the function's layers' `node_modules`.
+    pub node_paths: Vec<PathBuf>,
 }
 
 impl BuildOptions {
@@ -120,7 +122,7 @@ impl BuildOptions {
 
     /// A stable text of the options, for telling builds apart.
     pub fn key(&self) -> String {
-        serde_json::json!({ "nodejs": self.nodejs, "runtime": self.runtime }).to_string()
+        serde_json::json!({ "nodejs": self.nodejs, "runtime": self.runtime, "nodePaths": self.node_paths }).to_string()
     }
 }
 
@@ -141,7 +143,14 @@ fn run_build(
         "cwd": dir,
         "nodejs": options.nodejs,
         "runtime": options.runtime,
-        "nodePaths": crate::services::runtime_sdk::node_paths(),
+        // The layers' packages before the SDK Lambda's runtime provides,
+        // as Lambda's NODE_PATH lists /opt before the runtime's own.
+        "nodePaths": options
+            .node_paths
+            .iter()
+            .cloned()
+            .chain(crate::services::runtime_sdk::node_paths())
+            .collect::<Vec<_>>(),
     });
     let output = Command::new("node")
         .arg(state_dir.join("runtimes").join("build.mjs"))
@@ -163,6 +172,55 @@ fn run_build(
         )
     })?;
     Ok(built.inputs)
+}
+
+/// The folders Lambda's Node.js runtimes resolve a layer's packages from
+/// (its NODE_PATH: `/opt/nodejs/node_modules`, `/opt/nodejs/node<major>/
+/// node_modules`), for each layer that has them.
+pub fn layer_node_paths(layers: &[PathBuf]) -> Vec<PathBuf> {
+    let mut paths = Vec::new();
+    for layer in layers {
+        let nodejs = layer.join("nodejs");
+        paths.push(nodejs.join("node_modules"));
+        if let Ok(entries) = std::fs::read_dir(&nodejs) {
+            let mut versioned: Vec<PathBuf> = entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("node"))
+                        && p.join("node_modules").is_dir()
+                })
+                .map(|p| p.join("node_modules"))
+                .collect();
+            versioned.sort();
+            paths.extend(versioned);
+        }
+    }
+    paths.retain(|p| p.is_dir());
+    paths
+}
+
+/// The folders Lambda's Python runtimes import a layer's modules from
+/// (`/opt/python`, `/opt/python/lib/python3.X/site-packages`).
+pub fn layer_python_paths(layers: &[PathBuf]) -> Vec<PathBuf> {
+    let mut paths = Vec::new();
+    for layer in layers {
+        let python = layer.join("python");
+        paths.push(python.clone());
+        if let Ok(entries) = std::fs::read_dir(python.join("lib")) {
+            let mut versioned: Vec<PathBuf> = entries
+                .flatten()
+                .map(|e| e.path().join("site-packages"))
+                .filter(|p| p.is_dir())
+                .collect();
+            versioned.sort();
+            paths.extend(versioned);
+        }
+    }
+    paths.retain(|p| p.is_dir());
+    paths
 }
 
 /// What runs an app's Python handlers.
