@@ -20,7 +20,7 @@ pub fn reference(r: &Resolver, id: &str) -> Result<Value, String> {
             .ok_or("DomainName is missing")?,
         kind if kind.starts_with("AWS::ApiGatewayV2::") => short_id(r, id),
         "AWS::Lambda::Function" => function_name(r, id)?,
-        "AWS::DynamoDB::Table" => table_name(r, id)?,
+        "AWS::DynamoDB::Table" | "AWS::DynamoDB::GlobalTable" => table_name(r, id)?,
         "AWS::IAM::Role" => named(r, id, "RoleName")?,
         // A version's ARN: its function's, qualified.
         "AWS::Lambda::Version" => match r.string_property(id, "FunctionName")? {
@@ -78,10 +78,10 @@ pub fn attribute(r: &Resolver, id: &str, attribute: &str) -> Result<Value, Strin
         ("AWS::Lambda::Function", "Arn") => {
             arn(r, "lambda", &format!("function:{}", function_name(r, id)?))
         }
-        ("AWS::DynamoDB::Table", "Arn") => {
+        ("AWS::DynamoDB::Table" | "AWS::DynamoDB::GlobalTable", "Arn") => {
             arn(r, "dynamodb", &format!("table/{}", table_name(r, id)?))
         }
-        ("AWS::DynamoDB::Table", "StreamArn") => arn(
+        ("AWS::DynamoDB::Table" | "AWS::DynamoDB::GlobalTable", "StreamArn") => arn(
             r,
             "dynamodb",
             &format!(

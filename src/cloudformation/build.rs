@@ -190,7 +190,9 @@ pub fn plan(r: &Resolver, dir: Folders, stage: Option<&str>, apis: &[String]) ->
             continue;
         }
         match resource.get("Type").and_then(Value::as_str) {
-            Some("AWS::DynamoDB::Table") => tables.push(table(r, id)?),
+            Some("AWS::DynamoDB::Table" | "AWS::DynamoDB::GlobalTable") => {
+                tables.push(table(r, id)?)
+            }
             Some("AWS::Lambda::Function") if !used_functions.contains(id) => {
                 let name = attributes::function_name(r, id).map_err(|e| Refusal::of(id, e))?;
                 match function(r, dir, id, &name) {

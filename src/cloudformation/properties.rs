@@ -243,6 +243,25 @@ pub const TABLE: &[(&str, Support)] = &[
     ("WarmThroughput", Accepted),
 ];
 
+/// The CDK's `TableV2`: served as one local table (no replicas here).
+pub const GLOBAL_TABLE: &[(&str, Support)] = &[
+    ("AttributeDefinitions", Run),
+    ("BillingMode", Accepted),
+    ("GlobalSecondaryIndexes", Run),
+    ("GlobalTableWitnesses", Accepted),
+    ("KeySchema", Run),
+    ("LocalSecondaryIndexes", Run),
+    ("MultiRegionConsistency", Accepted),
+    ("Replicas", Accepted),
+    ("SSESpecification", Accepted),
+    ("StreamSpecification", Accepted),
+    ("TableName", Run),
+    ("TimeToLiveSpecification", Run),
+    ("WarmThroughput", Accepted),
+    ("WriteOnDemandThroughputSettings", Accepted),
+    ("WriteProvisionedThroughputSettings", Accepted),
+];
+
 pub const ROLE: &[(&str, Support)] = &[
     ("AssumeRolePolicyDocument", Accepted),
     ("Description", Accepted),
@@ -270,6 +289,7 @@ pub fn table(kind: &str) -> Option<&'static [(&'static str, Support)]> {
         "AWS::Lambda::Function" => FUNCTION,
         "AWS::Lambda::LayerVersion" => LAYER_VERSION,
         "AWS::DynamoDB::Table" => TABLE,
+        "AWS::DynamoDB::GlobalTable" => GLOBAL_TABLE,
         "AWS::IAM::Role" => ROLE,
         _ => return None,
     })
@@ -336,6 +356,7 @@ mod tests {
         "AWS::Lambda::Function",
         "AWS::Lambda::LayerVersion",
         "AWS::DynamoDB::Table",
+        "AWS::DynamoDB::GlobalTable",
         "AWS::IAM::Role",
     ];
 
