@@ -222,6 +222,38 @@ async fn serverless_chat_example_is_a_drop_in_for_serverless_offline() {
     assert_eq!(json(&mut carol).await["error"], "unknown action");
 }
 
+/// A function no route runs and that cannot run here is a stand-in; a
+/// routed one is refused, at its line.
+#[tokio::test]
+async fn functions_that_cannot_run_are_stand_ins_unless_routed() {
+    let template = format!(
+        "{API}  Route:\n    Type: AWS::ApiGatewayV2::Route\n    Properties:\n      ApiId: !Ref Api\n      RouteKey: $default\n      RouteResponseSelectionExpression: $default\n      Target: !Sub integrations/${{Integ}}\n  Response:\n    Type: AWS::ApiGatewayV2::RouteResponse\n    Properties:\n      ApiId: !Ref Api\n      RouteId: !Ref Route\n      RouteResponseKey: $default\n  Integ:\n    Type: AWS::ApiGatewayV2::Integration\n    Properties:\n      ApiId: !Ref Api\n      IntegrationType: AWS_PROXY\n      IntegrationUri: !Sub arn:aws:apigateway:${{AWS::Region}}:lambda:path/2015-03-31/functions/${{Echo.Arn}}/invocations\n  Echo:\n    Type: AWS::Lambda::Function\n    Properties:\n      Runtime: nodejs20.x\n      Handler: index.handler\n      Code:\n        ZipFile: 'exports.handler = async (e) => ({{ statusCode: 200, body: \"echo \" + e.body }});'\n  Resizer:\n    Type: AWS::Lambda::Function\n    Properties:\n      Runtime: java21\n      Handler: example.Handler\n      Code: {{S3Bucket: artifacts, S3Key: resizer.zip}}\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("template.yaml"), &template).unwrap();
+    let serve = Serve::start(&dir.path().join("template.yaml"), &[]);
+    let printed = serve.printed.join("\n");
+    assert!(
+        printed.contains("not run locally:    AWS::Lambda::Function Resizer"),
+        "{printed}"
+    );
+    let mut client = connect(&plain(&serve.url)).await;
+    send_text(&mut client, "hi").await;
+    assert_eq!(next_text(&mut client).await, "echo hi");
+    drop(serve);
+
+    // Routed, the same function is refused where its code is named.
+    let routed = template.replace("${Echo.Arn}", "${Resizer.Arn}");
+    let error = refused(&[("template.yaml", &routed)], &[]);
+    let line = line_of(&routed, "  Resizer:");
+    assert!(
+        error.contains(&format!(
+            "template.yaml:{line}: `Resizer`: not supported by wsgate: the java21 runtime"
+        )),
+        "{error}"
+    );
+}
+
 /// `wsgate validate` in a folder holding these files (which must fail);
 /// its stderr.
 fn refused(files: &[(&str, &str)], args: &[&str]) -> String {

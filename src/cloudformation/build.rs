@@ -163,14 +163,10 @@ pub fn plan(r: &Resolver, dir: Folders, stage: Option<&str>, apis: &[String]) ->
                 continue;
             }
         }
-        if let Some(Value::Object(props)) = resource.get("Properties")
-            && let Err((property, message)) = properties::check(kind, props)
-        {
-            return Err(Refusal {
-                logical_id: Some(id.clone()),
-                property: Some(property),
-                message,
-            });
+        // A function is checked when a route or the Lambda API needs it
+        // (`function`): one that cannot run is a stand-in unless routed.
+        if kind != "AWS::Lambda::Function" {
+            check_properties(resource, id)?;
         }
         let runs = (properties::table(kind).is_some() && kind != "AWS::ApiGatewayV2::Api")
             || apis.contains(id);
@@ -197,12 +193,18 @@ pub fn plan(r: &Resolver, dir: Folders, stage: Option<&str>, apis: &[String]) ->
                 let name = attributes::function_name(r, id).map_err(|e| Refusal::of(id, e))?;
                 match function(r, dir, id, &name) {
                     Ok(config) => invokable.push(config),
-                    // A function nothing routes to, in a runtime wsgate
-                    // does not run, is a stand-in rather than an error.
-                    Err(refusal) if refusal.message.contains("runtime") => {
+                    // A function no route runs that cannot run here (its
+                    // runtime, code in S3: a custom resource's handler) is
+                    // a stand-in, said once, rather than an error.
+                    Err(refusal) => {
+                        tracing::info!(
+                            "{id} is not run locally: {}",
+                            refusal
+                                .message
+                                .trim_start_matches("not supported by wsgate: ")
+                        );
                         stand_ins.push(format!("AWS::Lambda::Function {id}"));
                     }
-                    Err(refusal) => return Err(refusal),
                 }
             }
             _ => {}
@@ -214,6 +216,24 @@ pub fn plan(r: &Resolver, dir: Folders, stage: Option<&str>, apis: &[String]) ->
         invokable,
         stand_ins: grouped(stand_ins),
     })
+}
+
+/// A resource's properties against what wsgate runs of its type.
+fn check_properties(resource: &Value, id: &str) -> Result<()> {
+    let kind = resource
+        .get("Type")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    match resource.get("Properties") {
+        Some(Value::Object(props)) => {
+            properties::check(kind, props).map_err(|(property, message)| Refusal {
+                logical_id: Some(id.to_string()),
+                property: Some(property),
+                message,
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// `<type> <id>` items as one `<type> <id>, <id>` item per type, in the
@@ -652,6 +672,9 @@ fn throttle(settings: &Value) -> Option<ThrottleSettings> {
 /// A Lambda function of the template as a handler: its code folder, its
 /// handler, runtime, environment, limits and role.
 fn function(r: &Resolver, dir: Folders, id: &str, name: &str) -> Result<RouteConfig> {
+    if let Some(resource) = r.resource(id) {
+        check_properties(resource, id)?;
+    }
     let property = |key: &str| r.property(id, key).map_err(|e| Refusal::of(id, e));
     let string = |key: &str| r.string_property(id, key).map_err(|e| Refusal::of(id, e));
     if string("PackageType")?.as_deref() == Some("Image") {
