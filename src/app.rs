@@ -119,13 +119,14 @@ async fn load_stack(
     template: &Path,
     config_file: &Path,
     stack_name: Option<String>,
+    region: Option<String>,
     options: &Options,
     root_paths: bool,
 ) -> Result<cloudformation::Stack, AppError> {
     let load = cloudformation::LoadOptions {
         listen: options.listen.unwrap_or_else(default_listen),
         bind: options.serving,
-        region: config::DEFAULT_REGION.into(),
+        region,
         stage: options.stage.clone(),
         parameter_overrides: options.parameter_overrides.clone(),
         stack_name: options.stack_name.clone(),
@@ -283,7 +284,7 @@ impl App {
                 })
             }
             ConfigFile::CloudFormation(path) => {
-                let stack = load_stack(path, path, None, options, false).await?;
+                let stack = load_stack(path, path, None, None, options, false).await?;
                 Ok(App::of_stack(file, "CloudFormation stack", stack))
             }
             ConfigFile::Cdk(path) => {
@@ -298,6 +299,7 @@ impl App {
                     &synthesized.template,
                     path,
                     Some(synthesized.name),
+                    synthesized.region,
                     options,
                     false,
                 )
@@ -323,6 +325,7 @@ impl App {
                     &packaged.template,
                     path,
                     Some(packaged.stack_name),
+                    packaged.region,
                     &options,
                     true,
                 )

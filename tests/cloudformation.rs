@@ -195,12 +195,13 @@ async fn serverless_chat_example_is_a_drop_in_for_serverless_offline() {
     .unwrap();
     let serve = Serve::start_where_the_app_says(&config, &[]);
     assert_eq!(serve.url, format!("wss://127.0.0.1:{port}/dev"));
+    let printed = serve.printed.join("\n");
     assert!(
-        serve
-            .printed
-            .join("\n")
-            .contains("Serverless service serverless-chat-dev")
+        printed.contains("Serverless service serverless-chat-dev"),
+        "{printed}"
     );
+    // Served in provider.region, which the handlers sign for.
+    assert!(printed.contains("AWS_REGION=eu-west-1"), "{printed}");
 
     // As API Gateway serves it (with the stage), and as serverless-offline
     // does (at the root), where a client configured for it connects.

@@ -8,7 +8,7 @@ const {
   GoneException,
 } = require("@aws-sdk/client-apigatewaymanagementapi");
 
-const db = DynamoDBDocumentClient.from(new DynamoDBClient({}));
+const db = DynamoDBDocumentClient.from(new DynamoDBClient({ region: process.env.REGION }));
 const table = process.env.TABLE_NAME;
 
 // The management API of the API the event came through.

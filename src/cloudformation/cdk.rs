@@ -21,6 +21,9 @@ pub struct SynthesizedStack {
     /// Its name on CloudFormation (`AWS::StackName`).
     pub name: String,
     pub template: PathBuf,
+    /// The region of the stack's environment (`aws://<account>/<region>`),
+    /// when it names one.
+    pub region: Option<String>,
 }
 
 /// The assembly folder `cdk.json` names (`output`), `cdk.out` by default.
@@ -114,12 +117,19 @@ pub fn stack(app_dir: &Path, wanted: Option<&str>) -> Result<SynthesizedStack, S
             .and_then(Value::as_str)
             .unwrap_or(id)
             .to_string();
+        let region = artifact
+            .get("environment")
+            .and_then(Value::as_str)
+            .and_then(|env| env.rsplit('/').next())
+            .filter(|region| !region.is_empty() && *region != "unknown-region")
+            .map(String::from);
         stacks.push((
             id.clone(),
             display,
             SynthesizedStack {
                 name,
                 template: assembly.join(template),
+                region,
             },
         ));
     }

@@ -46,7 +46,11 @@ pub struct LoadOptions {
     pub listen: SocketAddr,
     /// Bind each API's listener now (serving) or only name it (checking).
     pub bind: bool,
-    pub region: String,
+    /// The region the tool deploys to (a Serverless service's
+    /// `provider.region`, a CDK stack's environment); `None`:
+    /// samconfig.toml's, else us-east-1. Handlers sign for it, so wsgate
+    /// serves in it.
+    pub region: Option<String>,
     /// `--stage`: which of an API's stages to serve.
     pub stage: Option<String>,
     /// `--parameter-overrides K=V`, over samconfig.toml's.
@@ -128,8 +132,13 @@ pub async fn load(
         .or_else(|| options.stack_name.clone())
         .or(samconfig.stack_name)
         .unwrap_or_else(|| folder_stack_name(&dir));
+    let region = options
+        .region
+        .clone()
+        .or(samconfig.region)
+        .unwrap_or_else(|| crate::config::DEFAULT_REGION.to_string());
     let pseudo = Pseudo {
-        region: options.region.clone(),
+        region: region.clone(),
         account_id: crate::auth::keyring::ACCOUNT_ID.into(),
         stack_name: stack_name.clone(),
     };
@@ -246,11 +255,7 @@ pub async fn load(
     // The local CA covers every name served before it issues for any.
     let mut names = Vec::new();
     for api in &plan.apis {
-        names.extend(crate::local_ca::served_names(
-            None,
-            &api.api_id,
-            &options.region,
-        ));
+        names.extend(crate::local_ca::served_names(None, &api.api_id, &region));
         names.extend(api.domain.as_ref().map(|(name, _)| name.clone()));
     }
     crate::local_ca::LocalCa::open_covering(&crate::local_ca::dir(&dir), &names)
@@ -304,7 +309,7 @@ pub async fn load(
             routes: api.routes,
             domain,
             local_tls: true,
-            region: options.region.clone(),
+            region: region.clone(),
             credentials: Vec::new(),
             authorizers: api.authorizers,
             // The functions no route runs are invokable through the first
@@ -360,6 +365,7 @@ fn folder_stack_name(dir: &Path) -> String {
 #[derive(Debug, Default)]
 struct SamConfig {
     stack_name: Option<String>,
+    region: Option<String>,
     parameter_overrides: BTreeMap<String, String>,
 }
 
@@ -388,6 +394,7 @@ impl SamConfig {
         let stack_name = value("stack_name")
             .and_then(|v| v.as_str())
             .map(String::from);
+        let region = value("region").and_then(|v| v.as_str()).map(String::from);
         let overrides = match value("parameter_overrides") {
             Some(toml::Value::String(text)) => parse_overrides(&shell_words(text)),
             Some(toml::Value::Array(items)) => parse_overrides(
@@ -400,6 +407,7 @@ impl SamConfig {
         };
         SamConfig {
             stack_name,
+            region,
             parameter_overrides: overrides.unwrap_or_default(),
         }
     }

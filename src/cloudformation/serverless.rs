@@ -35,6 +35,8 @@ pub struct Packaged {
     pub template: PathBuf,
     /// `custom.serverless-offline.websocketPort` (or its default).
     pub websocket_port: u16,
+    /// `provider.region` (the framework's default is us-east-1).
+    pub region: Option<String>,
 }
 
 /// Runs `serverless package` for `stage` (the service's own default when
@@ -177,6 +179,7 @@ fn read_package(service_dir: &Path, out: &Path) -> Result<Packaged, String> {
         stack_name,
         template: local,
         websocket_port,
+        region: service["provider"]["region"].as_str().map(String::from),
     })
 }
 
