@@ -255,6 +255,38 @@ async fn functions_that_cannot_run_are_stand_ins_unless_routed() {
     );
 }
 
+/// `AWS::LanguageExtensions` beside SAM's transform, as CloudFormation
+/// runs them: its functions work (in outputs, and in the function's
+/// environment, which must evaluate for it to start); `Fn::ForEach` is
+/// refused at its line.
+#[tokio::test]
+async fn language_extensions_beside_sam() {
+    let template = "Transform: [AWS::LanguageExtensions, AWS::Serverless-2016-10-31]\nResources:\n  Chat:\n    Type: AWS::Serverless::WebSocketApi\n    Properties:\n      RouteSelectionExpression: $request.body.action\n      Routes:\n        $default:\n          FunctionArn: !GetAtt Count.Arn\n  Count:\n    Type: AWS::Serverless::Function\n    Properties:\n      Runtime: nodejs20.x\n      Handler: index.handler\n      InlineCode: |\n        exports.handler = async () => ({ statusCode: 200, body: process.env.ROOMS + \" \" + process.env.SETTINGS });\n      Environment:\n        Variables:\n          ROOMS: !Length [lobby, games, news]\n          SETTINGS: !ToJsonString {size: 3}\nOutputs:\n  Rooms:\n    Value: !Length [lobby, games, news]\n  Settings:\n    Value: !ToJsonString {size: 3}\n";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("template.yaml"), template).unwrap();
+    let serve = Serve::start(&dir.path().join("template.yaml"), &[]);
+    let printed = serve.printed.join("\n");
+    assert!(printed.contains("output Rooms: 3"), "{printed}");
+    assert!(
+        printed.contains(r#"output Settings: "{\"size\":3}""#),
+        "{printed}"
+    );
+    drop(serve);
+
+    let looped = format!(
+        "{API}  Fn::ForEach::Tables:\n    - Name\n    - [a, b]\n    - ${{Name}}Table:\n        Type: AWS::DynamoDB::Table\n"
+    )
+    .replace("Resources:\n", "Transform: AWS::LanguageExtensions\nResources:\n");
+    let error = refused(&[("template.yaml", &looped)], &[]);
+    let line = line_of(&looped, "Fn::ForEach::Tables");
+    assert!(
+        error.contains(&format!(
+            "template.yaml:{line}: `Fn::ForEach::Tables`: not supported by wsgate: Fn::ForEach"
+        )),
+        "{error}"
+    );
+}
+
 /// `wsgate validate` in a folder holding these files (which must fail);
 /// its stderr.
 fn refused(files: &[(&str, &str)], args: &[&str]) -> String {

@@ -146,6 +146,13 @@ pub async fn load(
 
     // SAM: AWS's own transform expands it first.
     let transforms = sam::transforms(&document.root);
+    if let Some(path) = for_each(&document.root) {
+        return Err(refuse(
+            document.line(&path),
+            path.split('/').nth(1).map(String::from),
+            "not supported by wsgate: Fn::ForEach (AWS::LanguageExtensions' loops)".into(),
+        ));
+    }
     let root = if transforms.iter().any(|t| t == sam::SAM_TRANSFORM) {
         let mut parameters = overrides.clone();
         parameters.insert("AWS::Region".into(), pseudo.region.clone());
@@ -176,7 +183,7 @@ pub async fn load(
             })
         })?
     } else {
-        if let Some(other) = transforms.iter().find(|t| *t != "AWS::LanguageExtensions") {
+        if let Some(other) = transforms.iter().find(|t| *t != sam::LANGUAGE_EXTENSIONS) {
             return Err(refuse(
                 document.line("Transform"),
                 None,
@@ -326,6 +333,20 @@ pub async fn load(
         tables: plan.tables,
         stand_ins: plan.stand_ins,
     })
+}
+
+/// The path of the first `Fn::ForEach::<name>` key in the template's
+/// sections, if any.
+fn for_each(root: &Value) -> Option<String> {
+    ["Resources", "Outputs", "Conditions"]
+        .iter()
+        .find_map(|section| {
+            root.get(section)?
+                .as_object()?
+                .keys()
+                .find(|key| key.starts_with("Fn::ForEach::"))
+                .map(|key| format!("{section}/{key}"))
+        })
 }
 
 /// The line of a resource, or of the SAM resource that made it (SAM names

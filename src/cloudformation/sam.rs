@@ -17,6 +17,9 @@ use std::time::Duration;
 
 /// The transform SAM templates name.
 pub const SAM_TRANSFORM: &str = "AWS::Serverless-2016-10-31";
+/// CloudFormation's own language extensions (`Fn::Length`,
+/// `Fn::ToJsonString`, `Fn::FindInMap`'s default, `Fn::ForEach`).
+pub const LANGUAGE_EXTENSIONS: &str = "AWS::LanguageExtensions";
 /// The pinned translator.
 pub const TRANSLATOR_VERSION: &str = "1.115.0";
 /// The bucket name a local folder is given to the translator under.
@@ -66,11 +69,13 @@ pub async fn expand(
         }]
     };
     give_local_code_as_s3(&mut root);
-    // The translator expands only its own transform.
+    // The translator expands only its own transform. The language
+    // extensions (CloudFormation runs them first) are evaluated with the
+    // other intrinsics, after it (`Fn::ForEach` is refused before).
     if let Some(object) = root.as_object_mut() {
         let others: Vec<Value> = transforms(&Value::Object(object.clone()))
             .into_iter()
-            .filter(|t| t != SAM_TRANSFORM)
+            .filter(|t| t != SAM_TRANSFORM && t != LANGUAGE_EXTENSIONS)
             .map(Value::String)
             .collect();
         object.insert("Transform".into(), Value::String(SAM_TRANSFORM.into()));
