@@ -416,3 +416,24 @@ fn a_failing_cdk_synth_or_serverless_package_shows_its_own_output() {
         );
     }
 }
+
+#[test]
+fn serverless_framework_v4_is_refused_with_why() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("serverless.yml"),
+        "service: chat\nframeworkVersion: '4'\nprovider:\n  name: aws\n",
+    )
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_wsgate"))
+        .arg("validate")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("not supported by wsgate: the service asks for Serverless Framework 4"),
+        "{stderr}"
+    );
+}

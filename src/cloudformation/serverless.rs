@@ -74,11 +74,20 @@ pub async fn package(service_dir: &Path, stage: Option<&str>) -> Result<Packaged
         })?
         .map_err(|e| format!("cannot run the Serverless Framework: {e}"))?;
     if !output.status.success() {
-        return Err(format!(
-            "`serverless package` failed ({}):\n{}{}",
-            output.status,
+        let said = format!(
+            "{}{}",
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
+        );
+        // `${aws:accountId}` is resolved through STS while packaging.
+        let hint = if said.contains("credentials not found") || said.contains("sts.amazonaws.com") {
+            "\n(variables the framework resolves through AWS, such as ${aws:accountId}, ${ssm:} or ${cf:}, need AWS while packaging; wsgate packages offline: give them another source, e.g. ${env:ACCOUNT_ID, '000000000000'})"
+        } else {
+            ""
+        };
+        return Err(format!(
+            "`serverless package` failed ({}):\n{said}{hint}",
+            output.status
         ));
     }
     tracing::info!(
@@ -97,6 +106,15 @@ fn cli(service_dir: &Path) -> Result<(PathBuf, Vec<String>), String> {
             return Ok((local, Vec::new()));
         }
     }
+    if let Some(version) = framework_version(service_dir)
+        && version
+            .trim_start_matches(['^', '~', '>', '=', ' '])
+            .starts_with('4')
+    {
+        return Err(format!(
+            "not supported by wsgate: the service asks for Serverless Framework {version} (frameworkVersion), which packages only after a login to Serverless Inc.; wsgate packages with v3 offline: `npm install --save-dev serverless@3` in the service, with frameworkVersion \"3\""
+        ));
+    }
     let package = crate::toolchain::npm_package(
         "serverless",
         FRAMEWORK_VERSION,
@@ -112,6 +130,18 @@ fn cli(service_dir: &Path) -> Result<(PathBuf, Vec<String>), String> {
                 .to_string(),
         ],
     ))
+}
+
+/// `frameworkVersion` in serverless.yml, as written.
+fn framework_version(service_dir: &Path) -> Option<String> {
+    let text = SERVERLESS_FILES
+        .iter()
+        .find_map(|name| std::fs::read_to_string(service_dir.join(name)).ok())?;
+    text.lines().find_map(|line| {
+        let value = line.strip_prefix("frameworkVersion:")?;
+        let value = value.split(" #").next().unwrap_or(value).trim();
+        Some(value.trim_matches(['\'', '"']).to_string())
+    })
 }
 
 /// The packaged template, with each function's code (the package's zip in
