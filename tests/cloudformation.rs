@@ -223,6 +223,33 @@ async fn serverless_chat_example_is_a_drop_in_for_serverless_offline() {
     assert_eq!(json(&mut carol).await["error"], "unknown action");
 }
 
+/// Dependencies as `sam build` installs them (a function's package.json,
+/// a Python function's requirements.txt, a layer's `BuildMethod`), from
+/// the npm registry and PyPI, into `.wsgate/sam-build`.
+#[tokio::test]
+async fn sam_functions_get_their_dependencies_as_sam_build_gives_them() {
+    let dir = copy_of(&repo().join("tests/fixtures/cloudformation/sam-build"));
+    let serve = Serve::start(&dir.path().join("template.yaml"), &[]);
+    let mut client = connect(&plain(&serve.url)).await;
+    send_text(&mut client, r#"{"action":"node"}"#).await;
+    assert_eq!(
+        json(&mut client).await,
+        serde_json::json!({"ms": 172_800_000, "html": "&lt;b&gt;"})
+    );
+    send_text(&mut client, r#"{"action":"python"}"#).await;
+    assert_eq!(
+        json(&mut client).await,
+        serde_json::json!({"idna": "xn--bcher-kva.example"})
+    );
+    // The app's folders stay as they were.
+    assert!(!dir.path().join("send/node_modules").exists());
+    assert!(
+        dir.path()
+            .join(".wsgate/sam-build/NodeFunction/nodejs/node_modules/ms")
+            .is_dir()
+    );
+}
+
 /// A function no route runs and that cannot run here is a stand-in; a
 /// routed one is refused, at its line.
 #[tokio::test]

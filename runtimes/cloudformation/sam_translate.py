@@ -26,6 +26,8 @@ def main():
             request["template"],
             parameter_values=request["parameters"],
             get_managed_policy_map=lambda: {},
+            # Metadata (a layer's BuildMethod) stays on what SAM makes.
+            passthrough_metadata=True,
         )
     except InvalidDocumentException as error:
         errors = []

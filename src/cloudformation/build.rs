@@ -117,6 +117,9 @@ pub struct Folders<'a> {
     pub template: &'a Path,
     pub app: &'a Path,
     pub state: &'a Path,
+    /// The template is SAM's: dependencies are installed as `sam build`
+    /// installs them.
+    pub sam: bool,
 }
 
 pub fn plan(r: &Resolver, dir: Folders, stage: Option<&str>, apis: &[String]) -> Result<Plan> {
@@ -740,13 +743,24 @@ fn function(r: &Resolver, dir: Folders, id: &str, name: &str) -> Result<RouteCon
     let timeout = number("Timeout")?.unwrap_or(3.0).clamp(1.0, 900.0);
     let memory = number("MemorySize")?.unwrap_or(128.0).clamp(128.0, 10240.0);
     let concurrency = number("ReservedConcurrentExecutions")?.map(|c| c.max(0.0) as usize);
-    let layers = match property("Layers")? {
+    let mut layers = match property("Layers")? {
         Some(Value::Array(arns)) => arns
             .iter()
             .map(|arn| layer_folder(r, dir, id, &text(arn).unwrap_or_default()))
-            .collect::<Result<Vec<_>>>()?,
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .collect(),
         _ => Vec::new(),
     };
+    // `sam build`'s install of the function's own dependencies, found as
+    // a layer's are.
+    if dir.sam {
+        layers.extend(
+            super::sam::dependencies(&dir.app.join(&code), dir.state, id, &runtime)
+                .map_err(|e| Refusal::of(id, e))?,
+        );
+    }
     let permissions = match property("Role")? {
         Some(role) => {
             role_statements(r, &text(&role).unwrap_or_default()).map_err(|e| Refusal::of(id, e))?
@@ -772,15 +786,17 @@ fn function(r: &Resolver, dir: Folders, id: &str, name: &str) -> Result<RouteCon
     })
 }
 
-/// The content folder of a layer a function names by ARN: an
+/// The content folders of a layer a function names by ARN: an
 /// `AWS::Lambda::LayerVersion` of the template whose content is local
-/// (SAM's `ContentUri`, a CDK asset).
+/// (SAM's `ContentUri`, a CDK asset), and for a layer SAM builds
+/// (`Metadata: BuildMethod: nodejs20.x`, `python3.12`), its installed
+/// dependencies.
 fn layer_folder(
     r: &Resolver,
     dir: Folders,
     function: &str,
     arn: &str,
-) -> Result<std::path::PathBuf> {
+) -> Result<Vec<std::path::PathBuf>> {
     for (id, resource) in r.resources().into_iter().flatten() {
         if resource.get("Type").and_then(Value::as_str) != Some("AWS::Lambda::LayerVersion") {
             continue;
@@ -793,8 +809,20 @@ fn layer_folder(
             continue;
         }
         let content = r.property(id, "Content").map_err(|e| Refusal::of(id, e))?;
-        let folder = local_code(r, dir, id, "Content", &content)?;
-        return Ok(dir.app.join(folder));
+        let folder = dir.app.join(local_code(r, dir, id, "Content", &content)?);
+        let mut folders = vec![folder.clone()];
+        if dir.sam
+            && let Some(method) = resource
+                .pointer("/Metadata/BuildMethod")
+                .and_then(Value::as_str)
+            && (method.starts_with("nodejs") || method.starts_with("python"))
+        {
+            folders.extend(
+                super::sam::dependencies(&folder, dir.state, id, method)
+                    .map_err(|e| Refusal::of(id, e))?,
+            );
+        }
+        return Ok(folders);
     }
     Err(Refusal::of(
         function,

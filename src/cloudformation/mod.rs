@@ -255,6 +255,7 @@ pub async fn load(
         template: &template_dir,
         app: &dir,
         state: &state_dir,
+        sam: transforms.iter().any(|t| t == sam::SAM_TRANSFORM),
     };
     let plan =
         build::plan(&resolver, folders, options.stage.as_deref(), &websocket).map_err(refusal)?;

@@ -212,6 +212,121 @@ fn give_local_code_as_s3(root: &mut Value) {
     }
 }
 
+/// What `sam build` adds to a function's or layer's local folder: its
+/// dependencies. For a Node.js function (or a layer built with a `nodejs*`
+/// BuildMethod) with a `package.json` and no `node_modules`, `npm install
+/// --omit=dev`, as SAM's npm builder runs it; for a Python one with a
+/// `requirements.txt`, `pip install -r`. They are installed into
+/// `.wsgate/sam-build/<id>` (not the app's folder, as `sam build` builds in
+/// `.aws-sam`), laid out as a layer (`nodejs/node_modules`, `python/`),
+/// once per change of the manifest. `None`: nothing to install.
+pub fn dependencies(
+    code: &Path,
+    state_dir: &Path,
+    id: &str,
+    runtime: &str,
+) -> Result<Option<std::path::PathBuf>, String> {
+    let node = runtime.starts_with("nodejs");
+    let manifest = if node {
+        "package.json"
+    } else {
+        "requirements.txt"
+    };
+    let Ok(text) = std::fs::read_to_string(code.join(manifest)) else {
+        return Ok(None);
+    };
+    if node && code.join("node_modules").is_dir() {
+        // Installed by the user: resolved from the folder itself.
+        return Ok(None);
+    }
+    let needs_install = if node {
+        serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|json| json.get("dependencies")?.as_object().map(|d| !d.is_empty()))
+            .unwrap_or(false)
+    } else {
+        text.lines()
+            .any(|line| !line.trim().is_empty() && !line.trim().starts_with('#'))
+    };
+    if !needs_install {
+        return Ok(None);
+    }
+    let lock = std::fs::read_to_string(code.join("package-lock.json")).unwrap_or_default();
+    let wanted = format!("{:016x}", fnv(&format!("{runtime}\n{text}\n{lock}")));
+    let target = state_dir.join("sam-build").join(id);
+    let marker = target.join(".installed");
+    if std::fs::read_to_string(&marker).is_ok_and(|have| have == wanted) {
+        return Ok(Some(target));
+    }
+    let _ = std::fs::remove_dir_all(&target);
+    let (folder, mut command) = if node {
+        let folder = target.join("nodejs");
+        let mut command = std::process::Command::new("npm");
+        command.args([
+            "install",
+            "--omit=dev",
+            "--no-audit",
+            "--no-fund",
+            "--loglevel=error",
+        ]);
+        (folder, command)
+    } else {
+        let folder = target.join("python");
+        let mut command = std::process::Command::new("python3");
+        command
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-input",
+                "-r",
+            ])
+            .arg(code.join(manifest))
+            .arg("--target")
+            .arg(&folder);
+        (folder, command)
+    };
+    std::fs::create_dir_all(&folder)
+        .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
+    if node {
+        for file in ["package.json", "package-lock.json"] {
+            if code.join(file).is_file() {
+                std::fs::copy(code.join(file), folder.join(file))
+                    .map_err(|e| format!("cannot copy {file}: {e}"))?;
+            }
+        }
+        command.current_dir(&folder);
+    }
+    tracing::info!(
+        "{id}: installing its {manifest} as `sam build` would, into {}",
+        target.display()
+    );
+    let output = command
+        .output()
+        .map_err(|e| format!("{id}: cannot install its {manifest}: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "{id}: installing its {manifest} (as `sam build` does) failed:\n{}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    std::fs::write(&marker, wanted)
+        .map_err(|e| format!("cannot write {}: {e}", marker.display()))?;
+    Ok(Some(target))
+}
+
+/// FNV-1a: a stable fingerprint of a manifest.
+fn fnv(text: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in text.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
