@@ -53,18 +53,14 @@ pub async fn synth(app_dir: &Path) -> Result<(), String> {
         ));
     }
     let started = std::time::Instant::now();
-    let output = tokio::process::Command::new(&cli)
-        // Notices and telemetry reach the network; the app's synthesis
-        // does not need them.
+    let mut command = tokio::process::Command::new(&cli);
+    // Notices and telemetry reach the network; the app's synthesis does
+    // not need them.
+    command
         .args(["synth", "--quiet", "--no-notices"])
         .env("CDK_DISABLE_CLI_TELEMETRY", "true")
-        .current_dir(app_dir)
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(SYNTH_TIMEOUT, output)
-        .await
-        .map_err(|_| format!("`cdk synth` took longer than {}s", SYNTH_TIMEOUT.as_secs()))?
-        .map_err(|e| format!("cannot run {}: {e}", cli.display()))?;
+        .current_dir(app_dir);
+    let output = super::run_tool(command, "`cdk synth`", SYNTH_TIMEOUT).await?;
     if !output.status.success() {
         return Err(format!(
             "`cdk synth` failed ({}):\n{}{}",

@@ -336,6 +336,45 @@ pub async fn load(
     })
 }
 
+/// Runs a tool that writes a template (`cdk synth`, `serverless
+/// package`) in a process group of its own, so that everything it starts
+/// (the CDK app, its compiler) ends with it when it overruns `timeout` or
+/// wsgate stops waiting; `what` names it in errors.
+pub async fn run_tool(
+    mut command: tokio::process::Command,
+    what: &str,
+    timeout: std::time::Duration,
+) -> Result<std::process::Output, String> {
+    command
+        .process_group(0)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = command
+        .spawn()
+        .map_err(|e| format!("cannot run {what}: {e}"))?;
+    let group = child.id().map(|pid| pid as libc::pid_t);
+    // Ends the group unless the tool finished (then it is disarmed).
+    struct Group(Option<libc::pid_t>);
+    impl Drop for Group {
+        fn drop(&mut self) {
+            if let Some(pid) = self.0 {
+                // SAFETY: signals a process group this function created.
+                unsafe {
+                    libc::killpg(pid, libc::SIGKILL);
+                }
+            }
+        }
+    }
+    let mut guard = Group(group);
+    let output = tokio::time::timeout(timeout, child.wait_with_output())
+        .await
+        .map_err(|_| format!("{what} took longer than {}s", timeout.as_secs()))?
+        .map_err(|e| format!("{what}: {e}"))?;
+    guard.0 = None;
+    Ok(output)
+}
+
 /// The path of the first `Fn::ForEach::<name>` key in the template's
 /// sections, if any.
 fn for_each(root: &Value) -> Option<String> {

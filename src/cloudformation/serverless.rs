@@ -53,26 +53,16 @@ pub async fn package(service_dir: &Path, stage: Option<&str>) -> Result<Packaged
         args.extend(["--stage".into(), stage.to_string()]);
     }
     let started = std::time::Instant::now();
-    let output = tokio::process::Command::new(program)
+    let mut command = tokio::process::Command::new(program);
+    // No telemetry, notifications or prompts: they need the network or a
+    // terminal, and packaging needs neither.
+    command
         .args(&args)
         .current_dir(service_dir)
-        // No telemetry, notifications or prompts: they need the network or
-        // a terminal, and packaging needs neither.
         .env("SLS_TELEMETRY_DISABLED", "1")
         .env("SLS_NOTIFICATIONS_MODE", "off")
-        .env("SLS_INTERACTIVE_SETUP_DISABLE", "1")
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(PACKAGE_TIMEOUT, output)
-        .await
-        .map_err(|_| {
-            format!(
-                "`serverless package` took longer than {}s",
-                PACKAGE_TIMEOUT.as_secs()
-            )
-        })?
-        .map_err(|e| format!("cannot run the Serverless Framework: {e}"))?;
+        .env("SLS_INTERACTIVE_SETUP_DISABLE", "1");
+    let output = super::run_tool(command, "`serverless package`", PACKAGE_TIMEOUT).await?;
     if !output.status.success() {
         let said = format!(
             "{}{}",
