@@ -146,6 +146,24 @@ pub fn npm_package(name: &str, version: &str, why: &str) -> Result<PathBuf, Stri
     }
 }
 
+/// `python3 -m pip install` into `target` (a folder for `sys.path`),
+/// quietly and without prompts; the caller adds what to install.
+pub fn pip_install(target: &Path) -> Command {
+    let mut command = Command::new("python3");
+    command
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--target",
+        ])
+        .arg(target);
+    command
+}
+
 /// A PyPI package, pinned, with its dependencies, in wsgate's cache
 /// (`<cache>/<name>-<version>`, a folder for `sys.path`), installed once
 /// (one caller at a time) with the machine's `python3 -m pip`; `why` says
@@ -176,17 +194,7 @@ pub fn pip_package(name: &str, version: &str, why: &str) -> Result<PathBuf, Stri
         std::process::id()
     ));
     let _ = std::fs::remove_dir_all(&staging);
-    let output = Command::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-input",
-            "--target",
-        ])
-        .arg(&staging)
+    let output = pip_install(&staging)
         .arg(format!("{name}=={version}"))
         .output()
         .map_err(|e| format!("{why}: cannot run python3 -m pip: {e}"))?;

@@ -272,20 +272,8 @@ pub fn dependencies(
         (folder, command)
     } else {
         let folder = target.join("python");
-        let mut command = std::process::Command::new("python3");
-        command
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--no-input",
-                "-r",
-            ])
-            .arg(code.join(manifest))
-            .arg("--target")
-            .arg(&folder);
+        let mut command = crate::toolchain::pip_install(&folder);
+        command.arg("-r").arg(code.join(manifest));
         (folder, command)
     };
     std::fs::create_dir_all(&folder)
