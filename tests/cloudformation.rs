@@ -464,3 +464,34 @@ fn serverless_framework_v4_is_refused_with_why() {
         "{stderr}"
     );
 }
+
+/// samconfig.toml's `[default.deploy.parameters]`, as `sam deploy` reads
+/// them: the stack name, parameter overrides and region; the command
+/// line's overrides win.
+#[test]
+fn samconfig_gives_the_stack_name_parameters_and_region() {
+    let dir = tempfile::tempdir().unwrap();
+    let template = format!(
+        "Parameters:\n  Env:\n    Type: String\n  Size:\n    Type: Number\n    Default: 1\n{API}Outputs:\n  Stack:\n    Value: !Sub '${{AWS::StackName}} ${{AWS::Region}} ${{Env}} ${{Size}}'\n"
+    );
+    std::fs::write(dir.path().join("template.yaml"), template).unwrap();
+    std::fs::write(
+        dir.path().join("samconfig.toml"),
+        "version = 0.1\n[default.deploy.parameters]\nstack_name = \"chat-prod\"\nregion = \"eu-central-1\"\nparameter_overrides = \"Env=prod Size=2\"\n",
+    )
+    .unwrap();
+    let serve = Serve::start(
+        &dir.path().join("template.yaml"),
+        &["--parameter-overrides", "Size=3"],
+    );
+    let printed = serve.printed.join("\n");
+    assert!(
+        printed.contains("CloudFormation stack chat-prod"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("output Stack: \"chat-prod eu-central-1 prod 3\""),
+        "{printed}"
+    );
+    assert!(printed.contains("AWS_REGION=eu-central-1"), "{printed}");
+}
