@@ -249,6 +249,50 @@ impl WatchRules {
 mod tests {
     use super::*;
 
+    /// A cloud assembly with three stacks, two of them with WebSocket APIs.
+    fn assembly() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("cdk.out");
+        std::fs::create_dir_all(&out).unwrap();
+        let stack = |template: &str, env: &str| serde_json::json!({"type": "aws:cloudformation:stack", "environment": env, "properties": {"templateFile": template}});
+        let manifest = serde_json::json!({"artifacts": {
+            "Web": stack("Web.template.json", "aws://unknown-account/unknown-region"),
+            "Chat": {"type": "aws:cloudformation:stack", "environment": "aws://123456789012/eu-west-2", "displayName": "Chat", "properties": {"templateFile": "Chat.template.json", "stackName": "chat-prod"}},
+            "Games": stack("Games.template.json", "aws://unknown-account/unknown-region"),
+            "Tree": {"type": "cdk:tree"},
+        }});
+        std::fs::write(out.join("manifest.json"), manifest.to_string()).unwrap();
+        std::fs::write(out.join("Web.template.json"), r#"{"Resources": {}}"#).unwrap();
+        for name in ["Chat", "Games"] {
+            std::fs::write(
+                out.join(format!("{name}.template.json")),
+                r#"{"Resources": {"Api": {"Type": "AWS::ApiGatewayV2::Api", "Properties": {"ProtocolType": "WEBSOCKET"}}}}"#,
+            )
+            .unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn the_stack_is_the_one_named_or_the_only_websocket_one() {
+        let dir = assembly();
+        // Several stacks with WebSocket APIs: one must be chosen.
+        let error = stack(dir.path(), None).unwrap_err();
+        assert!(error.contains("choose one with --stack"), "{error}");
+        // By stack name or construct id; the environment's region comes along.
+        let chat = stack(dir.path(), Some("chat-prod")).unwrap();
+        assert_eq!(chat.name, "chat-prod");
+        assert_eq!(chat.region.as_deref(), Some("eu-west-2"));
+        assert!(chat.template.ends_with("cdk.out/Chat.template.json"));
+        let games = stack(dir.path(), Some("Games")).unwrap();
+        assert_eq!((games.name.as_str(), games.region), ("Games", None));
+        let error = stack(dir.path(), Some("Nope")).unwrap_err();
+        assert!(error.contains("the app's stacks are"), "{error}");
+        // With one WebSocket stack left, it is the one.
+        std::fs::remove_file(dir.path().join("cdk.out/Games.template.json")).unwrap();
+        assert_eq!(stack(dir.path(), None).unwrap().name, "chat-prod");
+    }
+
     #[test]
     fn watch_rules_are_cdk_watch_s() {
         let dir = tempfile::tempdir().unwrap();
