@@ -403,6 +403,25 @@ fn refused_templates_name_file_line_and_logical_id() {
         "{error}"
     );
 
+    // A CDK asset a stopped synthesis left empty.
+    let template = format!(
+        "{API}  Route:\n    Type: AWS::ApiGatewayV2::Route\n    Properties:\n      ApiId: !Ref Api\n      RouteKey: $default\n      Target: !Sub integrations/${{Integ}}\n  Integ:\n    Type: AWS::ApiGatewayV2::Integration\n    Properties:\n      ApiId: !Ref Api\n      IntegrationType: AWS_PROXY\n      IntegrationUri: !Sub arn:aws:apigateway:${{AWS::Region}}:lambda:path/2015-03-31/functions/${{Fn.Arn}}/invocations\n  Fn:\n    Type: AWS::Lambda::Function\n    Metadata:\n      aws:asset:path: asset.0123abcd\n      aws:asset:property: Code\n    Properties:\n      Runtime: nodejs22.x\n      Handler: index.handler\n      Code: {{S3Bucket: cdk-assets, S3Key: 0123abcd.zip}}\n"
+    );
+    let error = refused(
+        &[("template.yaml", &template), ("asset.0123abcd/.keep", "")],
+        &[],
+    );
+    // (A folder with files is used as it is: here it has no handler.)
+    assert!(
+        error.contains("no handler file") && !error.contains("missing or empty"),
+        "{error}"
+    );
+    let error = refused(&[("template.yaml", &template)], &[]);
+    assert!(
+        error.contains("asset.0123abcd is missing or empty (a synthesis stopped halfway?)"),
+        "{error}"
+    );
+
     // SAM's own checks, at the SAM resource's line.
     let template = "Transform: AWS::Serverless-2016-10-31\nResources:\n  Chat:\n    Type: AWS::Serverless::WebSocketApi\n    Properties:\n      Routes: {}\n";
     let error = refused(&[("template.yaml", template)], &[]);

@@ -880,7 +880,19 @@ fn local_code(
             .and_then(Value::as_str)
             == Some(property)
     {
-        return in_app(dir, id, &dir.template.join(path));
+        let asset = dir.template.join(path);
+        // A synthesis stopped halfway leaves an asset's folder empty.
+        let empty = std::fs::read_dir(&asset).map_or(true, |mut entries| entries.next().is_none());
+        if empty {
+            return Err(Refusal::of(
+                id,
+                format!(
+                    "its asset {} is missing or empty (a synthesis stopped halfway?): remove the assembly folder (cdk.out) and start again",
+                    asset.display()
+                ),
+            ));
+        }
+        return in_app(dir, id, &asset);
     }
     let Some(Value::Object(code)) = code else {
         return Err(Refusal::of(id, format!("{property} is missing")));
