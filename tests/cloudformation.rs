@@ -121,6 +121,13 @@ async fn handlers_reach_services_by_their_aws_host_names() {
     let reply = json(&mut client).await;
     assert_eq!(reply["stored"], true, "{reply}");
     assert_eq!(reply["host"], "https://dynamodb.us-east-1.amazonaws.com");
+    // The Lambda API by its name: a function no route runs, invoked by
+    // another whose role allows it.
+    send_text(&mut client, r#"{"action":"invoke"}"#).await;
+    assert_eq!(
+        json(&mut client).await,
+        serde_json::json!({"greeting": "hello ada"})
+    );
 }
 
 /// Alice and bob join the chat at `url` with the token; alice's message
