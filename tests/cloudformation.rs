@@ -521,3 +521,41 @@ fn samconfig_gives_the_stack_name_parameters_and_region() {
     );
     assert!(printed.contains("AWS_REGION=eu-central-1"), "{printed}");
 }
+
+/// A CDK app without `aws-cdk` installed is served from the `cdk.out` it
+/// has, its code from the assets there.
+#[tokio::test]
+async fn a_cdk_app_without_its_cli_is_served_from_its_cdk_out() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("cdk.json"),
+        r#"{"app": "npx tsx bin/app.ts"}"#,
+    )
+    .unwrap();
+    let out = dir.path().join("cdk.out");
+    std::fs::create_dir_all(out.join("asset.5eed")).unwrap();
+    std::fs::write(
+        out.join("asset.5eed/index.js"),
+        "exports.handler = async (event) => ({ statusCode: 200, body: 'from cdk.out: ' + event.body });\n",
+    )
+    .unwrap();
+    std::fs::write(
+        out.join("manifest.json"),
+        r#"{"artifacts": {"Echo": {"type": "aws:cloudformation:stack", "environment": "aws://unknown-account/unknown-region", "properties": {"templateFile": "Echo.template.json"}}}}"#,
+    )
+    .unwrap();
+    let template = serde_json::json!({"Resources": {
+        "Api": {"Type": "AWS::ApiGatewayV2::Api", "Properties": {"Name": "echo", "ProtocolType": "WEBSOCKET", "RouteSelectionExpression": "$request.body.action"}},
+        "Stage": {"Type": "AWS::ApiGatewayV2::Stage", "Properties": {"ApiId": {"Ref": "Api"}, "StageName": "dev", "AutoDeploy": true}},
+        "Route": {"Type": "AWS::ApiGatewayV2::Route", "Properties": {"ApiId": {"Ref": "Api"}, "RouteKey": "$default", "RouteResponseSelectionExpression": "$default", "Target": {"Fn::Join": ["", ["integrations/", {"Ref": "Integ"}]]}}},
+        "Response": {"Type": "AWS::ApiGatewayV2::RouteResponse", "Properties": {"ApiId": {"Ref": "Api"}, "RouteId": {"Ref": "Route"}, "RouteResponseKey": "$default"}},
+        "Integ": {"Type": "AWS::ApiGatewayV2::Integration", "Properties": {"ApiId": {"Ref": "Api"}, "IntegrationType": "AWS_PROXY", "IntegrationUri": {"Fn::Join": ["", ["arn:aws:apigateway:", {"Ref": "AWS::Region"}, ":lambda:path/2015-03-31/functions/", {"Fn::GetAtt": ["Fn", "Arn"]}, "/invocations"]]}}},
+        "Fn": {"Type": "AWS::Lambda::Function", "Metadata": {"aws:asset:path": "asset.5eed", "aws:asset:property": "Code"}, "Properties": {"Runtime": "nodejs22.x", "Handler": "index.handler", "Code": {"S3Bucket": "cdk-hnb659fds-assets", "S3Key": "5eed.zip"}}}
+    }});
+    std::fs::write(out.join("Echo.template.json"), template.to_string()).unwrap();
+    let serve = Serve::start(&dir.path().join("cdk.json"), &[]);
+    assert!(serve.printed.join("\n").contains("CDK stack Echo"));
+    let mut client = connect(&plain(&serve.url)).await;
+    send_text(&mut client, "hi").await;
+    assert_eq!(next_text(&mut client).await, "from cdk.out: hi");
+}
