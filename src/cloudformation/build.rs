@@ -274,14 +274,17 @@ fn children<'r>(r: &'r Resolver, api: &str, kind: &str) -> Result<Vec<&'r String
     Ok(found)
 }
 
+/// What `Ref <id>` gives, as text.
+fn ref_text(r: &Resolver, id: &str) -> Result<String> {
+    r.resolve(&serde_json::json!({ "Ref": id }))
+        .and_then(|v| text(&v.unwrap_or_default()))
+        .map_err(|e| Refusal::of(id, e))
+}
+
 /// The logical id among `ids` whose `Ref` is `value`.
 fn by_ref(r: &Resolver, ids: &[&String], value: &str) -> Result<Option<String>> {
     for id in ids {
-        let reference = r
-            .resolve(&serde_json::json!({ "Ref": id }))
-            .map_err(|e| Refusal::of(id, e))?
-            .map(|v| text(&v).unwrap_or_default());
-        if reference.as_deref() == Some(value) {
+        if ref_text(r, id)? == value {
             return Ok(Some((*id).clone()));
         }
     }
@@ -454,13 +457,7 @@ fn api_plan(
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let reference = r
-            .resolve(&serde_json::json!({ "Ref": id }))
-            .ok()
-            .flatten()
-            .and_then(|v| text(&v).ok())
-            .unwrap_or_default();
-        authorizer_names.insert(reference, name.clone());
+        authorizer_names.insert(ref_text(r, id)?, name.clone());
         authorizers.push(AuthorizerConfig {
             name,
             handler: RouteConfig {
@@ -578,12 +575,7 @@ fn api_plan(
         // response (AWS's guide, "Set up a WebSocket API integration
         // response", two-way communication).
         if string(id, "RouteResponseSelectionExpression")?.is_some() {
-            let route_ref = r
-                .resolve(&serde_json::json!({ "Ref": id }))
-                .ok()
-                .flatten()
-                .and_then(|v| text(&v).ok())
-                .unwrap_or_default();
+            let route_ref = ref_text(r, id)?;
             for response in &route_responses {
                 if string(response, "RouteId")?.as_deref() == Some(route_ref.as_str()) {
                     route.return_response = true;
@@ -801,11 +793,7 @@ fn layer_folder(
         if resource.get("Type").and_then(Value::as_str) != Some("AWS::Lambda::LayerVersion") {
             continue;
         }
-        let reference = r
-            .resolve(&serde_json::json!({ "Ref": id }))
-            .map_err(|e| Refusal::of(id, e))?
-            .and_then(|v| text(&v).ok());
-        if reference.as_deref() != Some(arn) {
+        if ref_text(r, id)? != arn {
             continue;
         }
         let content = r.property(id, "Content").map_err(|e| Refusal::of(id, e))?;
